@@ -1,0 +1,99 @@
+import { createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { bytes, derOf, pkijs } from '../../common/src/pki.ts';
+import { CsrMalformed, CsrSignatureInvalid, KeyRejected } from './errors.ts';
+
+/** The key types a packtrust certificate may hold: those the gateway's RFC 9421 checks and TLS accept. */
+export type SubjectKeyType = 'P-256' | 'P-384' | `RSA-${number}` | 'Ed25519';
+
+export interface CheckedCsr {
+  /** SubjectPublicKeyInfo, DER, exactly as the requester sent it. */
+  spki: Buffer;
+  publicKey: KeyObject;
+  keyType: SubjectKeyType;
+}
+
+export const MIN_RSA_BITS = 2048;
+const MAX_RSA_BITS = 8192;
+
+const SIGNATURE_HASHES: Record<string, 'sha256' | 'sha384' | 'sha512' | null> = {
+  '1.2.840.10045.4.3.2': 'sha256', // ecdsa-with-SHA256
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+  '1.2.840.113549.1.1.11': 'sha256', // sha256WithRSAEncryption
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+  '1.3.101.112': null, // Ed25519 signs the message itself
+};
+
+const WEAK_OR_UNSUPPORTED: Record<string, string> = {
+  '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption (SHA-1 is broken)',
+  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption (MD5 is broken)',
+  '1.2.840.10045.4.1': 'ecdsa-with-SHA1 (SHA-1 is broken)',
+  '1.2.840.113549.1.1.10': 'RSASSA-PSS (sign the CSR with PKCS#1 v1.5 and SHA-256)',
+  '1.3.101.113': 'Ed448',
+};
+
+/**
+ * Parses a PKCS#10 request (PEM or DER) and checks proof of possession and the key type.
+ * Nothing the CSR says about its subject or extensions is used: the CA takes those from onboarding.
+ */
+export function checkCsr(input: Buffer): CheckedCsr {
+  let request: pkijs.CertificationRequest;
+  let der: Buffer;
+  try {
+    der = derOf(input, 'CERTIFICATE REQUEST');
+    request = pkijs.CertificationRequest.fromBER(bytes(der));
+  } catch (err) {
+    throw new CsrMalformed(`Not a PKCS#10 certificate signing request: ${(err as Error).message}`, {}, { cause: err });
+  }
+  const spki = Buffer.from(request.subjectPublicKeyInfo.toSchema().toBER());
+  const { publicKey, keyType } = checkKey(spki);
+  const sigOid = request.signatureAlgorithm.algorithmId;
+  if (sigOid in WEAK_OR_UNSUPPORTED) {
+    throw new CsrSignatureInvalid(`The CSR is signed with ${WEAK_OR_UNSUPPORTED[sigOid]}, which is not accepted`);
+  }
+  if (!(sigOid in SIGNATURE_HASHES)) throw new CsrSignatureInvalid(`Unsupported CSR signature algorithm ${sigOid}`);
+  const signature = Buffer.from(request.signatureValue.valueBlock.valueHexView);
+  let ok = false;
+  try {
+    ok = verify(SIGNATURE_HASHES[sigOid] ?? null, request.tbsView, publicKey, signature);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new CsrSignatureInvalid('The CSR signature does not verify with the public key it carries');
+  return { spki, publicKey, keyType };
+}
+
+/** Accepts P-256, P-384, RSA of 2048 to 8192 bits and Ed25519; names the reason for anything else. */
+export function checkKey(spki: Buffer): { publicKey: KeyObject; keyType: SubjectKeyType } {
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  } catch (err) {
+    throw new KeyRejected(`The public key cannot be read (unknown curve or key type): ${(err as Error).message}`);
+  }
+  const details = publicKey.asymmetricKeyDetails ?? {};
+  switch (publicKey.asymmetricKeyType) {
+    case 'ec':
+      if (details.namedCurve === 'prime256v1') return { publicKey, keyType: 'P-256' };
+      if (details.namedCurve === 'secp384r1') return { publicKey, keyType: 'P-384' };
+      throw new KeyRejected(`Elliptic curve ${details.namedCurve ?? 'unknown'} is not accepted; use P-256 or P-384`);
+    case 'rsa': {
+      const bits = details.modulusLength ?? 0;
+      if (bits < MIN_RSA_BITS) throw new KeyRejected(`RSA key of ${bits} bits is too weak; at least ${MIN_RSA_BITS}`);
+      if (bits > MAX_RSA_BITS) throw new KeyRejected(`RSA key of ${bits} bits is larger than ${MAX_RSA_BITS}`);
+      return { publicKey, keyType: `RSA-${bits}` };
+    }
+    case 'ed25519':
+      return { publicKey, keyType: 'Ed25519' };
+    default:
+      throw new KeyRejected(
+        `Key type ${publicKey.asymmetricKeyType ?? 'unknown'} is not accepted; use P-256, P-384, RSA (2048+) or Ed25519`,
+      );
+  }
+}
+
+/** The subjectPublicKey BIT STRING contents of a SubjectPublicKeyInfo (what key identifiers hash). */
+export function subjectPublicKeyBits(spki: Buffer): Buffer {
+  return Buffer.from(pkijs.PublicKeyInfo.fromBER(bytes(spki)).subjectPublicKey.valueBlock.valueHexView);
+}

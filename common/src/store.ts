@@ -1,0 +1,64 @@
+import { mkdirSync } from 'node:fs';
+import { type Database, type Key, open, type RootDatabase } from 'lmdb';
+
+export type { Database, Key, RootDatabase };
+
+export interface StoreOptions {
+  /** Directory of the LMDB environment; created if missing. */
+  path: string;
+  /** Upper bound of the memory map (bytes); LMDB grows the file up to it. */
+  mapSize?: number;
+  maxDbs?: number;
+}
+
+export interface DbOptions {
+  encoding?: 'msgpack' | 'json' | 'string' | 'binary' | 'ordered-binary';
+  keyEncoding?: 'ordered-binary' | 'uint32' | 'binary';
+  useVersions?: boolean;
+  dupSort?: boolean;
+}
+
+/**
+ * The one LMDB wrapper of the project. An environment holds named databases; writes that belong
+ * together go through {@link Store.transaction}, which commits atomically and resolves once the
+ * commit is flushed to disk (so an answer sent after it is durable).
+ */
+export class Store {
+  readonly root: RootDatabase;
+  readonly path: string;
+
+  private constructor(root: RootDatabase, path: string) {
+    this.root = root;
+    this.path = path;
+  }
+
+  static open(options: StoreOptions): Store {
+    mkdirSync(options.path, { recursive: true });
+    const root = open({
+      path: options.path,
+      maxDbs: options.maxDbs ?? 32,
+      mapSize: options.mapSize ?? 64 * 1024 ** 3,
+      // Values are written once and read many times; compression costs CPU on the read path.
+      compression: false,
+    });
+    return new Store(root, options.path);
+  }
+
+  db<V, K extends Key = Key>(name: string, options: DbOptions = {}): Database<V, K> {
+    return this.root.openDB<V, K>({ name, encoding: options.encoding ?? 'msgpack', ...options });
+  }
+
+  /** Runs `action` in one write transaction; resolves after the durable commit. */
+  transaction<T>(action: () => T): Promise<T> {
+    return this.root.transaction(action);
+  }
+
+  /** A blocking write transaction, for command-line tools and start-up code. */
+  transactionSync<T>(action: () => T): T {
+    return this.root.transactionSync(action);
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+}
