@@ -1,0 +1,114 @@
+/**
+ * `npm start`: the whole stack on 127.0.0.1 with its state under ./data. The first start creates
+ * the PKI (CA passphrase generated into data/secrets/ unless PACKTRUST_CA_PASSPHRASE is set);
+ * later starts reuse it.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { CertificateAuthority } from '../ca/src/authority.ts';
+import { loadConfig } from '../common/src/config.ts';
+import { PacktrustError } from '../common/src/errors.ts';
+import { Supervisor } from './supervisor.ts';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const stackSchema = z.object({
+  dataDir: z.string().default('./data'),
+  host: z.string().default('127.0.0.1'),
+  caPublicPort: port.default(7080),
+  caAdminPort: port.default(7443),
+});
+type StackConfig = z.output<typeof stackSchema>;
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+
+function caPassphrase(dataDir: string): { passphrase: string; file: string } {
+  const file = join(dataDir, 'secrets', 'ca-passphrase');
+  if (process.env.PACKTRUST_CA_PASSPHRASE) return { passphrase: process.env.PACKTRUST_CA_PASSPHRASE, file: '' };
+  if (!existsSync(file)) {
+    mkdirSync(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
+    writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  }
+  return { passphrase: readFileSync(file, 'utf8').trim(), file };
+}
+
+async function bootstrapCa(config: StackConfig, caDir: string, passphrase: string): Promise<boolean> {
+  if (existsSync(join(caDir, 'keys', 'issuing-ca.key.pem'))) return false;
+  const { ca, operator } = await CertificateAuthority.init({
+    dataDir: caDir,
+    passphrase,
+    keyAlgorithm: 'P-256',
+    publicUrl: `http://${config.host}:${config.caPublicPort}`,
+    caName: 'packtrust',
+    crlValidityHours: 24,
+    serverDns: ['localhost'],
+    serverIp: [config.host],
+    operator: { org: 'packtrust-operations', name: 'Onboarding operator' },
+    actor: 'npm-start',
+  });
+  const out = join(caDir, 'operator');
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+  writeFileSync(join(out, 'operator.key.pem'), operator.keyPem, { mode: 0o600 });
+  writeFileSync(join(out, 'operator.pem'), operator.certificatePem + operator.chainPem);
+  writeFileSync(join(caDir, 'chain.pem'), ca.chainPem());
+  await ca.close();
+  return true;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(stackSchema, { envPrefix: 'PACKTRUST_' });
+  const dataDir = resolve(config.dataDir);
+  const caDir = join(dataDir, 'ca');
+  const { passphrase, file } = caPassphrase(dataDir);
+  const started = performance.now();
+  const created = await bootstrapCa(config, caDir, passphrase);
+  if (created) console.log(`[stack] created the PKI in ${caDir}`);
+
+  const supervisor = new Supervisor((message) => {
+    console.error(`[stack] ${message}; stopping the stack`);
+    void supervisor.stop().then(() => process.exit(1));
+  });
+  const stop = () => {
+    console.log('[stack] stopping');
+    void supervisor.stop().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+
+  const caEnv: NodeJS.ProcessEnv = {
+    PACKTRUST_CA_DATA_DIR: caDir,
+    PACKTRUST_CA_HOST: config.host,
+    PACKTRUST_CA_PUBLIC_PORT: String(config.caPublicPort),
+    PACKTRUST_CA_ADMIN_PORT: String(config.caAdminPort),
+    ...(file ? { PACKTRUST_CA_PASSPHRASE_FILE: file } : {}),
+  };
+  try {
+    await supervisor.start(
+      { name: 'ca', command: TSX, args: [join(ROOT, 'ca/src/cli.ts'), 'serve'], env: caEnv, readyWhen: /CA listening/ },
+      0,
+    );
+  } catch (err) {
+    console.error(`[stack] ${(err as Error).message}`);
+    await supervisor.stop();
+    process.exit(1);
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(`
+[stack] packtrust is running (ready in ${seconds} s). Data: ${dataDir}
+  CA public (certificates, CRL, OCSP)  http://${config.host}:${config.caPublicPort}
+  CA admin API (mTLS, operator cert)   https://${config.host}:${config.caAdminPort}
+  Operator credentials                 ${join(caDir, 'operator')}/operator.{pem,key.pem}
+
+Next: onboard a manufacturer (docs/onboarding.md), for example
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout acme.key -out acme.csr -subj /CN=acme
+  PACKTRUST_CA_PASSPHRASE_FILE=${file || '<your passphrase file>'} npm run ca -- --data-dir ${caDir} issue --csr acme.csr --profile manufacturer --org ACME --out acme.pem
+Press Ctrl-C to stop.`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof PacktrustError ? `[stack] error [${err.code}]: ${err.message}` : err);
+  process.exit(1);
+});
