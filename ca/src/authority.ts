@@ -215,7 +215,7 @@ export class CertificateAuthority {
         publicKey: serverKey.publicKey,
       },
       validateOnboarding(PROFILES['ca-server'], {
-        org: options.caName,
+        org: options.caName.replace(/[^A-Za-z0-9._:-]+/g, '-'),
         name: `${options.caName} CA admin`,
         dns: options.serverDns,
         ip: options.serverIp,

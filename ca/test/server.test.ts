@@ -1,0 +1,245 @@
+import { Agent } from 'node:https';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
+import { createLogger } from '../../common/src/log.ts';
+import { toPem } from '../../common/src/pki.ts';
+import { type RunningCaServer, startCaServer } from '../src/server.ts';
+import { createTestCa, httpsRequest, openssl, opensslCsr, P256, PASSPHRASE, run, type TestCa } from './fixtures.ts';
+
+let t: TestCa;
+let server: RunningCaServer;
+let chain: string;
+let op: { key: string; cert: string };
+
+beforeAll(async () => {
+  t = await createTestCa();
+  server = await startCaServer(t.ca, {
+    host: '127.0.0.1',
+    publicPort: 0,
+    adminPort: 0,
+    passphrase: PASSPHRASE,
+    crlRefreshMarginMinutes: 60,
+    logger: createLogger('ca-test', 'silent'),
+  });
+  chain = t.ca.chainPem();
+  op = { key: t.operatorKeyPem, cert: t.operatorCertPem };
+});
+afterAll(async () => {
+  await server.close();
+  await t.cleanup();
+});
+
+const admin = (
+  path: string,
+  options: { method?: string; body?: unknown; key?: string; cert?: string; agent?: Agent } = {},
+) => httpsRequest(`${server.adminUrl}${path}`, { key: op.key, cert: op.cert, ca: chain, ...options });
+
+async function issueViaApi(profile: string, org: string, extra: Record<string, unknown> = {}) {
+  const { csr, keyPath } = opensslCsr(t.dir, `${profile}-${org}`, P256);
+  const res = await admin('/admin/certificates', {
+    method: 'POST',
+    body: { csr: csr.toString(), profile, org, ...extra },
+  });
+  expect(res.status).toBe(201);
+  const body = res.json<{ certificate: { serial: string; certificatePem: string } }>();
+  const { readFileSync } = await import('node:fs');
+  return {
+    serial: body.certificate.serial,
+    cert: body.certificate.certificatePem,
+    key: readFileSync(keyPath, 'utf8'),
+    keyPath,
+  };
+}
+
+function ocsp(serialCertPem: string, extra: string[] = []) {
+  const issuer = t.file('issuing.pem', toPem(t.ca.issuingCertificate(), 'CERTIFICATE'));
+  const cert = t.file(`ocsp-${Math.random()}.pem`, serialCertPem);
+  const bundle = t.file('chain.pem', chain);
+  return run('openssl', [
+    'ocsp',
+    '-issuer',
+    issuer,
+    '-cert',
+    cert,
+    '-url',
+    `${server.publicUrl}/ocsp`,
+    '-CAfile',
+    bundle,
+    ...extra,
+  ]);
+}
+
+describe('public listener', () => {
+  it('serves the CA certificates and the current CRL as DER with the right media types', async () => {
+    const crl = await fetch(`${server.publicUrl}/crl`);
+    expect(crl.status).toBe(200);
+    expect(crl.headers.get('content-type')).toBe('application/pkix-crl');
+    const der = Buffer.from(await crl.arrayBuffer());
+    expect(der.equals(t.ca.currentCrl())).toBe(true);
+    expect(openssl(['crl', '-inform', 'DER', '-noout', '-text'], der).stdout).toContain('CRL Number');
+    const root = await fetch(`${server.publicUrl}/ca/root.der`);
+    expect(root.headers.get('content-type')).toBe('application/pkix-cert');
+    expect(Buffer.from(await root.arrayBuffer()).equals(t.ca.rootCertificate())).toBe(true);
+    const rootCrl = await fetch(`${server.publicUrl}/crl/root`);
+    expect(
+      openssl(['crl', '-inform', 'DER', '-noout', '-issuer'], Buffer.from(await rootCrl.arrayBuffer())).stdout,
+    ).toContain('Root CA');
+  });
+
+  it('answers openssl ocsp with good, then revoked after a revocation, with the nonce echoed', async () => {
+    const m = await issueViaApi('manufacturer', 'OCSP-1');
+    const before = await ocsp(m.cert);
+    expect(before.stderr).toContain('Response verify OK');
+    expect(before.stdout).toContain(': good');
+    expect(before.stderr + before.stdout).not.toContain('WARNING: no nonce');
+    await t.ca.revoke(m.serial, 'keyCompromise', 'test');
+    const after = await ocsp(m.cert);
+    expect(after.stdout).toContain(': revoked');
+    expect(after.stdout).toContain('Reason: keyCompromise');
+  });
+
+  it('answers unknown for a serial this CA never issued', async () => {
+    const issuer = t.file('issuing.pem', toPem(t.ca.issuingCertificate(), 'CERTIFICATE'));
+    const r = await run('openssl', [
+      'ocsp',
+      '-issuer',
+      issuer,
+      '-serial',
+      '0x7abcdef0123456789',
+      '-url',
+      `${server.publicUrl}/ocsp`,
+      '-CAfile',
+      t.file('chain.pem', chain),
+    ]);
+    expect(r.stdout).toContain(': unknown');
+  });
+
+  it('answers the GET form of RFC 6960 Appendix A', async () => {
+    const m = await issueViaApi('manufacturer', 'OCSP-2');
+    const issuer = t.file('issuing.pem', toPem(t.ca.issuingCertificate(), 'CERTIFICATE'));
+    const reqFile = `${t.dir}/req.der`;
+    openssl(['ocsp', '-issuer', issuer, '-cert', t.file('get.pem', m.cert), '-no_nonce', '-reqout', reqFile]);
+    const { readFileSync } = await import('node:fs');
+    const encoded = encodeURIComponent(readFileSync(reqFile).toString('base64'));
+    const res = await fetch(`${server.publicUrl}/ocsp/${encoded}`);
+    expect(res.headers.get('content-type')).toBe('application/ocsp-response');
+    const respFile = t.file('resp.der', Buffer.from(await res.arrayBuffer()));
+    const text = openssl(['ocsp', '-respin', respFile, '-resp_text', '-noverify']).stdout;
+    expect(text).toContain('Cert Status: good');
+    expect(text).toContain('Responder Id:'); // by key
+  });
+
+  it('answers a malformed OCSP request with the malformedRequest status', async () => {
+    const res = await fetch(`${server.publicUrl}/ocsp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/ocsp-request' },
+      body: 'not DER',
+    });
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).toString('hex')).toBe('30030a0101');
+  });
+});
+
+describe('admin listener (mutual TLS, operators only)', () => {
+  it('lets an operator issue, show, list and revoke', async () => {
+    const m = await issueViaApi('manufacturer', 'ADMIN-1', { name: 'Admin One' });
+    const shown = await admin(`/admin/certificates/${m.serial}`);
+    expect(shown.json()).toMatchObject({ serial: m.serial, org: 'ADMIN-1', name: 'Admin One', status: 'valid' });
+    const listed = await admin('/admin/certificates?org=ADMIN-1');
+    expect(listed.json<{ certificates: unknown[] }>().certificates).toHaveLength(1);
+    const revoked = await admin(`/admin/certificates/${m.serial}/revoke`, {
+      method: 'POST',
+      body: { reason: 'affiliationChanged' },
+    });
+    expect(revoked.status).toBe(200);
+    expect(revoked.json()).toMatchObject({ status: 'revoked', revocationReason: 'affiliationChanged' });
+    const audit = await admin('/admin/audit/verify');
+    expect(audit.json()).toMatchObject({ ok: true });
+  });
+
+  it('answers bad input with problem+json and a stable code', async () => {
+    const bad = await admin('/admin/certificates', {
+      method: 'POST',
+      body: { csr: 'nope', profile: 'manufacturer', org: 'X' },
+    });
+    expect(bad.status).toBe(400);
+    expect(String(bad.headers['content-type']).startsWith(PROBLEM_CONTENT_TYPE)).toBe(true);
+    expect(bad.json()).toMatchObject({ status: 400, code: 'CA_CSR_MALFORMED' });
+    const unknown = await admin('/admin/certificates/7fffffffffffffffffffffffffffffff');
+    expect(unknown.status).toBe(404);
+    expect(unknown.json()).toMatchObject({ code: 'CA_SERIAL_UNKNOWN' });
+    const schema = await admin('/admin/certificates', { method: 'POST', body: { profile: 'manufacturer' } });
+    expect(schema.json()).toMatchObject({ status: 400, code: 'BAD_REQUEST' });
+    const profile = await admin('/admin/certificates', {
+      method: 'POST',
+      body: { csr: 'x', profile: 'wizard', org: 'X' },
+    });
+    expect(profile.json()).toMatchObject({ code: 'CA_PROFILE_UNKNOWN' });
+    const reason = await admin('/admin/certificates/7fff/revoke', { method: 'POST', body: { reason: 'because' } });
+    expect(reason.status).toBe(400);
+  });
+
+  it('refuses a request without a client certificate (401)', async () => {
+    const res = await httpsRequest(`${server.adminUrl}/admin/certificates`, { ca: chain });
+    expect(res.status).toBe(401);
+    expect(res.json()).toMatchObject({ code: 'CA_CLIENT_CERT_REQUIRED' });
+  });
+
+  it('refuses a manufacturer certificate (403) and writes nothing', async () => {
+    const m = await issueViaApi('manufacturer', 'NOT-AN-OPERATOR');
+    const count = t.ca.inventory.count();
+    const { csr } = opensslCsr(t.dir, 'sneaky', P256);
+    const res = await admin('/admin/certificates', {
+      method: 'POST',
+      key: m.key,
+      cert: m.cert,
+      body: { csr: csr.toString(), profile: 'operator', org: 'NOT-AN-OPERATOR' },
+    });
+    expect(res.status).toBe(403);
+    expect(res.json()).toMatchObject({ code: 'CA_OPERATOR_REQUIRED' });
+    expect(t.ca.inventory.count()).toBe(count);
+    const last = [...t.ca.audit.entries()].at(-1)!.body;
+    expect(last).toMatchObject({ action: 'admin-access', outcome: 'refused', code: 'CA_OPERATOR_REQUIRED' });
+  });
+
+  it('refuses a certificate of a foreign CA (401)', async () => {
+    const foreign = await createTestCa();
+    try {
+      const res = await admin('/admin/certificates', { key: foreign.operatorKeyPem, cert: foreign.operatorCertPem });
+      expect(res.status).toBe(401);
+      expect(res.json()).toMatchObject({ code: 'CA_CLIENT_CERT_REQUIRED' });
+    } finally {
+      await foreign.cleanup();
+    }
+  });
+
+  it('refuses a revoked operator on the very next request of the same kept-alive TLS session', async () => {
+    const second = await issueViaApi('operator', 'OPS-2');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const ok = await admin('/admin/certificates?org=OPS-2', { key: second.key, cert: second.cert, agent });
+      expect(ok.status).toBe(200);
+      await t.ca.revoke(second.serial, 'affiliationChanged', 'test');
+      const refused = await admin('/admin/certificates?org=OPS-2', { key: second.key, cert: second.cert, agent });
+      expect(refused.status).toBe(401);
+      expect(refused.json<{ detail: string }>().detail).toContain('revoked');
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('is reachable with curl --cert/--key', async () => {
+    const r = await run('curl', [
+      '-sS',
+      '--cacert',
+      t.file('chain.pem', chain),
+      '--cert',
+      t.file('op.pem', op.cert),
+      '--key',
+      t.file('op.key', op.key),
+      `${server.adminUrl}/admin/audit/verify`,
+    ]);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
+  });
+});
