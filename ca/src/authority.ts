@@ -5,6 +5,7 @@ import { PacktrustError } from '../../common/src/errors.ts';
 import { bytes, toPem, x509 } from '../../common/src/pki.ts';
 import { Store } from '../../common/src/store.ts';
 import { type AuditAction, AuditLog } from './audit-log.ts';
+import { keyIdOf, LeafCertificateBuilder } from './certificate.ts';
 import { buildCrl, type RevocationReason } from './crl.ts';
 import { type CheckedCsr, checkCsr, checkKey, subjectPublicKeyBits } from './csr.ts';
 import { AlreadyInitialised, AlreadyRevoked, NotInitialised, NotRenewable, SerialUnknown } from './errors.ts';
@@ -70,7 +71,6 @@ export interface IssuedCertificate {
 
 interface Keys {
   issuing: KeyObject;
-  issuingCrypto: CryptoKey;
   root: KeyObject;
 }
 
@@ -94,8 +94,11 @@ export class CertificateAuthority {
   readonly ocsp: OcspResponder;
   private readonly issuingCert: x509.X509Certificate;
   private readonly issuingKeyId: Buffer;
-  private readonly crlSigner: Signer;
+  private readonly issuingSigner: Signer;
   private readonly rootSigner: Signer;
+  private readonly leafBuilder: LeafCertificateBuilder;
+  /** Set at init and never changed, so read once. */
+  private readonly chain: string;
 
   private constructor(
     readonly store: Store,
@@ -107,13 +110,16 @@ export class CertificateAuthority {
     this.audit = new AuditLog(store);
     this.issuingCert = new x509.X509Certificate(bytes(meta.issuingCert));
     this.issuingKeyId = Buffer.from(this.issuingCert.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId, 'hex');
-    this.crlSigner = new Signer(keys.issuing, meta.keyAlgorithm);
+    // The issuing key signs certificates, CRLs and OCSP responses.
+    this.issuingSigner = new Signer(keys.issuing, meta.keyAlgorithm);
     this.rootSigner = new Signer(keys.root, meta.keyAlgorithm);
+    this.leafBuilder = new LeafCertificateBuilder(this.issuingCert, this.issuingSigner, meta.publicUrl);
+    this.chain = toPem(meta.issuingCert, 'CERTIFICATE') + toPem(meta.rootCert, 'CERTIFICATE');
     this.ocsp = new OcspResponder(
       {
         issuerName: Buffer.from(this.issuingCert.subjectName.toArrayBuffer()),
         issuerKey: subjectPublicKeyBits(Buffer.from(this.issuingCert.publicKey.rawData)),
-        signer: this.crlSigner,
+        signer: this.issuingSigner,
       },
       (serial) => this.serialStatus(serial),
     );
@@ -186,20 +192,17 @@ export class CertificateAuthority {
       serverCert: Buffer.alloc(0),
       crlValidityHours: options.crlValidityHours,
       crlNumber: 0,
-      crl: Buffer.alloc(0),
       crlNextUpdate: 0,
-      rootCrl: Buffer.alloc(0),
       rootCrlNextUpdate: 0,
       createdAt: now,
     };
     const keys: Keys = {
       issuing: issuing.privateKey,
-      issuingCrypto: await toWebCryptoKey(issuing.privateKey, options.keyAlgorithm),
       root: root.privateKey,
     };
     const ca = new CertificateAuthority(store, options.dataDir, keys, meta);
     await store.transaction(() => {
-      ca.inventory.putMeta(ca.withFreshCrls(meta, Date.now()));
+      ca.inventory.putMeta(ca.publishFreshCrls(meta, Date.now()));
       ca.audit.append({
         actor: options.actor,
         action: 'init',
@@ -253,7 +256,6 @@ export class CertificateAuthority {
     const issuing = decryptPrivateKey(readFileSync(p.issuingKey), passphrase, 'issuing CA');
     const keys: Keys = {
       issuing,
-      issuingCrypto: await toWebCryptoKey(issuing, meta.keyAlgorithm),
       root: decryptPrivateKey(readFileSync(p.rootKey), passphrase, 'root CA'),
     };
     return new CertificateAuthority(store, dataDir, keys, meta);
@@ -280,8 +282,7 @@ export class CertificateAuthority {
   }
 
   chainPem(): string {
-    const meta = this.meta();
-    return toPem(meta.issuingCert, 'CERTIFICATE') + toPem(meta.rootCert, 'CERTIFICATE');
+    return this.chain;
   }
 
   /** Issues a certificate from a CSR and onboarding data. Refusals are audited too. */
@@ -328,7 +329,7 @@ export class CertificateAuthority {
         }
         const now = Date.now();
         updated = this.inventory.markRevoked(record, reason, now, actor);
-        this.inventory.putMeta(this.withFreshCrls(this.meta(), now));
+        this.inventory.putMeta(this.publishFreshCrls(this.meta(), now));
         this.audit.append({ actor, action: 'revoke', serial: record.serial, outcome: 'ok', detail: reason });
       });
       return updated!;
@@ -345,11 +346,11 @@ export class CertificateAuthority {
 
   /** The current CRL of the issuing CA (DER). */
   currentCrl(): Buffer {
-    return this.meta().crl;
+    return this.inventory.crl('issuing');
   }
 
   rootCrl(): Buffer {
-    return this.meta().rootCrl;
+    return this.inventory.crl('root');
   }
 
   /**
@@ -366,7 +367,7 @@ export class CertificateAuthority {
         meta.crlNextUpdate - now <= options.marginMs ||
         meta.rootCrlNextUpdate - now <= options.marginMs;
       if (!due) return;
-      const fresh = this.withFreshCrls(meta, now);
+      const fresh = this.publishFreshCrls(meta, now);
       this.inventory.putMeta(fresh);
       this.audit.append({
         actor: options.actor,
@@ -431,23 +432,20 @@ export class CertificateAuthority {
     actor: string,
     renewedFrom?: string,
   ): Promise<IssuedCertificate> {
-    const meta = this.meta();
     const profile: Profile = PROFILES[data.profile as AnyProfileName];
     const now = Date.now();
     const serial = newSerial();
     const notAfter = Math.min(now + profile.validityDays * DAY, this.issuingCert.notAfter.getTime());
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serial,
+    const der = this.leafBuilder.build({
+      serial,
       subject: subjectOf(data),
-      issuer: this.issuingCert.subjectName,
       notBefore: new Date(now - BACKDATE_MS),
       notAfter: new Date(notAfter),
-      publicKey: new x509.PublicKey(bytes(key.spki)),
-      signingKey: this.keys.issuingCrypto,
-      signingAlgorithm: signingSuite(meta.keyAlgorithm).webcrypto,
-      extensions: extensionsFor(profile, data, key, this.issuingKeyId, meta.publicUrl),
+      spki: key.spki,
+      keyId: keyIdOf(subjectPublicKeyBits(key.spki)),
+      profile,
+      data,
     });
-    const der = Buffer.from(cert.rawData);
     const record: CertRecord = {
       serial,
       profile: data.profile,
@@ -478,8 +476,11 @@ export class CertificateAuthority {
     return { record, certificatePem: toPem(der, 'CERTIFICATE'), chainPem: this.chainPem() };
   }
 
-  /** A new issuing-CA CRL (and root CRL when due), numbered after the last one. */
-  private withFreshCrls(meta: CaMeta, now: number): CaMeta {
+  /**
+   * Writes a new issuing-CA CRL (and root CRL when due), numbered after the last one, and returns
+   * the meta record that describes them. Inside a write transaction.
+   */
+  private publishFreshCrls(meta: CaMeta, now: number): CaMeta {
     const crlNumber = meta.crlNumber + 1;
     const nextUpdate = now + meta.crlValidityHours * 3_600_000;
     const crl = buildCrl({
@@ -489,13 +490,14 @@ export class CertificateAuthority {
       thisUpdate: new Date(now - BACKDATE_MS),
       nextUpdate: new Date(nextUpdate),
       entries: this.inventory.revokedForCrl(now),
-      signer: this.crlSigner,
+      signer: this.issuingSigner,
     });
-    const fresh: CaMeta = { ...meta, crlNumber, crl, crlNextUpdate: nextUpdate };
+    this.inventory.putCrl('issuing', crl);
+    const fresh: CaMeta = { ...meta, crlNumber, crlNextUpdate: nextUpdate };
     if (meta.rootCrlNextUpdate - now < (ROOT_CRL_VALIDITY_DAYS / 3) * DAY) {
       const rootCert = new x509.X509Certificate(bytes(meta.rootCert));
       fresh.rootCrlNextUpdate = now + ROOT_CRL_VALIDITY_DAYS * DAY;
-      fresh.rootCrl = buildCrl({
+      const rootCrl = buildCrl({
         issuerName: Buffer.from(rootCert.subjectName.toArrayBuffer()),
         authorityKeyId: Buffer.from(rootCert.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId, 'hex'),
         crlNumber,
@@ -505,34 +507,10 @@ export class CertificateAuthority {
         entries: [],
         signer: this.rootSigner,
       });
+      this.inventory.putCrl('root', rootCrl);
     }
     return fresh;
   }
-}
-
-function extensionsFor(
-  profile: Profile,
-  data: OnboardingData,
-  key: CheckedCsr,
-  issuingKeyId: Buffer,
-  publicUrl: string,
-): x509.Extension[] {
-  const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-    new x509.ExtendedKeyUsageExtension(profile.extendedKeyUsage, false),
-    new x509.SubjectKeyIdentifierExtension(createHash('sha1').update(subjectPublicKeyBits(key.spki)).digest('hex')),
-    new x509.AuthorityKeyIdentifierExtension(issuingKeyId.toString('hex')),
-    new x509.CertificatePolicyExtension([profile.policyOid]),
-    new x509.CRLDistributionPointsExtension([`${publicUrl}/crl`]),
-    new x509.AuthorityInfoAccessExtension({ ocsp: `${publicUrl}/ocsp`, caIssuers: `${publicUrl}/ca/issuing.der` }),
-  ];
-  const sans = [
-    ...data.dns.map((value) => ({ type: 'dns' as const, value })),
-    ...data.ip.map((value) => ({ type: 'ip' as const, value })),
-  ];
-  if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false));
-  return extensions;
 }
 
 /** A positive 128-bit serial (RFC 5280 §4.1.2.2 allows 20 octets; CA/B asks for 64+ random bits). */

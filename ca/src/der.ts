@@ -72,3 +72,78 @@ export function time(d: Date): Buffer {
 export function extension(id: string, value: Buffer, critical = false): Buffer {
   return critical ? sequence(oid(id), booleanTrue(), octetString(value)) : sequence(oid(id), octetString(value));
 }
+
+/** A DER element found by {@link readTlv}: `tag`, and where its header and content lie in the buffer. */
+export interface Tlv {
+  tag: number;
+  headerStart: number;
+  start: number;
+  end: number;
+}
+
+export class DerError extends Error {}
+
+/** Reads one element at `at`, checking that it fits before `limit`. Only single-byte tags (all we parse). */
+export function readTlv(buf: Uint8Array, at: number, limit = buf.length): Tlv {
+  if (at + 2 > limit) throw new DerError('truncated element');
+  const tag = buf[at]!;
+  if ((tag & 0x1f) === 0x1f) throw new DerError('multi-byte tags are not supported');
+  let len = buf[at + 1]!;
+  let start = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > limit) throw new DerError('bad length');
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + buf[start + i]!;
+    start += n;
+  }
+  const end = start + len;
+  if (end > limit) throw new DerError('element overruns its container');
+  return { tag, headerStart: at, start, end };
+}
+
+/** The elements inside a constructed element. */
+export function children(buf: Uint8Array, parent: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  for (let at = parent.start; at < parent.end; ) {
+    const child = readTlv(buf, at, parent.end);
+    out.push(child);
+    at = child.end;
+  }
+  return out;
+}
+
+/** Reads the single top-level element of `buf`, refusing trailing bytes. */
+export function readRoot(buf: Uint8Array, tag = 0x30): Tlv {
+  const root = readTlv(buf, 0);
+  if (root.tag !== tag) throw new DerError(`expected tag 0x${tag.toString(16)}, found 0x${root.tag.toString(16)}`);
+  if (root.end !== buf.length) throw new DerError('trailing bytes after the element');
+  return root;
+}
+
+export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
+  if (!t || t.tag !== tag) throw new DerError(`expected ${what}`);
+  return t;
+}
+
+export const rawOf = (buf: Uint8Array, t: Tlv): Buffer =>
+  Buffer.from(buf.buffer, buf.byteOffset + t.headerStart, t.end - t.headerStart);
+export const contentOf = (buf: Uint8Array, t: Tlv): Buffer =>
+  Buffer.from(buf.buffer, buf.byteOffset + t.start, t.end - t.start);
+
+/** Dotted form of an OBJECT IDENTIFIER's content octets. */
+export function decodeOid(content: Uint8Array): string {
+  if (content.length === 0) throw new DerError('empty OID');
+  const parts: number[] = [];
+  let value = 0;
+  for (const byte of content) {
+    value = value * 128 + (byte & 0x7f);
+    if (!(byte & 0x80)) {
+      parts.push(value);
+      value = 0;
+    }
+  }
+  const first = parts.shift()!;
+  const a = first < 80 ? Math.floor(first / 40) : 2;
+  return [a, first - a * 40, ...parts].join('.');
+}

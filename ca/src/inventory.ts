@@ -41,9 +41,7 @@ export interface CaMeta {
   serverCert: Buffer;
   crlValidityHours: number;
   crlNumber: number;
-  crl: Buffer;
   crlNextUpdate: number;
-  rootCrl: Buffer;
   rootCrlNextUpdate: number;
   createdAt: number;
 }
@@ -54,12 +52,24 @@ export class Inventory {
   private readonly byOrg: Database<string, string>;
   private readonly revoked: Database<RevokedEntry & { notAfter: number }, string>;
   private readonly meta: Database<CaMeta, string>;
+  private readonly crls: Database<Buffer, string>;
 
   constructor(store: Store) {
     this.certs = store.db('certificates');
     this.byOrg = store.db('certificates-by-org', { dupSort: true, encoding: 'string' });
     this.revoked = store.db('revoked');
     this.meta = store.db('ca-meta');
+    // CRLs apart from the meta record: a 100,000-entry CRL is megabytes, and the meta is read often.
+    this.crls = store.db('crls', { encoding: 'binary' });
+  }
+
+  crl(which: 'issuing' | 'root'): Buffer {
+    return this.crls.get(which) ?? Buffer.alloc(0);
+  }
+
+  /** Inside a write transaction. */
+  putCrl(which: 'issuing' | 'root', der: Buffer): void {
+    this.crls.putSync(which, der);
   }
 
   getMeta(): CaMeta | undefined {

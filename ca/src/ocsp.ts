@@ -1,7 +1,22 @@
 import { createHash } from 'node:crypto';
-import { bytes, pkijs } from '../../common/src/pki.ts';
 import { REVOCATION_REASONS, type RevocationReason } from './crl.ts';
-import { enumerated, explicit, generalizedTime, octetString, oid, sequence, tlv } from './der.ts';
+import {
+  children,
+  contentOf,
+  DerError,
+  decodeOid,
+  enumerated,
+  expectTag,
+  explicit,
+  generalizedTime,
+  octetString,
+  oid,
+  rawOf,
+  readRoot,
+  sequence,
+  type Tlv,
+  tlv,
+} from './der.ts';
 import type { Signer } from './signer.ts';
 
 /** What the responder knows about one serial of its issuer. */
@@ -32,7 +47,7 @@ const MALFORMED_REQUEST = 1;
 const INTERNAL_ERROR = 2;
 
 /**
- * An RFC 6960 responder for one issuing CA: parses requests with pkijs, answers each CertID
+ * An RFC 6960 responder for one issuing CA: parses requests with a small DER reader, answers each CertID
  * good/revoked/unknown from a live status lookup, echoes the nonce, signs as the CA (responder ID by key).
  */
 export class OcspResponder {
@@ -56,22 +71,19 @@ export class OcspResponder {
 
   /** Answers a DER OCSPRequest with a DER OCSPResponse; never throws. */
   respond(requestDer: Uint8Array, now = new Date()): Buffer {
-    let request: pkijs.OCSPRequest;
+    let request: ParsedRequest;
     try {
-      request = pkijs.OCSPRequest.fromBER(bytes(requestDer));
+      request = parseOcspRequest(requestDer);
     } catch {
       return errorResponse(MALFORMED_REQUEST);
     }
     try {
-      const list = request.tbsRequest.requestList;
-      if (list.length === 0) return errorResponse(MALFORMED_REQUEST);
-      const singles = list.map((r) => this.singleResponse(r.reqCert, now));
-      const nonce = request.tbsRequest.requestExtensions?.find((e) => e.extnID === OID_OCSP_NONCE);
+      const singles = request.certIds.map((certId) => this.singleResponse(certId, now));
       const responseData = sequence(
         this.responderId,
         generalizedTime(now),
         sequence(...singles),
-        ...(nonce ? [explicit(1, sequence(Buffer.from(nonce.toSchema().toBER())))] : []),
+        ...(request.nonce ? [explicit(1, sequence(request.nonce))] : []),
       );
       const basic = this.identity.signer.signed(responseData);
       return sequence(enumerated(0), explicit(0, sequence(oid(OID_OCSP_BASIC), octetString(basic))));
@@ -80,23 +92,79 @@ export class OcspResponder {
     }
   }
 
-  private singleResponse(certId: pkijs.CertID, now: Date): Buffer {
-    const hash = HASH_BY_OID[certId.hashAlgorithm.algorithmId];
+  private singleResponse(certId: CertId, now: Date): Buffer {
+    const hash = HASH_BY_OID[certId.hashOid];
     const ours = hash ? this.issuerHashes.get(hash) : undefined;
-    const serial = Buffer.from(certId.serialNumber.valueBlock.valueHexView)
-      .toString('hex')
-      .replace(/^(00)+(?=.)/, '');
-    const sameIssuer =
-      ours?.name.equals(certId.issuerNameHash.valueBlock.valueHexView) === true &&
-      ours.key.equals(certId.issuerKeyHash.valueBlock.valueHexView);
-    const state: SerialStatus = sameIssuer ? this.lookup(serial) : { status: 'unknown' };
+    const sameIssuer = ours?.name.equals(certId.issuerNameHash) === true && ours.key.equals(certId.issuerKeyHash);
+    const state: SerialStatus = sameIssuer ? this.lookup(certId.serial) : { status: 'unknown' };
     return sequence(
-      Buffer.from(certId.toSchema().toBER()),
+      certId.raw,
       certStatus(state),
       generalizedTime(now),
       explicit(0, generalizedTime(new Date(now.getTime() + this.validityMs))),
     );
   }
+}
+
+interface CertId {
+  /** The CertID exactly as requested, echoed in the response. */
+  raw: Buffer;
+  hashOid: string;
+  issuerNameHash: Buffer;
+  issuerKeyHash: Buffer;
+  /** Serial, lower-case hex without leading zero octets. */
+  serial: string;
+}
+
+interface ParsedRequest {
+  certIds: CertId[];
+  /** The nonce extension, DER, to echo. */
+  nonce?: Buffer;
+}
+
+const NONCE_OID_DER = oid(OID_OCSP_NONCE);
+
+/**
+ * OCSPRequest ::= SEQUENCE { tbsRequest TBSRequest, optionalSignature [0] EXPLICIT OPTIONAL }
+ * TBSRequest ::= SEQUENCE { version [0], requestorName [1], requestList SEQUENCE OF Request, requestExtensions [2] }
+ * Read with the small DER reader: this is the responder's hot path, where a generic ASN.1 parse
+ * cost about 0.4 ms per request (the whole budget is 0.2 ms).
+ */
+export function parseOcspRequest(der: Uint8Array): ParsedRequest {
+  const root = readRoot(der);
+  const tbs = expectTag(children(der, root)[0], 0x30, 'tbsRequest');
+  const certIds: CertId[] = [];
+  let nonce: Buffer | undefined;
+  for (const part of children(der, tbs)) {
+    if (part.tag === 0x30) {
+      for (const request of children(der, part)) {
+        const certId = expectTag(children(der, expectTag(request, 0x30, 'Request'))[0], 0x30, 'CertID');
+        certIds.push(parseCertId(der, certId));
+      }
+    } else if (part.tag === 0xa2) {
+      const extensions = expectTag(children(der, part)[0], 0x30, 'Extensions');
+      for (const ext of children(der, extensions)) {
+        const id = expectTag(children(der, ext)[0], 0x06, 'extnID');
+        if (rawOf(der, id).equals(NONCE_OID_DER)) nonce = Buffer.from(rawOf(der, ext));
+      }
+    }
+  }
+  if (certIds.length === 0) throw new DerError('empty requestList');
+  return nonce ? { certIds, nonce } : { certIds };
+}
+
+function parseCertId(der: Uint8Array, certId: Tlv): CertId {
+  const [alg, nameHash, keyHash, serial] = children(der, certId);
+  const algOid = expectTag(children(der, expectTag(alg, 0x30, 'hashAlgorithm'))[0], 0x06, 'hash OID');
+  return {
+    raw: Buffer.from(rawOf(der, certId)),
+    hashOid: decodeOid(contentOf(der, algOid)),
+    issuerNameHash: contentOf(der, expectTag(nameHash, 0x04, 'issuerNameHash')),
+    issuerKeyHash: contentOf(der, expectTag(keyHash, 0x04, 'issuerKeyHash')),
+    serial: contentOf(der, expectTag(serial, 0x02, 'serialNumber'))
+      .toString('hex')
+      .replace(/^(00)+(?=.)/, ''),
+  };
 }
 
 function certStatus(state: SerialStatus): Buffer {
