@@ -35,10 +35,11 @@ export function createCli(): Command {
     .option('--passphrase-file <file>', `file holding the CA key passphrase (else ${PASSPHRASE_ENV})`)
     .showHelpAfterError();
 
-  const config = (): CaConfig => {
+  /** The configuration with the global flags and a command's own flags on top. */
+  const config = (flags: Record<string, unknown> = {}): CaConfig => {
     const g = program.opts<GlobalOptions>();
     return loadCaConfig(
-      { dataDir: g.dataDir, passphraseFile: g.passphraseFile },
+      { dataDir: g.dataDir, passphraseFile: g.passphraseFile, ...flags },
       g.config ?? process.env.PACKTRUST_CA_CONFIG,
     );
   };
@@ -65,10 +66,7 @@ export function createCli(): Command {
     .option('--operator-name <name>', 'name of the first operator')
     .option('--operator-out <dir>', 'where to write the operator key and certificate (default <data-dir>/operator)')
     .action(async (o) => {
-      const c = loadCaConfig(
-        { ...globalOverrides(program), keyAlgorithm: o.keyAlgorithm, publicUrl: o.publicUrl, caName: o.caName },
-        program.opts<GlobalOptions>().config,
-      );
+      const c = config({ keyAlgorithm: o.keyAlgorithm, publicUrl: o.publicUrl, caName: o.caName });
       const secret = passphrase(c);
       if (secret.length < MIN_PASSPHRASE_LENGTH) {
         throw new OnboardingInvalid(`The CA passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters`);
@@ -269,10 +267,7 @@ export function createCli(): Command {
     .option('--public-port <port>', 'public listener port')
     .option('--admin-port <port>', 'admin listener port')
     .action(async (o) => {
-      const c = loadCaConfig(
-        { ...globalOverrides(program), host: o.host, publicPort: o.publicPort, adminPort: o.adminPort },
-        program.opts<GlobalOptions>().config,
-      );
+      const c = config({ host: o.host, publicPort: o.publicPort, adminPort: o.adminPort });
       const secret = passphrase(c);
       const ca = await CertificateAuthority.open(c.dataDir, secret);
       const logger = createLogger('ca');
@@ -295,11 +290,6 @@ export function createCli(): Command {
     });
 
   return program;
-}
-
-function globalOverrides(program: Command): Record<string, unknown> {
-  const g = program.opts<GlobalOptions>();
-  return { dataDir: g.dataDir, passphraseFile: g.passphraseFile };
 }
 
 function parseReasonArg(value: string) {
