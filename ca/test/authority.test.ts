@@ -176,6 +176,16 @@ describe('renewal, listing and the CRL timer', () => {
     expect(t.ca.meta().crlNextUpdate).toBeGreaterThan(Date.now() + 23 * 3_600_000);
   });
 
+  it('keeps inventory and audit chain consistent under concurrent issuance', async () => {
+    const { csr } = opensslCsr(t.dir, 'concurrent', P256);
+    const before = t.ca.inventory.count();
+    const issued = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => t.ca.issue({ csr, profile: 'manufacturer', org: `PAR-${i}` }, 'test')),
+    );
+    expect(new Set(issued.map((c) => c.record.serial)).size).toBe(40);
+    expect(t.ca.inventory.count()).toBe(before + 40);
+  });
+
   it('keeps the audit chain intact over all of this', () => {
     const result = t.ca.audit.verify();
     expect(result.ok).toBe(true);
