@@ -1,0 +1,178 @@
+import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
+import { Agent, request } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { contentDigest } from '../../common/src/content-digest.ts';
+import {
+  algorithmForKey,
+  type HttpMessage,
+  parseSignatures,
+  type SignatureParameters,
+  signMessage,
+  verifySignature,
+} from '../../common/src/http-signatures/index.ts';
+import { fromPem } from '../../common/src/pki.ts';
+
+export interface UploadClientOptions {
+  /** `https://hub.example:8443` */
+  baseUrl: string;
+  /** The manufacturer's certificate (PEM; leaf first, chain may follow) and its private key (PEM). */
+  certPem: string;
+  keyPem: string;
+  /** Trust anchors for the hub's TLS certificate (the packtrust CA chain). */
+  caPem: string;
+}
+
+export interface UploadResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  json<T = Record<string, unknown>>(): T;
+  /** The signed receipt, when the hub accepted the write. */
+  receipt?: Receipt;
+}
+
+/** What a manufacturer keeps: its request as signed, and the hub's signed answer to it. */
+export interface Receipt {
+  request: { method: string; targetUri: string; headers: Record<string, string>; bodyDigest: string };
+  response: { status: number; headers: Record<string, string>; body: string };
+  /** The hub certificate that signed the receipt, PEM. */
+  hubCertificate: string;
+  verified: true;
+}
+
+/**
+ * The manufacturer's side of the hub API: mutual TLS with its certificate, every write signed
+ * with RFC 9421 by the same key, and the hub's signed receipt checked before it is returned.
+ */
+export class UploadClient {
+  private readonly key: KeyObject;
+  private readonly keyid: string;
+  private readonly agent: Agent;
+
+  constructor(private readonly options: UploadClientOptions) {
+    this.key = createPrivateKey(options.keyPem);
+    const leaf = fromPem(options.certPem, 'CERTIFICATE')[0];
+    if (!leaf) throw new Error('certPem holds no certificate');
+    this.keyid = new X509Certificate(leaf).fingerprint256.replaceAll(':', '').toLowerCase();
+    this.agent = new Agent({ keepAlive: true, cert: options.certPem, key: options.keyPem, ca: options.caPem });
+  }
+
+  /** Sends a signed write. `tamper` lets tests change the message after signing. */
+  async write(
+    method: 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body: Buffer | string,
+    options: {
+      contentType?: string;
+      params?: Partial<SignatureParameters>;
+      tamper?: (h: Record<string, string>) => Buffer | undefined;
+    } = {},
+  ): Promise<UploadResponse> {
+    const payload = Buffer.isBuffer(body) ? body : Buffer.from(body);
+    const targetUri = new URL(path, this.options.baseUrl).toString();
+    const headers: Record<string, string> = {
+      'content-type': options.contentType ?? 'application/json',
+      'content-digest': contentDigest(payload),
+    };
+    const message: HttpMessage = { method, targetUri, headers };
+    const alg = algorithmForKey(this.key);
+    if (!alg) throw new Error('This key type cannot sign packtrust requests (P-256, Ed25519 or RSA)');
+    const params: SignatureParameters = {
+      created: Math.floor(Date.now() / 1000),
+      keyid: this.keyid,
+      nonce: randomBytes(16).toString('base64url'),
+      ...(options.params as SignatureParameters | undefined),
+    };
+    const signed = signMessage(message, {
+      label: 'sig1',
+      components: ['@method', '@target-uri', 'content-digest', 'content-type'],
+      params,
+      key: this.key,
+      alg,
+    });
+    headers['signature-input'] = signed.signatureInput;
+    headers.signature = signed.signature;
+    const sent = options.tamper?.(headers) ?? payload;
+    const res = await this.send(method, targetUri, headers, sent);
+    if (res.status < 300) res.receipt = this.checkReceipt(message, headers, res);
+    return res;
+  }
+
+  async get(path: string): Promise<UploadResponse> {
+    return this.send('GET', new URL(path, this.options.baseUrl).toString(), {}, undefined);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private checkReceipt(
+    message: HttpMessage,
+    sentHeaders: Record<string, string>,
+    res: UploadResponse & { hubCert?: X509Certificate },
+  ): Receipt {
+    const hub = res.hubCert;
+    if (!hub) throw new Error('The hub presented no certificate');
+    const response: HttpMessage = {
+      status: res.status,
+      headers: res.headers,
+      request: { ...message, headers: sentHeaders },
+    };
+    const [sig] = parseSignatures(response).filter((s) => s.label === 'receipt');
+    if (!sig) throw new Error('The hub answered without a signed receipt');
+    const hubKeyid = hub.fingerprint256.replaceAll(':', '').toLowerCase();
+    if (sig.params.get('keyid') !== hubKeyid)
+      throw new Error('The receipt was not signed by the hub certificate of this connection');
+    const alg = algorithmForKey(hub.publicKey);
+    if (!alg) throw new Error('Unsupported hub key');
+    verifySignature(response, sig, hub.publicKey, alg);
+    const flat = (h: Record<string, string | string[] | undefined>) =>
+      Object.fromEntries(
+        Object.entries(h)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => [k, String(v)]),
+      );
+    return {
+      request: {
+        method: message.method!,
+        targetUri: message.targetUri!,
+        headers: sentHeaders,
+        bodyDigest: sentHeaders['content-digest']!,
+      },
+      response: { status: res.status, headers: flat(res.headers), body: res.body.toString('utf8') },
+      hubCertificate: hub.toString(),
+      verified: true,
+    };
+  }
+
+  private send(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+  ): Promise<UploadResponse & { hubCert?: X509Certificate }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        { method, agent: this.agent, headers: body ? { ...headers, 'content-length': body.length } : headers },
+        (res) => {
+          const chunks: Buffer[] = [];
+          const peer = (res.socket as TLSSocket).getPeerCertificate?.();
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const data = Buffer.concat(chunks);
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: data,
+              json: () => JSON.parse(data.toString('utf8')),
+              ...(peer?.raw ? { hubCert: new X509Certificate(peer.raw) } : {}),
+            });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+}

@@ -1,0 +1,103 @@
+import { type KeyObject, X509Certificate } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { peerCertificateChain } from '../../common/src/http.ts';
+import {
+  CertificateExpired,
+  CertificateRequired,
+  CertificateRevoked,
+  CertificateUntrusted,
+  ProfileNotAllowed,
+} from './errors.ts';
+import type { CaTrust } from './trust.ts';
+
+export type ClientProfile = 'manufacturer' | 'verifier-node' | 'gateway' | 'operator';
+
+/** Who is calling, as the packtrust CA certified it. */
+export interface ClientIdentity {
+  serial: string;
+  /** The organisation id (subject organizationIdentifier): the owner of what it uploads. */
+  org: string;
+  name: string;
+  profile: ClientProfile;
+  market?: string | undefined;
+  publicKey: KeyObject;
+  /** SHA-256 of the DER certificate, hex: the `keyid` of its HTTP message signatures. */
+  fingerprint: string;
+  certificate: Buffer;
+  notAfter: number;
+}
+
+const PROFILES = new Set<string>(['manufacturer', 'verifier-node', 'gateway', 'operator']);
+
+/**
+ * Identifies the client of a request from its TLS certificate, checked on every request: issued
+ * by the packtrust issuing CA, within its validity, not on the current CRL, of an allowed profile.
+ * Parsed certificates are cached by fingerprint; validity and revocation are never cached.
+ */
+export class ClientIdentifier {
+  private readonly cache = new Map<string, ClientIdentity>();
+
+  constructor(private readonly trust: CaTrust) {}
+
+  identify(request: FastifyRequest, allowed: readonly ClientProfile[]): ClientIdentity {
+    const der = peerCertificateChain(request)[0];
+    if (!der) throw new CertificateRequired('Present a client certificate issued by the packtrust CA (mutual TLS)');
+    const identity = this.parse(der);
+    const now = Date.now();
+    if (now > identity.notAfter) throw new CertificateExpired(`Certificate ${identity.serial} expired`);
+    if (this.trust.isRevoked(identity.serial))
+      throw new CertificateRevoked(`Certificate ${identity.serial} is revoked`);
+    if (!allowed.includes(identity.profile)) {
+      throw new ProfileNotAllowed(
+        `A ${identity.profile} certificate may not use this API (allowed: ${allowed.join(', ')})`,
+      );
+    }
+    return identity;
+  }
+
+  private parse(der: Buffer): ClientIdentity {
+    const key = der.toString('base64');
+    const cached = this.cache.get(key);
+    if (cached) return cached;
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(der);
+    } catch {
+      throw new CertificateUntrusted('The client certificate cannot be parsed');
+    }
+    if (!cert.checkIssued(this.trust.issuing) || !cert.verify(this.trust.issuing.publicKey)) {
+      throw new CertificateUntrusted('The client certificate was not issued by the packtrust issuing CA');
+    }
+    if (Date.now() < Date.parse(cert.validFrom))
+      throw new CertificateUntrusted('The client certificate is not valid yet');
+    const subject = subjectFields(cert.subject);
+    const profile = subject.OU;
+    const org = subject.organizationIdentifier;
+    if (!profile || !PROFILES.has(profile) || !org) {
+      throw new CertificateUntrusted('The client certificate has no packtrust profile or organisation');
+    }
+    const identity: ClientIdentity = {
+      serial: cert.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, ''),
+      org,
+      name: subject.CN ?? org,
+      profile: profile as ClientProfile,
+      market: subject.C,
+      publicKey: cert.publicKey,
+      fingerprint: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
+      certificate: der,
+      notAfter: Date.parse(cert.validTo),
+    };
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(key, identity);
+    return identity;
+  }
+}
+
+function subjectFields(subject: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of subject.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) fields[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return fields;
+}

@@ -1,0 +1,34 @@
+import { defineError } from '../../common/src/errors.ts';
+
+// The gateway's stable error codes; documented in openapi/hub.yaml.
+export const CertificateRequired = defineError('HUB_CLIENT_CERT_REQUIRED', 401, 'A client certificate is required');
+export const CertificateUntrusted = defineError(
+  'HUB_CLIENT_CERT_UNTRUSTED',
+  401,
+  'The client certificate is not one the packtrust CA issued',
+);
+export const CertificateExpired = defineError('HUB_CLIENT_CERT_EXPIRED', 401, 'The client certificate has expired');
+export const CertificateRevoked = defineError('HUB_CLIENT_CERT_REVOKED', 401, 'The client certificate is revoked');
+export const ProfileNotAllowed = defineError(
+  'HUB_PROFILE_NOT_ALLOWED',
+  403,
+  'This certificate profile may not use this API',
+);
+export const RevocationUnavailable = defineError(
+  'HUB_REVOCATION_UNAVAILABLE',
+  503,
+  'The revocation list is not current; requests are refused until it is',
+);
+export const SignatureMissing = defineError(
+  'HUB_SIGNATURE_MISSING',
+  401,
+  'The request carries no valid HTTP message signature',
+);
+export const SignatureInvalid = defineError('HUB_SIGNATURE_INVALID', 401, 'The HTTP message signature does not verify');
+export const SignatureStale = defineError(
+  'HUB_SIGNATURE_STALE',
+  401,
+  'The signature was created outside the accepted window',
+);
+export const SignatureReplayed = defineError('HUB_SIGNATURE_REPLAYED', 401, 'The signature nonce was already used');
+export const DigestMismatch = defineError('HUB_DIGEST_MISMATCH', 400, 'Content-Digest does not match the body');

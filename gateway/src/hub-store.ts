@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
+import { type Database, Store } from '../../common/src/store.ts';
+
+export interface Product {
+  productCode: string;
+  name: string;
+  commonName: string;
+  form: string;
+  strength: string;
+  packSize: number;
+  markets: string[];
+  /** The organisation that registered it, from its certificate. */
+  owner: string;
+  status: 'ACTIVE' | 'WITHDRAWN';
+  withdrawnReason?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One accepted write, as received, with the answer the gateway gave (the receipt). */
+export interface EvidenceRecord {
+  receivedAt: string;
+  method: string;
+  targetUri: string;
+  /** Every request header as received, in order, as [name, value] pairs. */
+  headers: [string, string][];
+  bodySha256: string;
+  bodyLength: number;
+  signatureLabel: string;
+  nonce: string;
+  /** The client's certificate chain as presented, DER base64, leaf first. */
+  clientCertificates: string[];
+  clientFingerprint: string;
+  org: string;
+  response: { status: number; headers: [string, string][]; bodySha256: string };
+}
+
+/** A change the verifier nodes of a market apply. */
+export type FeedRecord = { type: 'product'; product: Product; evidenceSeq: number };
+
+/**
+ * The hub's LMDB environment: master data, the evidence log (records hash-chained, bodies kept
+ * verbatim beside them), the nonces of accepted signatures, and a hash-chained feed per market.
+ */
+export class HubStore {
+  readonly store: Store;
+  readonly products: Database<Product, string>;
+  readonly evidence: HashChain<EvidenceRecord>;
+  private readonly evidenceBodies: Database<Buffer, number>;
+  private readonly nonces: Database<number, string>;
+  private readonly feeds = new Map<string, HashChain<FeedRecord>>();
+
+  constructor(path: string) {
+    this.store = Store.open({ path, maxDbs: 256 });
+    this.products = this.store.db('products');
+    this.evidence = new HashChain(this.store.db<ChainEntry<EvidenceRecord>, number>('evidence'));
+    this.evidenceBodies = this.store.db('evidence-bodies', { encoding: 'binary' });
+    this.nonces = this.store.db('nonces');
+  }
+
+  feed(market: string): HashChain<FeedRecord> {
+    let chain = this.feeds.get(market);
+    if (!chain) {
+      chain = new HashChain(this.store.db<ChainEntry<FeedRecord>, number>(`feed-${market}`));
+      this.feeds.set(market, chain);
+    }
+    return chain;
+  }
+
+  /** Whether a signature nonce of this client was accepted before (and has not aged out). */
+  nonceSeen(fingerprint: string, nonce: string, now = Date.now()): boolean {
+    const expires = this.nonces.get(`${fingerprint}:${nonce}`);
+    return expires !== undefined && expires > now;
+  }
+
+  /** Inside a write transaction: claims the nonce until `expiresAt`; false when already claimed. */
+  claimNonce(fingerprint: string, nonce: string, expiresAt: number, now = Date.now()): boolean {
+    if (this.nonceSeen(fingerprint, nonce, now)) return false;
+    this.nonces.putSync(`${fingerprint}:${nonce}`, expiresAt);
+    return true;
+  }
+
+  /** Inside a write transaction: appends the evidence record and keeps the body verbatim. */
+  appendEvidence(record: EvidenceRecord, body: Buffer): ChainEntry<EvidenceRecord> {
+    const entry = this.evidence.append(record);
+    this.evidenceBodies.putSync(entry.seq, body);
+    return entry;
+  }
+
+  evidenceBody(seq: number): Buffer | undefined {
+    return this.evidenceBodies.get(seq);
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
+
+export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');

@@ -1,0 +1,91 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import type { Logger } from '../../common/src/log.ts';
+import { bytes, fromPem, x509 } from '../../common/src/pki.ts';
+import { RevocationUnavailable } from './errors.ts';
+
+/**
+ * What the gateway trusts: the packtrust issuing CA (from the CA's chain) and its current CRL,
+ * which is polled from the CA. Node's TLS resumes sessions without looking at the CRL again, so
+ * the gateway checks revocation per request against this list, not at the handshake.
+ */
+export class CaTrust {
+  readonly issuing: X509Certificate;
+  readonly root: X509Certificate;
+  readonly chainPem: string;
+  private revoked = new Set<string>();
+  private crlNumber = -1;
+  private crlNextUpdate = 0;
+  private crlDigest = '';
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(chainPem: string) {
+    const [issuing, root] = fromPem(chainPem, 'CERTIFICATE').map((der) => new X509Certificate(der));
+    if (!issuing || !root) throw new Error('The CA chain must hold the issuing CA then the root CA');
+    if (!issuing.verify(root.publicKey)) throw new Error('The issuing CA in the chain is not signed by the root');
+    this.issuing = issuing;
+    this.root = root;
+    this.chainPem = chainPem;
+  }
+
+  /** Accepts a CRL (DER) if the issuing CA signed it and it is newer than the one held. */
+  async applyCrl(der: Buffer): Promise<boolean> {
+    const digest = createHash('sha256').update(der).digest('hex');
+    if (digest === this.crlDigest) return false;
+    const crl = new x509.X509Crl(bytes(der));
+    const publicKey = await crypto.subtle.importKey(
+      'spki',
+      this.issuing.publicKey.export({ type: 'spki', format: 'der' }),
+      signatureKeyParams(this.issuing),
+      true,
+      ['verify'],
+    );
+    if (!(await crl.verify({ publicKey: publicKey as CryptoKey }))) throw new Error('CRL signature does not verify');
+    const numberExt = crl.extensions.find((e) => e.type === '2.5.29.20');
+    const number = numberExt ? Number.parseInt(Buffer.from(numberExt.value).subarray(2).toString('hex'), 16) : 0;
+    if (number < this.crlNumber) throw new Error(`CRL number ${number} is older than ${this.crlNumber}`);
+    this.revoked = new Set(crl.entries.map((e) => e.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, '')));
+    this.crlNumber = number;
+    this.crlNextUpdate = crl.nextUpdate?.getTime() ?? Number.POSITIVE_INFINITY;
+    this.crlDigest = digest;
+    return true;
+  }
+
+  /** Throws when no CRL is held or the held one is past its nextUpdate. */
+  isRevoked(serialHex: string): boolean {
+    if (this.crlNumber < 0 || Date.now() > this.crlNextUpdate) {
+      throw new RevocationUnavailable('The gateway holds no current CRL from the CA');
+    }
+    return this.revoked.has(serialHex.toLowerCase().replace(/^(00)+(?=.)/, ''));
+  }
+
+  /** Polls `crlUrl` every `intervalMs` (a revocation reaches the gateway within that time plus a fetch). */
+  async startPolling(crlUrl: string, intervalMs: number, logger: Logger): Promise<void> {
+    const poll = async () => {
+      try {
+        const res = await fetch(crlUrl, { signal: AbortSignal.timeout(Math.max(1000, intervalMs)) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        if (await this.applyCrl(Buffer.from(await res.arrayBuffer()))) {
+          logger.info({ crlNumber: this.crlNumber, revoked: this.revoked.size }, 'CRL updated');
+        }
+      } catch (err) {
+        logger.warn({ err, crlUrl }, 'CRL fetch failed');
+      }
+    };
+    await poll();
+    this.timer = setInterval(poll, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
+
+function signatureKeyParams(cert: X509Certificate): EcKeyImportParams | RsaHashedImportParams {
+  const key = cert.publicKey;
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256';
+    return { name: 'ECDSA', namedCurve: curve };
+  }
+  return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+}

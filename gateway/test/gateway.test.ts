@@ -1,0 +1,379 @@
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningCaServer, startCaServer } from '../../ca/src/server.ts';
+import { createTestCa, opensslCsr, P256, PASSPHRASE, run, type TestCa } from '../../ca/test/fixtures.ts';
+import { contentDigest } from '../../common/src/content-digest.ts';
+import { type HttpServer, listen } from '../../common/src/http.ts';
+import { signMessage } from '../../common/src/http-signatures/index.ts';
+import { createLogger } from '../../common/src/log.ts';
+import { UploadClient } from '../client/upload-client.ts';
+import { ClientIdentifier } from '../src/client-identity.ts';
+import { verifyEvidence } from '../src/evidence.ts';
+import { HubStore } from '../src/hub-store.ts';
+import { createGatewayServer } from '../src/server.ts';
+import { CaTrust } from '../src/trust.ts';
+
+const logger = createLogger('gateway-test', 'silent');
+let t: TestCa;
+let caServer: RunningCaServer;
+let trust: CaTrust;
+let store: HubStore;
+let gateway: HttpServer;
+let hubUrl: string;
+let dir: string;
+const clients: UploadClient[] = [];
+
+interface Credential {
+  certPem: string;
+  keyPem: string;
+  serial: string;
+  fingerprint: string;
+}
+
+async function credential(
+  profile: string,
+  org: string,
+  keyArgs = P256,
+  extra: Record<string, unknown> = {},
+): Promise<Credential> {
+  const name = `${profile}-${org}-${randomBytes(3).toString('hex')}`;
+  const { csr, keyPath } = opensslCsr(t.dir, name, keyArgs);
+  const issued = await t.ca.issue({ csr, profile, org, ...extra }, 'test');
+  return {
+    certPem: issued.certificatePem + issued.chainPem,
+    keyPem: readFileSync(keyPath, 'utf8'),
+    serial: issued.record.serial,
+    fingerprint: issued.record.fingerprint,
+  };
+}
+
+function client(c: Credential, caPem = t.ca.chainPem()): UploadClient {
+  const u = new UploadClient({ baseUrl: hubUrl, certPem: c.certPem, keyPem: c.keyPem, caPem });
+  clients.push(u);
+  return u;
+}
+
+const product = (productCode: string, markets = ['DE', 'FR']) => ({
+  productCode,
+  name: 'Examplix 10 mg film-coated tablets',
+  commonName: 'examplamide',
+  form: 'film-coated tablet',
+  strength: '10 mg',
+  packSize: 30,
+  markets,
+});
+
+let acme: Credential;
+let beta: Credential;
+
+beforeAll(async () => {
+  t = await createTestCa();
+  caServer = await startCaServer(t.ca, {
+    host: '127.0.0.1',
+    publicPort: 0,
+    adminPort: 0,
+    passphrase: PASSPHRASE,
+    crlRefreshMarginMinutes: 60,
+    logger,
+  });
+  trust = new CaTrust(t.ca.chainPem());
+  await trust.startPolling(`${caServer.publicUrl}/crl`, 200, logger);
+  dir = mkdtempSync(join(tmpdir(), 'packtrust-hub-'));
+  store = new HubStore(join(dir, 'hub'));
+  const gw = await credential('gateway', 'HUB', P256, { dns: ['localhost'], ip: ['127.0.0.1'] });
+  const gwKeyPem = gw.keyPem;
+  gateway = createGatewayServer({
+    store,
+    identifier: new ClientIdentifier(trust),
+    receiptSigner: { key: createPrivateKey(gwKeyPem), keyid: gw.fingerprint },
+    tls: { key: gwKeyPem, cert: gw.certPem, ca: t.ca.chainPem() },
+    signatureWindowSeconds: 300,
+    maxBodyBytes: 64 * 1024 * 1024,
+    logger,
+  });
+  hubUrl = await listen(gateway, '127.0.0.1', 0);
+  acme = await credential('manufacturer', 'ACME');
+  beta = await credential('manufacturer', 'BETA', ['-newkey', 'ed25519']);
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await gateway?.close();
+  trust?.stop();
+  await caServer?.close();
+  await store?.close();
+  await t?.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const evidenceCount = () => store.evidence.last()?.seq ?? 0;
+
+describe('signed uploads with receipts', () => {
+  it('accepts a signed product upload, keeps the evidence, publishes to each market and returns a verified receipt', async () => {
+    const res = await client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134352')));
+    expect(res.status).toBe(201);
+    expect(res.json()).toMatchObject({ product: { productCode: '09506000134352', owner: 'ACME', status: 'ACTIVE' } });
+    expect(res.receipt?.verified).toBe(true);
+    expect(String(res.headers['signature-input'])).toContain('"signature";req;key="sig1"');
+    const seq = res.json<{ evidence: { seq: number } }>().evidence.seq;
+    expect(store.evidence.db.get(seq)!.body).toMatchObject({ org: 'ACME', method: 'POST', response: { status: 201 } });
+    expect([...store.feed('DE').entries()].at(-1)!.body).toMatchObject({ type: 'product', evidenceSeq: seq });
+    expect([...store.feed('FR').entries()]).toHaveLength(1);
+    expect(verifyEvidence(store)).toMatchObject({ ok: true });
+  });
+
+  it('accepts Ed25519 and RSA (rsa-pss-sha512) manufacturers too', async () => {
+    expect(
+      (await client(beta).write('POST', '/v1/products', JSON.stringify(product('04012345000009', ['IT'])))).status,
+    ).toBe(201);
+    const rsa = await credential('manufacturer', 'GAMMA', ['-newkey', 'rsa:2048']);
+    const res = await client(rsa).write('POST', '/v1/products', JSON.stringify(product('05012345000008', ['ES'])));
+    expect(res.status).toBe(201);
+    expect(res.receipt?.verified).toBe(true);
+  });
+
+  it('lets the owner read its product and no one else', async () => {
+    expect((await client(acme).get('/v1/products/09506000134352')).json()).toMatchObject({
+      product: { owner: 'ACME' },
+    });
+    const other = await client(beta).get('/v1/products/09506000134352');
+    expect(other.status).toBe(403);
+    expect(other.json()).toMatchObject({ code: 'HUB_NOT_OWNER' });
+  });
+
+  it('is reachable with curl --cert/--key', async () => {
+    const cert = join(t.dir, 'curl.pem');
+    const key = join(t.dir, 'curl.key');
+    (await import('node:fs')).writeFileSync(cert, acme.certPem);
+    (await import('node:fs')).writeFileSync(key, acme.keyPem);
+    const chain = t.file('chain.pem', t.ca.chainPem());
+    const r = await run('curl', [
+      '-sS',
+      '--cacert',
+      chain,
+      '--cert',
+      cert,
+      '--key',
+      key,
+      `${hubUrl}/v1/products/09506000134352`,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ product: { productCode: '09506000134352' } });
+  });
+});
+
+describe('refusals write nothing', () => {
+  async function refused(
+    send: () => Promise<{ status: number; json(): Record<string, unknown> }>,
+    status: number,
+    code: string,
+  ) {
+    const before = evidenceCount();
+    const res = await send();
+    expect(res.json()).toMatchObject({ status, code });
+    expect(res.status).toBe(status);
+    expect(evidenceCount()).toBe(before);
+  }
+
+  it('refuses a body that does not match its digest', async () => {
+    await refused(
+      () =>
+        client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134369')), {
+          tamper: () => Buffer.from(JSON.stringify(product('09506000134376'))),
+        }),
+      400,
+      'HUB_DIGEST_MISMATCH',
+    );
+    expect(store.products.get('09506000134376')).toBeUndefined();
+  });
+
+  it('refuses a covered header changed after signing', async () => {
+    await refused(
+      () =>
+        client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134369')), {
+          tamper: (h) => {
+            h['content-type'] = 'application/json; charset=utf-8';
+            return undefined;
+          },
+        }),
+      401,
+      'HUB_SIGNATURE_INVALID',
+    );
+  });
+
+  it('refuses a stale created and a replayed request', async () => {
+    await refused(
+      () =>
+        client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134369')), {
+          params: { created: Math.floor(Date.now() / 1000) - 301 },
+        }),
+      401,
+      'HUB_SIGNATURE_STALE',
+    );
+    let captured: Record<string, string> = {};
+    const body = Buffer.from(JSON.stringify(product('09506000134369')));
+    const first = await client(acme).write('POST', '/v1/products', body, {
+      tamper: (h) => {
+        captured = { ...h };
+        return undefined;
+      },
+    });
+    expect(first.status).toBe(201);
+    await refused(() => rawPost(acme, '/v1/products', captured, body), 401, 'HUB_SIGNATURE_REPLAYED');
+  });
+
+  it('refuses a signature that omits a required component or is made by another key', async () => {
+    const body = Buffer.from(JSON.stringify(product('09506000134383')));
+    const targetUri = `${hubUrl}/v1/products`;
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'content-digest': contentDigest(body),
+    };
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const sign = (components: string[], key = privateKey) =>
+      signMessage(
+        { method: 'POST', targetUri, headers },
+        {
+          label: 'sig1',
+          components,
+          params: {
+            created: Math.floor(Date.now() / 1000),
+            keyid: acme.fingerprint,
+            nonce: randomBytes(9).toString('hex'),
+          },
+          key,
+          alg: 'ecdsa-p256-sha256',
+        },
+      );
+    const partial = sign(['@method', '@target-uri', 'content-digest']);
+    await refused(
+      () =>
+        rawPost(
+          acme,
+          '/v1/products',
+          { ...headers, 'signature-input': partial.signatureInput, signature: partial.signature },
+          body,
+        ),
+      401,
+      'HUB_SIGNATURE_MISSING',
+    );
+    const wrongKey = sign(['@method', '@target-uri', 'content-digest', 'content-type']);
+    await refused(
+      () =>
+        rawPost(
+          acme,
+          '/v1/products',
+          { ...headers, 'signature-input': wrongKey.signatureInput, signature: wrongKey.signature },
+          body,
+        ),
+      401,
+      'HUB_SIGNATURE_INVALID',
+    );
+    await refused(() => rawPost(acme, '/v1/products', headers, body), 401, 'HUB_SIGNATURE_MISSING');
+  });
+
+  it("refuses a bad GTIN and another organisation's product, leaving the product as it was", async () => {
+    await refused(
+      () => client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134353'))),
+      400,
+      'HUB_MASTER_DATA_INVALID',
+    );
+    const before = store.products.get('09506000134352');
+    await refused(
+      () =>
+        client(beta).write('POST', '/v1/products', JSON.stringify({ ...product('09506000134352'), name: 'Hijacked' })),
+      403,
+      'HUB_NOT_OWNER',
+    );
+    expect(store.products.get('09506000134352')).toEqual(before);
+  });
+
+  it('refuses a foreign CA, a wrong profile and a missing certificate', async () => {
+    const foreign = await createTestCa();
+    try {
+      const { csr, keyPath } = opensslCsr(foreign.dir, 'f', P256);
+      const issued = await foreign.ca.issue({ csr, profile: 'manufacturer', org: 'ACME' }, 'test');
+      const f = client({
+        certPem: issued.certificatePem,
+        keyPem: readFileSync(keyPath, 'utf8'),
+        serial: '',
+        fingerprint: '',
+      });
+      await refused(
+        () => f.write('POST', '/v1/products', JSON.stringify(product('09506000134390'))),
+        401,
+        'HUB_CLIENT_CERT_UNTRUSTED',
+      );
+    } finally {
+      await foreign.cleanup();
+    }
+    const operator = await credential('operator', 'OPS');
+    await refused(
+      () => client(operator).write('POST', '/v1/products', JSON.stringify(product('09506000134390'))),
+      403,
+      'HUB_PROFILE_NOT_ALLOWED',
+    );
+    await refused(
+      () => rawPost(undefined, '/v1/products', { 'content-type': 'application/json' }, Buffer.from('{}')),
+      401,
+      'HUB_CLIENT_CERT_REQUIRED',
+    );
+  });
+
+  it('refuses a certificate revoked after the TLS session was set up, on the same kept-alive connection', async () => {
+    const victim = await credential('manufacturer', 'ACME');
+    const c = client(victim);
+    expect((await c.write('POST', '/v1/products', JSON.stringify(product('09506000134406')))).status).toBe(201);
+    await t.ca.revoke(victim.serial, 'keyCompromise', 'test');
+    const deadline = Date.now() + 5000;
+    while (!trust.isRevoked(victim.serial) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await refused(
+      () => c.write('POST', '/v1/products', JSON.stringify(product('09506000134406'))),
+      401,
+      'HUB_CLIENT_CERT_REVOKED',
+    );
+  });
+});
+
+describe('evidence', () => {
+  it('re-verifies stored requests offline and finds a tampered body', async () => {
+    expect(verifyEvidence(store)).toMatchObject({ ok: true });
+    const seq = store.evidence.last()!.seq;
+    const body = store.evidenceBody(seq)!;
+    await store.store.transaction(() =>
+      store.store.db('evidence-bodies', { encoding: 'binary' }).putSync(seq, Buffer.concat([body, Buffer.from(' ')])),
+    );
+    expect(verifyEvidence(store)).toMatchObject({
+      ok: false,
+      firstBroken: { seq, reason: expect.stringContaining('hash') },
+    });
+    await store.store.transaction(() => store.store.db('evidence-bodies', { encoding: 'binary' }).putSync(seq, body));
+  });
+});
+
+/** A raw mTLS POST with the given headers, for replays and hand-made signatures. */
+function rawPost(cred: Credential | undefined, path: string, headers: Record<string, string>, body: Buffer) {
+  return new Promise<{ status: number; json(): Record<string, unknown> }>((resolve, reject) => {
+    const req = request(
+      `${hubUrl}${path}`,
+      {
+        method: 'POST',
+        agent: new Agent({ ca: t.ca.chainPem(), ...(cred ? { cert: cred.certPem, key: cred.keyPem } : {}) }),
+        headers: { ...headers, 'content-length': body.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, json: () => JSON.parse(Buffer.concat(chunks).toString()) }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
