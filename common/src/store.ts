@@ -48,9 +48,14 @@ export class Store {
     return this.root.openDB<V, K>({ name, encoding: options.encoding ?? 'msgpack', ...options });
   }
 
-  /** Runs `action` in one write transaction; resolves after the durable commit. */
+  /**
+   * Runs `action` in one write transaction; resolves after the durable commit. If `action`
+   * throws, nothing it wrote is committed and the promise rejects with that error. (lmdb-js
+   * batches asynchronous transactions together and would commit the writes made before a throw;
+   * a child transaction is what makes each action atomic on its own.)
+   */
   transaction<T>(action: () => T): Promise<T> {
-    return this.root.transaction(action);
+    return this.root.transaction(() => this.root.childTransaction(action)) as Promise<T>;
   }
 
   /** A blocking write transaction, for command-line tools and start-up code. */

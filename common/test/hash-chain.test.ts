@@ -58,3 +58,22 @@ describe('HashChain', () => {
     });
   });
 });
+
+describe('Store.transaction', () => {
+  it('commits nothing of a transaction whose action throws', async () => {
+    const db = store.db<number, string>('t');
+    await store.transaction(() => db.putSync('kept', 1));
+    await expect(
+      store.transaction(() => {
+        db.putSync('lost', 2);
+        chain.append({ n: 1, data: Buffer.alloc(0) });
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    expect(db.get('kept')).toBe(1);
+    expect(db.get('lost')).toBeUndefined();
+    expect(chain.last()).toBeUndefined();
+    await store.transaction(() => db.putSync('after', 3));
+    expect(db.get('after')).toBe(3);
+  });
+});
