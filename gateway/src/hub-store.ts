@@ -36,8 +36,36 @@ export interface EvidenceRecord {
   response: { status: number; headers: [string, string][]; bodySha256: string };
 }
 
+export interface Batch {
+  productCode: string;
+  batch: string;
+  /** YYMMDD as on the pack, and the last valid day it means. */
+  expiry: string;
+  expiryDate: string;
+  status: 'ACTIVE' | 'RECALLED' | 'WITHDRAWN';
+  reason?: string;
+  packCount: number;
+  owner: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A pack as the hub keeps it (compact: millions of these). */
+export interface PackRecord {
+  /** Batch id. */
+  b: string;
+  /** Pack state; ACTIVE until decommissioned. */
+  s: string;
+}
+
 /** A change the verifier nodes of a market apply. */
-export type FeedRecord = { type: 'product'; product: Product; evidenceSeq: number };
+export type FeedRecord =
+  | { type: 'product'; product: Product; evidenceSeq: number }
+  | { type: 'batch'; batch: Batch; evidenceSeq: number }
+  | { type: 'packs'; productCode: string; batch: string; serials: string[]; evidenceSeq: number };
+
+/** Packs per feed record: big enough to keep the feed short, small enough to hash and ship quickly. */
+export const PACKS_PER_FEED_RECORD = 10_000;
 
 /**
  * The hub's LMDB environment: master data, the evidence log (records hash-chained, bodies kept
@@ -46,6 +74,9 @@ export type FeedRecord = { type: 'product'; product: Product; evidenceSeq: numbe
 export class HubStore {
   readonly store: Store;
   readonly products: Database<Product, string>;
+  readonly batches: Database<Batch, string>;
+  /** Key: product code (14 digits) followed by the serial. */
+  readonly packs: Database<PackRecord, string>;
   readonly evidence: HashChain<EvidenceRecord>;
   private readonly evidenceBodies: Database<Buffer, number>;
   private readonly nonces: Database<number, string>;
@@ -54,6 +85,8 @@ export class HubStore {
   constructor(path: string) {
     this.store = Store.open({ path, maxDbs: 256 });
     this.products = this.store.db('products');
+    this.batches = this.store.db('batches');
+    this.packs = this.store.db('packs');
     this.evidence = new HashChain(this.store.db<ChainEntry<EvidenceRecord>, number>('evidence'));
     this.evidenceBodies = this.store.db('evidence-bodies', { encoding: 'binary' });
     this.nonces = this.store.db('nonces');
@@ -92,9 +125,17 @@ export class HubStore {
     return this.evidenceBodies.get(seq);
   }
 
+  /** Inside a write transaction: a change to be applied by every market of the product. */
+  publish(markets: Iterable<string>, record: FeedRecord): void {
+    for (const market of markets) this.feed(market).append(record);
+  }
+
   close(): Promise<void> {
     return this.store.close();
   }
 }
 
 export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+export const batchKey = (productCode: string, batch: string): string => `${productCode}|${batch}`;
+export const packKey = (productCode: string, serial: string): string => productCode + serial;

@@ -27,6 +27,9 @@ export const productInput = z.strictObject({
 });
 export type ProductInput = z.output<typeof productInput>;
 
+/** Recall and withdrawal say why. */
+export const reasonInput = z.strictObject({ reason: text(500) });
+
 /** Parses a JSON body against a schema; every problem is listed in the error. */
 export function parseBody<S extends z.ZodType>(schema: S, body: Buffer): z.output<S> {
   let json: unknown;

@@ -1,11 +1,30 @@
 import type { FastifyRequest } from 'fastify';
+import { NotFound } from '../../common/src/errors.ts';
 import { createHttpServer, type HttpServer, peerCertificateChain } from '../../common/src/http.ts';
 import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
 import type { Logger } from '../../common/src/log.ts';
+import {
+  BatchClosed,
+  checkBatchFields,
+  DuplicateSerials,
+  ProblemList,
+  parseSerials,
+  RandomisationRejected,
+} from './batches.ts';
 import type { ClientIdentifier, ClientIdentity, ClientProfile } from './client-identity.ts';
 import { SignatureReplayed } from './errors.ts';
-import { type EvidenceRecord, type HubStore, type Product, sha256Hex } from './hub-store.ts';
-import { MasterDataInvalid, NotOwner, parseBody, productInput } from './master-data.ts';
+import {
+  type Batch,
+  batchKey,
+  type EvidenceRecord,
+  type HubStore,
+  PACKS_PER_FEED_RECORD,
+  type Product,
+  packKey,
+  sha256Hex,
+} from './hub-store.ts';
+import { MasterDataInvalid, NotOwner, parseBody, productInput, reasonInput } from './master-data.ts';
+import { analyseSerials, DEFAULT_RANDOMISATION_OPTIONS, type RandomisationOptions } from './randomisation.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
 import { verifyRequestSignature } from './signed-request.ts';
 
@@ -16,6 +35,9 @@ export interface GatewayOptions {
   tls: { key: string | Buffer; cert: string | Buffer; ca: string };
   signatureWindowSeconds: number;
   maxBodyBytes: number;
+  /** `reject`: uploads whose serials break the regulation are refused; `warn`: accepted with the report. */
+  randomisationPolicy: 'reject' | 'warn';
+  randomisation?: RandomisationOptions;
   logger: Logger;
 }
 
@@ -124,14 +146,145 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     }),
   );
 
+  /** The client's own product, or 403 whether it is unknown or another organisation's. */
+  const ownProduct = (client: ClientIdentity, code: string): Product => {
+    const product = store.products.get(code);
+    if (!product || product.owner !== client.org) throw new NotOwner(`No product ${code} owned by ${client.org}`);
+    return product;
+  };
+  const ownBatch = (client: ClientIdentity, code: string, batch: string): { product: Product; batch: Batch } => {
+    const product = ownProduct(client, code);
+    const found = store.batches.get(batchKey(code, batch));
+    if (!found) throw new NotFound(`Product ${code} has no batch ${batch}`);
+    return { product, batch: found };
+  };
+
+  app.post<{ Params: { code: string; batch: string }; Querystring: { expiry?: string } }>(
+    '/v1/products/:code/batches/:batch/packs',
+    signedWrite(['manufacturer'], (client, body, request) => {
+      const { code, batch: batchId } = request.params as { code: string; batch: string };
+      const product = ownProduct(client, code);
+      if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is withdrawn`);
+      const fields = checkBatchFields(batchId, (request.query as { expiry?: string }).expiry);
+      const existing = store.batches.get(batchKey(code, batchId));
+      if (existing && existing.status !== 'ACTIVE')
+        throw new BatchClosed(`Batch ${batchId} is ${existing.status.toLowerCase()}`);
+      if (existing && existing.expiry !== fields.expiry) {
+        throw new MasterDataInvalid(`Batch ${batchId} has expiry ${existing.expiry}, not ${fields.expiry}`);
+      }
+      const serials = parseSerials(body);
+      const report = analyseSerials(serials, options.randomisation ?? DEFAULT_RANDOMISATION_OPTIONS);
+      if (report.verdict === 'reject' && options.randomisationPolicy === 'reject') {
+        throw new RandomisationRejected(
+          report.findings
+            .filter((f) => f.severity === 'reject')
+            .map((f) => f.detail)
+            .join('; '),
+          {
+            randomisation: report,
+          },
+        );
+      }
+      const now = new Date().toISOString();
+      const batch: Batch = {
+        productCode: code,
+        batch: batchId,
+        ...fields,
+        status: 'ACTIVE',
+        packCount: (existing?.packCount ?? 0) + serials.length,
+        owner: client.org,
+        createdAt: existing?.createdAt ?? now,
+        updatedAt: now,
+      };
+      return {
+        status: 201,
+        payload: { batch, packsAdded: serials.length, randomisation: report },
+        apply(evidenceSeq) {
+          // Checked inside the transaction: two uploads of the same serials cannot both pass.
+          const duplicates = new ProblemList();
+          for (const serial of serials) {
+            if (store.packs.doesExist(packKey(code, serial)))
+              duplicates.add({ item: serial, problem: 'already registered for this product' });
+          }
+          if (duplicates.count > 0) {
+            throw new DuplicateSerials(
+              `${duplicates.count} serial(s) are already registered for product ${code}`,
+              duplicates.toExtensions(),
+            );
+          }
+          const pack = { b: batchId, s: 'ACTIVE' };
+          for (const serial of serials) store.packs.putSync(packKey(code, serial), pack);
+          store.batches.putSync(batchKey(code, batchId), batch);
+          store.publish(product.markets, { type: 'batch', batch, evidenceSeq });
+          for (let i = 0; i < serials.length; i += PACKS_PER_FEED_RECORD) {
+            const chunk = serials.slice(i, i + PACKS_PER_FEED_RECORD);
+            store.publish(product.markets, {
+              type: 'packs',
+              productCode: code,
+              batch: batchId,
+              serials: chunk,
+              evidenceSeq,
+            });
+          }
+        },
+      };
+    }),
+  );
+
+  const closeBatch = (status: 'RECALLED' | 'WITHDRAWN') =>
+    signedWrite(['manufacturer'], (client, body, request) => {
+      const { code, batch: batchId } = request.params as { code: string; batch: string };
+      const { reason } = parseBody(reasonInput, body);
+      const { product, batch } = ownBatch(client, code, batchId);
+      // Recall and withdrawal are irreversible; a withdrawal may still follow a recall.
+      if (batch.status === 'WITHDRAWN' || batch.status === status) {
+        throw new BatchClosed(`Batch ${batchId} is already ${batch.status.toLowerCase()}`);
+      }
+      const updated: Batch = { ...batch, status, reason, updatedAt: new Date().toISOString() };
+      return {
+        status: 200,
+        payload: { batch: updated },
+        apply(evidenceSeq) {
+          store.batches.putSync(batchKey(code, batchId), updated);
+          store.publish(product.markets, { type: 'batch', batch: updated, evidenceSeq });
+        },
+      };
+    });
+  app.post('/v1/products/:code/batches/:batch/recall', closeBatch('RECALLED'));
+  app.post('/v1/products/:code/batches/:batch/withdraw', closeBatch('WITHDRAWN'));
+
+  app.post(
+    '/v1/products/:code/withdraw',
+    signedWrite(['manufacturer'], (client, body, request) => {
+      const { code } = request.params as { code: string };
+      const { reason } = parseBody(reasonInput, body);
+      const product = ownProduct(client, code);
+      if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is already withdrawn`);
+      const updated: Product = {
+        ...product,
+        status: 'WITHDRAWN',
+        withdrawnReason: reason,
+        updatedAt: new Date().toISOString(),
+      };
+      return {
+        status: 200,
+        payload: { product: updated },
+        apply(evidenceSeq) {
+          store.products.putSync(code, updated);
+          store.publish(product.markets, { type: 'product', product: updated, evidenceSeq });
+        },
+      };
+    }),
+  );
+
+  app.get<{ Params: { code: string; batch: string } }>('/v1/products/:code/batches/:batch', async (request) => {
+    const client = identifier.identify(request, ['manufacturer']);
+    return { batch: ownBatch(client, request.params.code, request.params.batch).batch };
+  });
+
   app.get<{ Params: { code: string } }>('/v1/products/:code', async (request) => {
     const client = identifier.identify(request, ['manufacturer']);
-    const product = store.products.get(request.params.code);
-    if (!product || product.owner !== client.org) {
-      // Not revealing whether another organisation registered the code.
-      throw new NotOwner(`No product ${request.params.code} owned by ${client.org}`);
-    }
-    return { product };
+    return { product: ownProduct(client, request.params.code) };
   });
 
   return app;

@@ -92,6 +92,7 @@ beforeAll(async () => {
     receiptSigner: { key: createPrivateKey(gwKeyPem), keyid: gw.fingerprint },
     tls: { key: gwKeyPem, cert: gw.certPem, ca: t.ca.chainPem() },
     signatureWindowSeconds: 300,
+    randomisationPolicy: 'reject',
     maxBodyBytes: 64 * 1024 * 1024,
     logger,
   });
@@ -336,6 +337,155 @@ describe('refusals write nothing', () => {
       401,
       'HUB_CLIENT_CERT_REVOKED',
     );
+  });
+});
+
+const randomSerials = (n: number) => {
+  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZ0123456789';
+  const out = new Set<string>();
+  while (out.size < n) out.add(Array.from(randomBytes(12), (b) => alphabet[b % alphabet.length]).join(''));
+  return [...out];
+};
+
+describe('batches and packs', () => {
+  const code = '09506000134413';
+  let serials: string[];
+
+  beforeAll(async () => {
+    expect(code.length).toBe(14);
+    const res = await client(acme).write('POST', '/v1/products', JSON.stringify(product(code, ['DE', 'AT'])));
+    expect(res.status).toBe(201);
+    serials = randomSerials(100_000);
+  });
+
+  it('accepts a batch of 100,000 packs with a randomisation report, and publishes it to every market', async () => {
+    const feedBefore = store.feed('AT').last()?.seq ?? 0;
+    const res = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-001/packs?expiry=281200`,
+      `${serials.join('\n')}\n`,
+      {
+        contentType: 'text/plain',
+      },
+    );
+    expect(res.status).toBe(201);
+    const body = res.json<{ batch: Record<string, unknown>; packsAdded: number; randomisation: { verdict: string } }>();
+    expect(body).toMatchObject({
+      packsAdded: 100_000,
+      batch: { status: 'ACTIVE', expiryDate: '2028-12-31', packCount: 100_000 },
+    });
+    expect(body.randomisation.verdict).toBe('pass');
+    expect(res.receipt?.verified).toBe(true);
+    expect(store.packs.get(code + serials[99_999])).toEqual({ b: 'B-001', s: 'ACTIVE' });
+    const records = [...store.feed('AT').entries(feedBefore + 1)].map((e) => e.body);
+    expect(records[0]).toMatchObject({ type: 'batch' });
+    expect(
+      records.filter((r) => r.type === 'packs').reduce((n, r) => n + (r.type === 'packs' ? r.serials.length : 0), 0),
+    ).toBe(100_000);
+  }, 60_000);
+
+  it('refuses duplicates inside an upload and against stored packs, naming them, and writes nothing', async () => {
+    const before = evidenceCount();
+    const fresh = randomSerials(2000);
+    const inside = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-002/packs?expiry=281200`,
+      [...fresh, fresh[0]].join('\n'),
+      { contentType: 'text/plain' },
+    );
+    expect(inside.status).toBe(400);
+    expect(inside.json()).toMatchObject({
+      code: 'HUB_MASTER_DATA_INVALID',
+      failed: 1,
+      items: [{ item: fresh[0], line: 2001 }],
+    });
+    const stored = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-002/packs?expiry=281200`,
+      [...fresh, serials[5], serials[7]].join('\n'),
+      { contentType: 'text/plain' },
+    );
+    expect(stored.status).toBe(409);
+    expect(stored.json()).toMatchObject({ code: 'HUB_DUPLICATE_SERIAL', failed: 2 });
+    expect(store.batches.get(`${code}|B-002`)).toBeUndefined();
+    expect(store.packs.get(code + fresh[1])).toBeUndefined();
+    expect(evidenceCount()).toBe(before);
+  });
+
+  it('refuses malformed serials, batch ids and expiry dates with the items that failed', async () => {
+    const bad = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-003/packs?expiry=281200`,
+      ['GOOD1', 'BAD SERIAL', 'x'.repeat(21)].join('\n'),
+      { contentType: 'text/plain' },
+    );
+    expect(bad.json()).toMatchObject({ code: 'HUB_MASTER_DATA_INVALID', failed: 2, items: [{ line: 2 }, { line: 3 }] });
+    const expiry = await client(acme).write('POST', `/v1/products/${code}/batches/B-003/packs?expiry=281301`, 'A1', {
+      contentType: 'text/plain',
+    });
+    expect(expiry.json()).toMatchObject({ code: 'HUB_MASTER_DATA_INVALID' });
+  });
+
+  it('rejects serials made by a counter under the reject policy, with the finding', async () => {
+    const counter = Array.from({ length: 5000 }, (_, i) => String(700_000 + i));
+    const res = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-004/packs?expiry=281200`,
+      counter.join('\n'),
+      { contentType: 'text/plain' },
+    );
+    expect(res.status).toBe(422);
+    expect(res.json()).toMatchObject({ code: 'HUB_RANDOMISATION_REJECTED', randomisation: { verdict: 'reject' } });
+    expect(store.batches.get(`${code}|B-004`)).toBeUndefined();
+  });
+
+  it('lets only the owner upload to or recall its batches', async () => {
+    const res = await client(beta).write(
+      'POST',
+      `/v1/products/${code}/batches/B-005/packs?expiry=281200`,
+      randomSerials(10).join('\n'),
+      { contentType: 'text/plain' },
+    );
+    expect(res.status).toBe(403);
+    const recall = await client(beta).write(
+      'POST',
+      `/v1/products/${code}/batches/B-001/recall`,
+      JSON.stringify({ reason: 'not mine' }),
+    );
+    expect(recall.json()).toMatchObject({ status: 403, code: 'HUB_NOT_OWNER' });
+    expect(store.batches.get(`${code}|B-001`)!.status).toBe('ACTIVE');
+  });
+
+  it('recalls a batch irreversibly and refuses further packs for it', async () => {
+    const recall = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-001/recall`,
+      JSON.stringify({ reason: 'contamination found' }),
+    );
+    expect(recall.json()).toMatchObject({ batch: { status: 'RECALLED', reason: 'contamination found' } });
+    expect([...store.feed('DE').entries()].at(-1)!.body).toMatchObject({
+      type: 'batch',
+      batch: { status: 'RECALLED' },
+    });
+    const again = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-001/recall`,
+      JSON.stringify({ reason: 'twice' }),
+    );
+    expect(again.json()).toMatchObject({ status: 409, code: 'HUB_BATCH_CLOSED' });
+    const more = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-001/packs?expiry=281200`,
+      randomSerials(10).join('\n'),
+      { contentType: 'text/plain' },
+    );
+    expect(more.json()).toMatchObject({ code: 'HUB_BATCH_CLOSED' });
+    const withdraw = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-001/withdraw`,
+      JSON.stringify({ reason: 'market withdrawal' }),
+    );
+    expect(withdraw.json()).toMatchObject({ batch: { status: 'WITHDRAWN' } });
   });
 });
 
