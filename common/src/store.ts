@@ -67,3 +67,11 @@ export class Store {
     await this.root.close();
   }
 }
+
+/**
+ * Inside a write transaction: writes `value` unless `key` exists; false when it did. (lmdb-js
+ * returns this from `putSync` with `noOverwrite`, though its typings say void.)
+ */
+export function putIfAbsent<V, K extends Key>(db: Database<V, K>, key: K, value: V): boolean {
+  return (db.putSync(key, value, { noOverwrite: true }) as unknown as boolean) !== false;
+}

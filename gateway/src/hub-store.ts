@@ -62,7 +62,15 @@ export interface PackRecord {
 export type FeedRecord =
   | { type: 'product'; product: Product; evidenceSeq: number }
   | { type: 'batch'; batch: Batch; evidenceSeq: number }
-  | { type: 'packs'; productCode: string; batch: string; serials: string[]; evidenceSeq: number };
+  | {
+      type: 'packs';
+      productCode: string;
+      batch: string;
+      count: number;
+      /** The serials, separated by LF: one string encodes and hashes far faster than 10,000. */
+      serials: string;
+      evidenceSeq: number;
+    };
 
 /** Packs per feed record: big enough to keep the feed short, small enough to hash and ship quickly. */
 export const PACKS_PER_FEED_RECORD = 10_000;

@@ -3,6 +3,7 @@ import { NotFound } from '../../common/src/errors.ts';
 import { createHttpServer, type HttpServer, peerCertificateChain } from '../../common/src/http.ts';
 import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
 import type { Logger } from '../../common/src/log.ts';
+import { putIfAbsent } from '../../common/src/store.ts';
 import {
   BatchClosed,
   checkBatchFields,
@@ -200,11 +201,15 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         status: 201,
         payload: { batch, packsAdded: serials.length, randomisation: report },
         apply(evidenceSeq) {
-          // Checked inside the transaction: two uploads of the same serials cannot both pass.
+          // Checked inside the transaction, in the same pass as the writes (a pack that exists is
+          // not overwritten): two uploads of the same serials cannot both pass, and a refusal
+          // aborts the transaction, so nothing is written.
           const duplicates = new ProblemList();
+          const pack = { b: batchId, s: 'ACTIVE' };
           for (const serial of serials) {
-            if (store.packs.doesExist(packKey(code, serial)))
+            if (!putIfAbsent(store.packs, packKey(code, serial), pack)) {
               duplicates.add({ item: serial, problem: 'already registered for this product' });
+            }
           }
           if (duplicates.count > 0) {
             throw new DuplicateSerials(
@@ -212,8 +217,6 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
               duplicates.toExtensions(),
             );
           }
-          const pack = { b: batchId, s: 'ACTIVE' };
-          for (const serial of serials) store.packs.putSync(packKey(code, serial), pack);
           store.batches.putSync(batchKey(code, batchId), batch);
           store.publish(product.markets, { type: 'batch', batch, evidenceSeq });
           for (let i = 0; i < serials.length; i += PACKS_PER_FEED_RECORD) {
@@ -222,7 +225,8 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
               type: 'packs',
               productCode: code,
               batch: batchId,
-              serials: chunk,
+              count: chunk.length,
+              serials: chunk.join('\n'),
               evidenceSeq,
             });
           }

@@ -379,9 +379,9 @@ describe('batches and packs', () => {
     expect(store.packs.get(code + serials[99_999])).toEqual({ b: 'B-001', s: 'ACTIVE' });
     const records = [...store.feed('AT').entries(feedBefore + 1)].map((e) => e.body);
     expect(records[0]).toMatchObject({ type: 'batch' });
-    expect(
-      records.filter((r) => r.type === 'packs').reduce((n, r) => n + (r.type === 'packs' ? r.serials.length : 0), 0),
-    ).toBe(100_000);
+    expect(records.filter((r) => r.type === 'packs').reduce((n, r) => n + (r.type === 'packs' ? r.count : 0), 0)).toBe(
+      100_000,
+    );
   }, 60_000);
 
   it('refuses duplicates inside an upload and against stored packs, naming them, and writes nothing', async () => {
