@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { NotFound } from '../../common/src/errors.ts';
+import { BadRequest, defineError, NotFound } from '../../common/src/errors.ts';
 import { createHttpServer, type HttpServer, peerCertificateChain } from '../../common/src/http.ts';
 import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
 import type { Logger } from '../../common/src/log.ts';
@@ -14,6 +14,7 @@ import {
 } from './batches.ts';
 import type { ClientIdentifier, ClientIdentity, ClientProfile } from './client-identity.ts';
 import { SignatureReplayed } from './errors.ts';
+import { FeedNotifier, recordsAfter, snapshotStream } from './feed.ts';
 import {
   type Batch,
   batchKey,
@@ -48,6 +49,8 @@ interface WriteOutcome {
   payload: unknown;
   /** Runs inside the write transaction, after the nonce is claimed; gets the evidence sequence. */
   apply(evidenceSeq: number): void;
+  /** The markets whose feed `apply` appends to (their long-polling readers are woken after the commit). */
+  markets?: string[];
 }
 
 /**
@@ -57,6 +60,7 @@ interface WriteOutcome {
  */
 export function createGatewayServer(options: GatewayOptions): HttpServer {
   const { store, identifier } = options;
+  const feedNotifier = new FeedNotifier();
   const app = createHttpServer({
     logger: options.logger,
     bodyLimit: options.maxBodyBytes,
@@ -111,6 +115,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         if (entry.seq !== seq) throw new Error('evidence sequence moved inside the transaction');
         outcome.apply(seq);
       });
+      if (outcome.markets) feedNotifier.notify(outcome.markets);
       const r = response!;
       return reply.code(r.status).headers(r.headers).send(r.body);
     };
@@ -134,14 +139,15 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         createdAt: existing?.createdAt ?? now,
         updatedAt: now,
       };
+      const markets = [...new Set([...product.markets, ...(existing?.markets ?? [])])];
       return {
         status: existing ? 200 : 201,
         payload: { product },
+        markets,
         apply(evidenceSeq) {
           store.products.putSync(product.productCode, product);
           // A market the product leaves still learns of the change, so its nodes stop listing it.
-          const markets = new Set([...product.markets, ...(existing?.markets ?? [])]);
-          for (const market of markets) store.feed(market).append({ type: 'product', product, evidenceSeq });
+          store.publish(markets, { type: 'product', product, evidenceSeq });
         },
       };
     }),
@@ -200,6 +206,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       return {
         status: 201,
         payload: { batch, packsAdded: serials.length, randomisation: report },
+        markets: product.markets,
         apply(evidenceSeq) {
           // Checked inside the transaction, in the same pass as the writes (a pack that exists is
           // not overwritten): two uploads of the same serials cannot both pass, and a refusal
@@ -248,6 +255,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       return {
         status: 200,
         payload: { batch: updated },
+        markets: product.markets,
         apply(evidenceSeq) {
           store.batches.putSync(batchKey(code, batchId), updated);
           store.publish(product.markets, { type: 'batch', batch: updated, evidenceSeq });
@@ -273,12 +281,49 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       return {
         status: 200,
         payload: { product: updated },
+        markets: product.markets,
         apply(evidenceSeq) {
           store.products.putSync(code, updated);
           store.publish(product.markets, { type: 'product', product: updated, evidenceSeq });
         },
       };
     }),
+  );
+
+  /** Feed readers are the verifier nodes of that market. */
+  const feedReader = (request: FastifyRequest, market: string): ClientIdentity => {
+    const client = identifier.identify(request, ['verifier-node']);
+    if (client.market !== market)
+      throw new ForbiddenMarket(`This node serves ${client.market ?? 'no market'}, not ${market}`);
+    return client;
+  };
+
+  app.get<{ Params: { market: string } }>('/v1/feed/:market/snapshot', async (request, reply) => {
+    feedReader(request, request.params.market);
+    return reply.type('application/x-ndjson').send(snapshotStream(store, request.params.market));
+  });
+
+  app.get<{ Params: { market: string }; Querystring: { after?: string; limit?: string; wait?: string } }>(
+    '/v1/feed/:market/records',
+    async (request, reply) => {
+      const { market } = request.params;
+      feedReader(request, market);
+      const after = nonNegativeInt(request.query.after ?? '0', 'after');
+      const limit = Math.min(nonNegativeInt(request.query.limit ?? '1000', 'limit') || 1, 10_000);
+      const waitMs = Math.min(nonNegativeInt(request.query.wait ?? '0', 'wait'), 60_000);
+      let records = recordsAfter(store, market, after, limit);
+      if (records.length === 0 && waitMs > 0) {
+        const closed = new AbortController();
+        request.raw.once('close', () => closed.abort());
+        await feedNotifier.wait(market, waitMs, closed.signal);
+        records = recordsAfter(store, market, after, limit);
+      }
+      const last = store.feed(market).last();
+      return reply
+        .type('application/x-ndjson')
+        .header('x-feed-last-seq', String(last?.seq ?? 0))
+        .send(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    },
   );
 
   app.get<{ Params: { code: string; batch: string } }>('/v1/products/:code/batches/:batch', async (request) => {
@@ -307,4 +352,12 @@ function headerPairs(request: FastifyRequest): [string, string][] {
   const pairs: [string, string][] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
   return pairs;
+}
+
+const ForbiddenMarket = defineError('HUB_WRONG_MARKET', 403, 'A node reads only the feed of its own market');
+
+function nonNegativeInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new BadRequest(`${name} must be a non-negative integer`);
+  return n;
 }

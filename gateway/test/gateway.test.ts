@@ -489,6 +489,62 @@ describe('batches and packs', () => {
   });
 });
 
+describe('feed for verifier nodes', () => {
+  const lines = (body: Buffer) =>
+    body
+      .toString()
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+
+  it('serves a consistent snapshot of the market, then the records after its sequence', async () => {
+    const node = client(await credential('verifier-node', 'NMVO-DE', P256, { market: 'DE' }));
+    const snap = await node.get('/v1/feed/DE/snapshot');
+    expect(snap.status).toBe(200);
+    const snapshot = lines(snap.body);
+    expect(snapshot[0]).toMatchObject({ type: 'snapshot', market: 'DE', seq: store.feed('DE').last()!.seq });
+    const end = snapshot.at(-1);
+    expect(end.type).toBe('end');
+    expect(snapshot.filter((l) => l.type === 'product').map((l) => l.product.productCode)).toContain('09506000134413');
+    const packs = snapshot.filter((l) => l.type === 'packs').reduce((n, l) => n + l.count, 0);
+    expect(packs).toBe(end.packs);
+    expect(packs).toBeGreaterThanOrEqual(100_000);
+
+    const page = await node.get('/v1/feed/DE/records?after=0&limit=3');
+    const records = lines(page.body);
+    expect(records.map((r) => r.seq)).toEqual([1, 2, 3]);
+    expect(records[1].prev).toBe(records[0].hash);
+    expect(page.headers['x-feed-last-seq']).toBe(String(store.feed('DE').last()!.seq));
+  });
+
+  it('long-polls: a waiting reader gets a record as soon as it is committed', async () => {
+    const node = client(await credential('verifier-node', 'NMVO-DE', P256, { market: 'DE' }));
+    const last = store.feed('DE').last()!.seq;
+    const started = Date.now();
+    const waiting = node.get(`/v1/feed/DE/records?after=${last}&wait=10000`);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(
+      (await client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134420', ['DE'])))).status,
+    ).toBe(201);
+    const res = await waiting;
+    expect(lines(res.body)[0]).toMatchObject({
+      seq: last + 1,
+      body: { type: 'product', product: { productCode: '09506000134420' } },
+    });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it("refuses another market's node and a manufacturer", async () => {
+    const fr = client(await credential('verifier-node', 'NMVO-FR', P256, { market: 'FR' }));
+    expect((await fr.get('/v1/feed/DE/records')).json()).toMatchObject({ status: 403, code: 'HUB_WRONG_MARKET' });
+    expect((await client(acme).get('/v1/feed/DE/snapshot')).json()).toMatchObject({
+      status: 403,
+      code: 'HUB_PROFILE_NOT_ALLOWED',
+    });
+  });
+});
+
 describe('evidence', () => {
   it('re-verifies stored requests offline and finds a tampered body', async () => {
     expect(verifyEvidence(store)).toMatchObject({ ok: true });

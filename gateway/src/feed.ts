@@ -1,0 +1,101 @@
+import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
+import type { Transaction } from 'lmdb';
+import type { ChainEntry } from '../../common/src/hash-chain.ts';
+import type { FeedRecord, HubStore } from './hub-store.ts';
+
+/** Wakes long-polling feed readers after a commit that appended to a market's feed. */
+export class FeedNotifier extends EventEmitter {
+  notify(markets: Iterable<string>): void {
+    for (const m of markets) this.emit(m);
+  }
+
+  /** Resolves when `market` gets a record, or after `ms`. */
+  wait(market: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off(market, done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.once(market, done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+/** Feed records after `afterSeq`, as NDJSON lines of `{seq, prev, hash, body}`. */
+export function recordsAfter(
+  store: HubStore,
+  market: string,
+  afterSeq: number,
+  limit: number,
+): ChainEntry<FeedRecord>[] {
+  const out: ChainEntry<FeedRecord>[] = [];
+  for (const entry of store.feed(market).entries(afterSeq + 1)) {
+    out.push(entry);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+export type SnapshotLine =
+  | { type: 'snapshot'; market: string; seq: number; hash: string }
+  | { type: 'product'; product: unknown }
+  | { type: 'batch'; batch: unknown }
+  /** `packs`: LF-separated `serial TAB batch TAB state` lines of one product. */
+  | { type: 'packs'; productCode: string; count: number; packs: string }
+  | { type: 'end'; products: number; batches: number; packs: number };
+
+const PACKS_PER_LINE = 10_000;
+
+/**
+ * The current state of a market (its products, their batches and packs) as NDJSON, read from one
+ * LMDB read transaction so it is consistent with the feed sequence in its first line: a node
+ * loads it, then follows the feed from that sequence.
+ */
+export function snapshotStream(store: HubStore, market: string): Readable {
+  const txn: Transaction = store.store.root.useReadTransaction();
+  const opts = { transaction: txn };
+  let last: ChainEntry<FeedRecord> | undefined;
+  for (const { value } of store.feed(market).db.getRange({ reverse: true, limit: 1, ...opts })) last = value;
+  function* lines(): Generator<string> {
+    try {
+      yield json({ type: 'snapshot', market, seq: last?.seq ?? 0, hash: last?.hash ?? '' });
+      let products = 0;
+      let batches = 0;
+      let packs = 0;
+      for (const { value: product } of store.products.getRange(opts)) {
+        if (!product.markets.includes(market)) continue;
+        products++;
+        yield json({ type: 'product', product });
+        const code = product.productCode;
+        for (const { value: batch } of store.batches.getRange({ start: `${code}|`, end: `${code}}`, ...opts })) {
+          batches++;
+          yield json({ type: 'batch', batch });
+        }
+        let chunk: string[] = [];
+        for (const { key, value } of store.packs.getRange({ start: code, end: `${code}\uffff`, ...opts })) {
+          chunk.push(`${key.slice(14)}\t${value.b}\t${value.s}`);
+          if (chunk.length === PACKS_PER_LINE) {
+            packs += chunk.length;
+            yield json({ type: 'packs', productCode: code, count: chunk.length, packs: chunk.join('\n') });
+            chunk = [];
+          }
+        }
+        if (chunk.length > 0) {
+          packs += chunk.length;
+          yield json({ type: 'packs', productCode: code, count: chunk.length, packs: chunk.join('\n') });
+        }
+      }
+      yield json({ type: 'end', products, batches, packs });
+    } finally {
+      txn.done();
+    }
+  }
+  return Readable.from(lines());
+}
+
+const json = (line: SnapshotLine): string => `${JSON.stringify(line)}\n`;
