@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CertificateAuthority } from '../ca/src/authority.ts';
+import { generateKeyAndCsr } from '../ca/src/keygen.ts';
 import { loadConfig } from '../common/src/config.ts';
 import { PacktrustError } from '../common/src/errors.ts';
 import { Supervisor } from './supervisor.ts';
@@ -19,6 +20,7 @@ const stackSchema = z.object({
   host: z.string().default('127.0.0.1'),
   caPublicPort: port.default(7080),
   caAdminPort: port.default(7443),
+  gatewayPort: port.default(8443),
 });
 type StackConfig = z.output<typeof stackSchema>;
 
@@ -58,14 +60,49 @@ async function bootstrapCa(config: StackConfig, caDir: string, passphrase: strin
   return true;
 }
 
+/** The gateway's TLS/receipt-signing certificate, issued once by the stack's CA. */
+async function bootstrapGateway(
+  config: StackConfig,
+  caDir: string,
+  gatewayDir: string,
+  passphrase: string,
+): Promise<boolean> {
+  const keyFile = join(gatewayDir, 'keys', 'gateway.key.pem');
+  if (existsSync(keyFile)) return false;
+  const ca = await CertificateAuthority.open(caDir, passphrase);
+  try {
+    const { keyPem, csr } = await generateKeyAndCsr();
+    const issued = await ca.issue(
+      {
+        csr,
+        profile: 'gateway',
+        org: 'packtrust-hub',
+        name: 'packtrust hub gateway',
+        dns: ['localhost'],
+        ip: [config.host],
+      },
+      'npm-start',
+    );
+    mkdirSync(join(gatewayDir, 'keys'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(gatewayDir, 'keys', 'gateway.pem'), issued.certificatePem + issued.chainPem);
+    writeFileSync(keyFile, keyPem, { mode: 0o600 });
+  } finally {
+    await ca.close();
+  }
+  return true;
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(stackSchema, { envPrefix: 'PACKTRUST_' });
   const dataDir = resolve(config.dataDir);
   const caDir = join(dataDir, 'ca');
   const { passphrase, file } = caPassphrase(dataDir);
   const started = performance.now();
+  const gatewayDir = join(dataDir, 'gateway');
   const created = await bootstrapCa(config, caDir, passphrase);
   if (created) console.log(`[stack] created the PKI in ${caDir}`);
+  if (await bootstrapGateway(config, caDir, gatewayDir, passphrase))
+    console.log('[stack] issued the gateway certificate');
 
   const supervisor = new Supervisor((message) => {
     console.error(`[stack] ${message}; stopping the stack`);
@@ -85,10 +122,29 @@ async function main(): Promise<void> {
     PACKTRUST_CA_ADMIN_PORT: String(config.caAdminPort),
     ...(file ? { PACKTRUST_CA_PASSPHRASE_FILE: file } : {}),
   };
+  const gatewayEnv: NodeJS.ProcessEnv = {
+    PACKTRUST_GATEWAY_DATA_DIR: gatewayDir,
+    PACKTRUST_GATEWAY_HOST: config.host,
+    PACKTRUST_GATEWAY_PORT: String(config.gatewayPort),
+    PACKTRUST_GATEWAY_CA_URL: `http://${config.host}:${config.caPublicPort}`,
+    PACKTRUST_GATEWAY_CA_CHAIN_FILE: join(caDir, 'chain.pem'),
+    PACKTRUST_GATEWAY_TLS_CERT_FILE: join(gatewayDir, 'keys', 'gateway.pem'),
+    PACKTRUST_GATEWAY_TLS_KEY_FILE: join(gatewayDir, 'keys', 'gateway.key.pem'),
+  };
   try {
     await supervisor.start(
       { name: 'ca', command: TSX, args: [join(ROOT, 'ca/src/cli.ts'), 'serve'], env: caEnv, readyWhen: /CA listening/ },
       0,
+    );
+    await supervisor.start(
+      {
+        name: 'gateway',
+        command: TSX,
+        args: [join(ROOT, 'gateway/src/cli.ts'), 'serve'],
+        env: gatewayEnv,
+        readyWhen: /gateway listening/,
+      },
+      1,
     );
   } catch (err) {
     console.error(`[stack] ${(err as Error).message}`);
@@ -100,9 +156,10 @@ async function main(): Promise<void> {
 [stack] packtrust is running (ready in ${seconds} s). Data: ${dataDir}
   CA public (certificates, CRL, OCSP)  http://${config.host}:${config.caPublicPort}
   CA admin API (mTLS, operator cert)   https://${config.host}:${config.caAdminPort}
+  Hub gateway (mTLS, signed uploads)   https://${config.host}:${config.gatewayPort}
   Operator credentials                 ${join(caDir, 'operator')}/operator.{pem,key.pem}
 
-Next: onboard a manufacturer (docs/onboarding.md), for example
+Next: onboard a manufacturer (docs/onboarding.md), then upload (docs/manufacturer.md), for example
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout acme.key -out acme.csr -subj /CN=acme
   PACKTRUST_CA_PASSPHRASE_FILE=${file || '<your passphrase file>'} npm run ca -- --data-dir ${caDir} issue --csr acme.csr --profile manufacturer --org ACME --out acme.pem
 Press Ctrl-C to stop.`);

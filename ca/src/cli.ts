@@ -4,7 +4,7 @@ import { hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { PacktrustError } from '../../common/src/errors.ts';
+import { runCli } from '../../common/src/cli.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
 import { CertificateAuthority, type IssuedCertificate } from './authority.ts';
@@ -363,21 +363,8 @@ function publicKeyOfRecord(r: CertRecord): Buffer {
   return createPublicKey({ key: toPem(r.der, 'CERTIFICATE'), format: 'pem' }).export({ type: 'spki', format: 'der' });
 }
 
-/** Runs the CLI; a PacktrustError ends with its code and message and a non-zero exit status. */
-export async function main(argv = process.argv): Promise<void> {
-  try {
-    await createCli().parseAsync(argv);
-  } catch (err) {
-    if (err instanceof PacktrustError) {
-      console.error(`error [${err.code}]: ${err.message}`);
-      process.exitCode = err.status >= 500 ? 2 : 1;
-    } else {
-      console.error(`error: ${(err as Error).message ?? err}`);
-      process.exitCode = 2;
-    }
-    // A half-started service may hold listeners open; a failed command must still end.
-    process.exit(process.exitCode);
-  }
+export function main(argv = process.argv): Promise<void> {
+  return runCli(createCli(), argv);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

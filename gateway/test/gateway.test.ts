@@ -1,115 +1,36 @@
-import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningCaServer, startCaServer } from '../../ca/src/server.ts';
-import { createTestCa, opensslCsr, P256, PASSPHRASE, run, type TestCa } from '../../ca/test/fixtures.ts';
+import { createTestCa, opensslCsr, P256, run, type TestCa } from '../../ca/test/fixtures.ts';
 import { contentDigest } from '../../common/src/content-digest.ts';
-import { type HttpServer, listen } from '../../common/src/http.ts';
 import { signMessage } from '../../common/src/http-signatures/index.ts';
-import { createLogger } from '../../common/src/log.ts';
-import { UploadClient } from '../client/upload-client.ts';
-import { ClientIdentifier } from '../src/client-identity.ts';
 import { verifyEvidence } from '../src/evidence.ts';
-import { HubStore } from '../src/hub-store.ts';
-import { createGatewayServer } from '../src/server.ts';
-import { CaTrust } from '../src/trust.ts';
+import type { HubStore } from '../src/hub-store.ts';
+import type { CaTrust } from '../src/trust.ts';
+import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 
-const logger = createLogger('gateway-test', 'silent');
+let hub: TestHub;
 let t: TestCa;
-let caServer: RunningCaServer;
 let trust: CaTrust;
 let store: HubStore;
-let gateway: HttpServer;
 let hubUrl: string;
-let dir: string;
-const clients: UploadClient[] = [];
-
-interface Credential {
-  certPem: string;
-  keyPem: string;
-  serial: string;
-  fingerprint: string;
-}
-
-async function credential(
-  profile: string,
-  org: string,
-  keyArgs = P256,
-  extra: Record<string, unknown> = {},
-): Promise<Credential> {
-  const name = `${profile}-${org}-${randomBytes(3).toString('hex')}`;
-  const { csr, keyPath } = opensslCsr(t.dir, name, keyArgs);
-  const issued = await t.ca.issue({ csr, profile, org, ...extra }, 'test');
-  return {
-    certPem: issued.certificatePem + issued.chainPem,
-    keyPem: readFileSync(keyPath, 'utf8'),
-    serial: issued.record.serial,
-    fingerprint: issued.record.fingerprint,
-  };
-}
-
-function client(c: Credential, caPem = t.ca.chainPem()): UploadClient {
-  const u = new UploadClient({ baseUrl: hubUrl, certPem: c.certPem, keyPem: c.keyPem, caPem });
-  clients.push(u);
-  return u;
-}
-
-const product = (productCode: string, markets = ['DE', 'FR']) => ({
-  productCode,
-  name: 'Examplix 10 mg film-coated tablets',
-  commonName: 'examplamide',
-  form: 'film-coated tablet',
-  strength: '10 mg',
-  packSize: 30,
-  markets,
-});
+let credential: TestHub['credential'];
+let client: TestHub['client'];
+const product = productJson;
 
 let acme: Credential;
 let beta: Credential;
 
 beforeAll(async () => {
-  t = await createTestCa();
-  caServer = await startCaServer(t.ca, {
-    host: '127.0.0.1',
-    publicPort: 0,
-    adminPort: 0,
-    passphrase: PASSPHRASE,
-    crlRefreshMarginMinutes: 60,
-    logger,
-  });
-  trust = new CaTrust(t.ca.chainPem());
-  await trust.startPolling(`${caServer.publicUrl}/crl`, 200, logger);
-  dir = mkdtempSync(join(tmpdir(), 'packtrust-hub-'));
-  store = new HubStore(join(dir, 'hub'));
-  const gw = await credential('gateway', 'HUB', P256, { dns: ['localhost'], ip: ['127.0.0.1'] });
-  const gwKeyPem = gw.keyPem;
-  gateway = createGatewayServer({
-    store,
-    identifier: new ClientIdentifier(trust),
-    receiptSigner: { key: createPrivateKey(gwKeyPem), keyid: gw.fingerprint },
-    tls: { key: gwKeyPem, cert: gw.certPem, ca: t.ca.chainPem() },
-    signatureWindowSeconds: 300,
-    randomisationPolicy: 'reject',
-    maxBodyBytes: 64 * 1024 * 1024,
-    logger,
-  });
-  hubUrl = await listen(gateway, '127.0.0.1', 0);
+  hub = await startTestHub();
+  ({ t, trust, store, hubUrl, credential, client } = hub);
   acme = await credential('manufacturer', 'ACME');
   beta = await credential('manufacturer', 'BETA', ['-newkey', 'ed25519']);
 }, 60_000);
 
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await gateway?.close();
-  trust?.stop();
-  await caServer?.close();
-  await store?.close();
-  await t?.cleanup();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => hub?.close());
 
 const evidenceCount = () => store.evidence.last()?.seq ?? 0;
 
@@ -301,8 +222,6 @@ describe('refusals write nothing', () => {
       const f = client({
         certPem: issued.certificatePem,
         keyPem: readFileSync(keyPath, 'utf8'),
-        serial: '',
-        fingerprint: '',
       });
       await refused(
         () => f.write('POST', '/v1/products', JSON.stringify(product('09506000134390'))),
@@ -339,13 +258,6 @@ describe('refusals write nothing', () => {
     );
   });
 });
-
-const randomSerials = (n: number) => {
-  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZ0123456789';
-  const out = new Set<string>();
-  while (out.size < n) out.add(Array.from(randomBytes(12), (b) => alphabet[b % alphabet.length]).join(''));
-  return [...out];
-};
 
 describe('batches and packs', () => {
   const code = '09506000134413';

@@ -51,11 +51,14 @@ describe('npm start', () => {
       PACKTRUST_DATA_DIR: dataDir,
       PACKTRUST_CA_PUBLIC_PORT: String(await freePort()),
       PACKTRUST_CA_ADMIN_PORT: String(await freePort()),
+      PACKTRUST_GATEWAY_PORT: String(await freePort()),
     };
     const first = startStack(env);
     await first.ready;
     expect(first.output()).toContain('created the PKI');
     expect(first.output()).toMatch(/\[ca\] .*CA listening/);
+    expect(first.output()).toContain('issued the gateway certificate');
+    expect(first.output()).toMatch(/\[gateway\] .*gateway listening/);
     const health = await fetch(`http://127.0.0.1:${env.PACKTRUST_CA_PUBLIC_PORT}/health`);
     expect(await health.json()).toMatchObject({ status: 'ok' });
     expect(await stop(first.child)).toBe(0);

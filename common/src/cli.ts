@@ -1,0 +1,22 @@
+import type { Command } from 'commander';
+import { PacktrustError } from './errors.ts';
+
+/**
+ * Runs a command-line tool: a PacktrustError ends with `error [CODE]: message` and exit status 1
+ * (bad input) or 2 (a fault of the system); anything else with status 2.
+ */
+export async function runCli(program: Command, argv = process.argv): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof PacktrustError) {
+      console.error(`error [${err.code}]: ${err.message}`);
+      process.exitCode = err.status >= 500 ? 2 : 1;
+    } else {
+      console.error(`error: ${(err as Error).message ?? err}`);
+      process.exitCode = 2;
+    }
+    // A half-started service may hold listeners open; a failed command must still end.
+    process.exit(process.exitCode);
+  }
+}

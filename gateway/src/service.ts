@@ -1,0 +1,69 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigInvalid } from '../../common/src/errors.ts';
+import { listen } from '../../common/src/http.ts';
+import type { Logger } from '../../common/src/log.ts';
+import { fromPem } from '../../common/src/pki.ts';
+import { ClientIdentifier } from './client-identity.ts';
+import type { GatewayConfig } from './config.ts';
+import { HubStore } from './hub-store.ts';
+import { DEFAULT_RANDOMISATION_OPTIONS } from './randomisation.ts';
+import { createGatewayServer } from './server.ts';
+import { CaTrust } from './trust.ts';
+
+export interface RunningGateway {
+  url: string;
+  store: HubStore;
+  close(): Promise<void>;
+}
+
+/** Starts the gateway from its configuration: trust, CRL polling, hub store, HTTPS listener. */
+export async function startGateway(config: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigInvalid(`Cannot read the ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  };
+  const chainPem = read(config.caChainFile, 'CA chain');
+  const certPem = read(config.tlsCertFile, 'gateway certificate');
+  const keyPem = read(config.tlsKeyFile, 'gateway key');
+  const leaf = fromPem(certPem, 'CERTIFICATE')[0];
+  if (!leaf) throw new ConfigInvalid(`${config.tlsCertFile} holds no certificate`);
+  const trust = new CaTrust(chainPem);
+  await trust.startPolling(`${config.caUrl}/crl`, config.crlPollMs, logger);
+  const store = new HubStore(join(config.dataDir, 'hub'));
+  const app = createGatewayServer({
+    store,
+    identifier: new ClientIdentifier(trust),
+    receiptSigner: {
+      key: createPrivateKey(keyPem),
+      keyid: new X509Certificate(leaf).fingerprint256.replaceAll(':', '').toLowerCase(),
+    },
+    tls: { key: keyPem, cert: certPem, ca: chainPem },
+    signatureWindowSeconds: config.signatureWindowSeconds,
+    maxBodyBytes: config.maxBodyMb * 1024 * 1024,
+    randomisationPolicy: config.randomisationPolicy,
+    randomisation: { ...DEFAULT_RANDOMISATION_OPTIONS, minSample: config.randomisationMinSample },
+    logger,
+  });
+  let url: string;
+  try {
+    url = await listen(app, config.host, config.port);
+  } catch (err) {
+    trust.stop();
+    await store.close();
+    throw err;
+  }
+  return {
+    url,
+    store,
+    async close() {
+      trust.stop();
+      await app.close();
+      await store.close();
+    },
+  };
+}

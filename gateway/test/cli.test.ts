@@ -1,0 +1,119 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../ca/test/fixtures.ts';
+import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
+
+const UPLOAD = fileURLToPath(new URL('../../bin/packtrust-upload.js', import.meta.url));
+const GATEWAY = fileURLToPath(new URL('../../bin/packtrust-gateway.js', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'packtrust-upload-cli-'));
+let hub: TestHub;
+let maker: Credential;
+let files: { cert: string; key: string; ca: string; receipts: string };
+
+beforeAll(async () => {
+  hub = await startTestHub();
+  maker = await hub.credential('manufacturer', 'ACME');
+  files = {
+    cert: join(work, 'acme.pem'),
+    key: maker.keyPath,
+    ca: join(work, 'chain.pem'),
+    receipts: join(work, 'receipts'),
+  };
+  writeFileSync(files.cert, maker.certPem);
+  writeFileSync(files.ca, hub.t.ca.chainPem());
+}, 60_000);
+afterAll(async () => {
+  await hub?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const upload = (...args: string[]) =>
+  run(UPLOAD, [
+    '--hub',
+    hub.hubUrl,
+    '--cert',
+    files.cert,
+    '--key',
+    files.key,
+    '--ca',
+    files.ca,
+    '--receipts',
+    files.receipts,
+    ...args,
+  ]);
+
+describe('packtrust-upload and packtrust-gateway evidence', () => {
+  it('uploads a product and a batch, keeping verified receipts', async () => {
+    const productFile = join(work, 'product.json');
+    writeFileSync(productFile, JSON.stringify(productJson('09506000134352', ['DE'])));
+    const p = await upload('product', '--file', productFile);
+    expect(p.stderr).toContain('receipt verified and kept');
+    expect(p.status).toBe(0);
+    const serialsFile = join(work, 'serials.txt');
+    writeFileSync(serialsFile, randomSerials(5000).join('\n'));
+    const b = await upload(
+      'packs',
+      '--product',
+      '09506000134352',
+      '--batch',
+      'LOT/42',
+      '--expiry',
+      '290100',
+      '--file',
+      serialsFile,
+    );
+    expect(b.status).toBe(0);
+    expect(JSON.parse(b.stdout)).toMatchObject({
+      packsAdded: 5000,
+      batch: { batch: 'LOT/42', expiryDate: '2029-01-31' },
+    });
+    const receipts = readdirSync(files.receipts);
+    expect(receipts).toHaveLength(2);
+    const receipt = JSON.parse(readFileSync(join(files.receipts, receipts[1]!), 'utf8'));
+    expect(receipt).toMatchObject({ verified: true, response: { status: 201 } });
+  });
+
+  it('exits non-zero with the problem when the hub refuses', async () => {
+    const serialsFile = join(work, 'dup.txt');
+    writeFileSync(serialsFile, 'SAME\nSAME\n');
+    const r = await upload(
+      'packs',
+      '--product',
+      '09506000134352',
+      '--batch',
+      'LOT/43',
+      '--expiry',
+      '290100',
+      '--file',
+      serialsFile,
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('HUB_MASTER_DATA_INVALID');
+  });
+
+  it('re-verifies the evidence offline and exports a record for other tools', async () => {
+    const dataDir = join(hub.dir);
+    const verify = await run(GATEWAY, ['--data-dir', dataDir, 'evidence', 'verify']);
+    expect(verify.stdout).toContain('evidence intact: 2 records re-verified');
+    const out = join(work, 'export');
+    const exp = await run(GATEWAY, ['--data-dir', dataDir, 'evidence', 'export', '--seq', '2', '--out', out]);
+    expect(exp.status).toBe(0);
+    expect(readdirSync(out).sort()).toEqual([
+      'README.txt',
+      'body.bin',
+      'client-chain.pem',
+      'record.json',
+      'request.http',
+    ]);
+    const request = readFileSync(join(out, 'request.http'), 'latin1');
+    expect(request).toMatch(
+      /^POST \/v1\/products\/09506000134352\/batches\/LOT%2F42\/packs\?expiry=290100 HTTP\/1\.1\r\n/,
+    );
+    expect(request).toMatch(/signature-input: sig1=/i);
+    const missing = await run(GATEWAY, ['--data-dir', dataDir, 'evidence', 'export', '--seq', '99', '--out', out]);
+    expect(missing.status).toBe(1);
+  });
+});

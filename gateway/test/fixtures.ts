@@ -1,0 +1,123 @@
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type RunningCaServer, startCaServer } from '../../ca/src/server.ts';
+import { createTestCa, opensslCsr, P256, PASSPHRASE, type TestCa } from '../../ca/test/fixtures.ts';
+import { type HttpServer, listen } from '../../common/src/http.ts';
+import { createLogger } from '../../common/src/log.ts';
+import { UploadClient } from '../client/upload-client.ts';
+import { ClientIdentifier } from '../src/client-identity.ts';
+import { HubStore } from '../src/hub-store.ts';
+import { createGatewayServer } from '../src/server.ts';
+import { CaTrust } from '../src/trust.ts';
+
+export interface Credential {
+  certPem: string;
+  keyPem: string;
+  serial: string;
+  fingerprint: string;
+  keyPath: string;
+}
+
+export interface TestHub {
+  t: TestCa;
+  caServer: RunningCaServer;
+  trust: CaTrust;
+  store: HubStore;
+  gateway: HttpServer;
+  hubUrl: string;
+  dir: string;
+  credential(profile: string, org: string, keyArgs?: string[], extra?: Record<string, unknown>): Promise<Credential>;
+  client(c: Pick<Credential, 'certPem' | 'keyPem'>): UploadClient;
+  close(): Promise<void>;
+}
+
+/** A real CA (with its public listener for the CRL) and a real gateway on 127.0.0.1:0. */
+export async function startTestHub(): Promise<TestHub> {
+  const logger = createLogger('gateway-test', 'silent');
+  const t = await createTestCa();
+  const caServer = await startCaServer(t.ca, {
+    host: '127.0.0.1',
+    publicPort: 0,
+    adminPort: 0,
+    passphrase: PASSPHRASE,
+    crlRefreshMarginMinutes: 60,
+    logger,
+  });
+  const trust = new CaTrust(t.ca.chainPem());
+  await trust.startPolling(`${caServer.publicUrl}/crl`, 200, logger);
+  const dir = mkdtempSync(join(tmpdir(), 'packtrust-hub-'));
+  const store = new HubStore(join(dir, 'hub'));
+  const clients: UploadClient[] = [];
+  const credential = async (
+    profile: string,
+    org: string,
+    keyArgs = P256,
+    extra: Record<string, unknown> = {},
+  ): Promise<Credential> => {
+    const name = `${profile}-${org}-${randomBytes(3).toString('hex')}`;
+    const { csr, keyPath } = opensslCsr(t.dir, name, keyArgs);
+    const issued = await t.ca.issue({ csr, profile, org, ...extra }, 'test');
+    return {
+      certPem: issued.certificatePem + issued.chainPem,
+      keyPem: readFileSync(keyPath, 'utf8'),
+      serial: issued.record.serial,
+      fingerprint: issued.record.fingerprint,
+      keyPath,
+    };
+  };
+  const gw = await credential('gateway', 'HUB', P256, { dns: ['localhost'], ip: ['127.0.0.1'] });
+  const gateway = createGatewayServer({
+    store,
+    identifier: new ClientIdentifier(trust),
+    receiptSigner: { key: createPrivateKey(gw.keyPem), keyid: gw.fingerprint },
+    tls: { key: gw.keyPem, cert: gw.certPem, ca: t.ca.chainPem() },
+    signatureWindowSeconds: 300,
+    randomisationPolicy: 'reject',
+    maxBodyBytes: 64 * 1024 * 1024,
+    logger,
+  });
+  const hubUrl = await listen(gateway, '127.0.0.1', 0);
+  return {
+    t,
+    caServer,
+    trust,
+    store,
+    gateway,
+    hubUrl,
+    dir,
+    credential,
+    client(c) {
+      const u = new UploadClient({ baseUrl: hubUrl, certPem: c.certPem, keyPem: c.keyPem, caPem: t.ca.chainPem() });
+      clients.push(u);
+      return u;
+    },
+    async close() {
+      for (const c of clients) c.close();
+      await gateway.close();
+      trust.stop();
+      await caServer.close();
+      await store.close();
+      await t.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const productJson = (productCode: string, markets = ['DE', 'FR']) => ({
+  productCode,
+  name: 'Examplix 10 mg film-coated tablets',
+  commonName: 'examplamide',
+  form: 'film-coated tablet',
+  strength: '10 mg',
+  packSize: 30,
+  markets,
+});
+
+export const randomSerials = (n: number): string[] => {
+  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZ0123456789';
+  const out = new Set<string>();
+  while (out.size < n) out.add(Array.from(randomBytes(12), (b) => alphabet[b % alphabet.length]).join(''));
+  return [...out];
+};
