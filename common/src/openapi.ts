@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { BadRequest, type ErrorClass } from './errors.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -52,6 +54,33 @@ export class OpenApiContract {
     }
     if (Object.keys(response).length > 0) schema.response = response;
     return schema;
+  }
+
+  /**
+   * A parser for a JSON request body that a route reads raw (signed requests are hashed as bytes
+   * before they are parsed): validates against the contract's schema, listing every problem in
+   * an `invalid` error with `errors: [{path, message}]`.
+   */
+  jsonBodyParser<T>(operationId: string, invalid: ErrorClass): (body: Buffer) => T {
+    const schema = this.routeSchema(operationId).body;
+    if (!schema) throw new Error(`operationId ${operationId} has no JSON request body`);
+    const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+    return (body) => {
+      let value: unknown;
+      try {
+        value = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new BadRequest('The body is not valid JSON');
+      }
+      if (!validate(value)) {
+        const errors = (validate.errors ?? []).map((e) => ({
+          path: e.instancePath || '(body)',
+          message: e.message ?? 'invalid',
+        }));
+        throw new invalid(errors.map((e) => `${e.path}: ${e.message}`).join('; '), { errors });
+      }
+      return value as T;
+    };
   }
 
   private parameterObject(params: JsonObject[]): JsonObject {

@@ -25,7 +25,7 @@ import {
   packKey,
   sha256Hex,
 } from './hub-store.ts';
-import { MasterDataInvalid, NotOwner, parseBody, productInput, reasonInput } from './master-data.ts';
+import { hubContract, MasterDataInvalid, NotOwner, parseProductInput, parseReason } from './master-data.ts';
 import { analyseSerials, DEFAULT_RANDOMISATION_OPTIONS, type RandomisationOptions } from './randomisation.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
 import { verifyRequestSignature } from './signed-request.ts';
@@ -120,12 +120,15 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       return reply.code(r.status).headers(r.headers).send(r.body);
     };
 
-  app.get('/health', async () => ({ status: 'ok', evidence: store.evidence.last()?.seq ?? 0 }));
+  app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async () => ({
+    status: 'ok',
+    evidence: store.evidence.last()?.seq ?? 0,
+  }));
 
   app.post(
     '/v1/products',
     signedWrite(['manufacturer'], (client, body) => {
-      const input = parseBody(productInput, body);
+      const input = parseProductInput(body);
       const existing = store.products.get(input.productCode);
       if (existing && existing.owner !== client.org) {
         throw new NotOwner(`Product ${input.productCode} is registered by another organisation`);
@@ -166,10 +169,10 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     return { product, batch: found };
   };
 
-  app.post<{ Params: { code: string; batch: string }; Querystring: { expiry?: string } }>(
-    '/v1/products/:code/batches/:batch/packs',
+  app.post<{ Params: { productCode: string; batch: string }; Querystring: { expiry?: string } }>(
+    '/v1/products/:productCode/batches/:batch/packs',
     signedWrite(['manufacturer'], (client, body, request) => {
-      const { code, batch: batchId } = request.params as { code: string; batch: string };
+      const { productCode: code, batch: batchId } = request.params as { productCode: string; batch: string };
       const product = ownProduct(client, code);
       if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is withdrawn`);
       const fields = checkBatchFields(batchId, (request.query as { expiry?: string }).expiry);
@@ -244,8 +247,8 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
 
   const closeBatch = (status: 'RECALLED' | 'WITHDRAWN') =>
     signedWrite(['manufacturer'], (client, body, request) => {
-      const { code, batch: batchId } = request.params as { code: string; batch: string };
-      const { reason } = parseBody(reasonInput, body);
+      const { productCode: code, batch: batchId } = request.params as { productCode: string; batch: string };
+      const { reason } = parseReason(body);
       const { product, batch } = ownBatch(client, code, batchId);
       // Recall and withdrawal are irreversible; a withdrawal may still follow a recall.
       if (batch.status === 'WITHDRAWN' || batch.status === status) {
@@ -262,14 +265,14 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         },
       };
     });
-  app.post('/v1/products/:code/batches/:batch/recall', closeBatch('RECALLED'));
-  app.post('/v1/products/:code/batches/:batch/withdraw', closeBatch('WITHDRAWN'));
+  app.post('/v1/products/:productCode/batches/:batch/recall', closeBatch('RECALLED'));
+  app.post('/v1/products/:productCode/batches/:batch/withdraw', closeBatch('WITHDRAWN'));
 
   app.post(
-    '/v1/products/:code/withdraw',
+    '/v1/products/:productCode/withdraw',
     signedWrite(['manufacturer'], (client, body, request) => {
-      const { code } = request.params as { code: string };
-      const { reason } = parseBody(reasonInput, body);
+      const { productCode: code } = request.params as { productCode: string };
+      const { reason } = parseReason(body);
       const product = ownProduct(client, code);
       if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is already withdrawn`);
       const updated: Product = {
@@ -326,15 +329,23 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     },
   );
 
-  app.get<{ Params: { code: string; batch: string } }>('/v1/products/:code/batches/:batch', async (request) => {
-    const client = identifier.identify(request, ['manufacturer']);
-    return { batch: ownBatch(client, request.params.code, request.params.batch).batch };
-  });
+  app.get<{ Params: { productCode: string; batch: string } }>(
+    '/v1/products/:productCode/batches/:batch',
+    { schema: hubContract.routeSchema('getBatch') },
+    async (request) => {
+      const client = identifier.identify(request, ['manufacturer']);
+      return { batch: ownBatch(client, request.params.productCode, request.params.batch).batch };
+    },
+  );
 
-  app.get<{ Params: { code: string } }>('/v1/products/:code', async (request) => {
-    const client = identifier.identify(request, ['manufacturer']);
-    return { product: ownProduct(client, request.params.code) };
-  });
+  app.get<{ Params: { productCode: string } }>(
+    '/v1/products/:productCode',
+    { schema: hubContract.routeSchema('getProduct') },
+    async (request) => {
+      const client = identifier.identify(request, ['manufacturer']);
+      return { product: ownProduct(client, request.params.productCode) };
+    },
+  );
 
   return app;
 }
