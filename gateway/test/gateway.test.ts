@@ -259,6 +259,26 @@ describe('refusals write nothing', () => {
   });
 });
 
+describe('revocation and TLS session resumption', () => {
+  it('refuses a revoked certificate on a resumed TLS session (abbreviated handshake, no CRL check there)', async () => {
+    const victim = await credential('manufacturer', 'ACME');
+    // No keep-alive: every request is a new connection, which resumes the cached TLS session.
+    const agent = new Agent({ keepAlive: false, ca: t.ca.chainPem(), cert: victim.certPem, key: victim.keyPem });
+    const first = await rawGet(agent, '/health');
+    expect(first.status).toBe(200);
+    const second = await rawGet(agent, '/health');
+    expect(second.resumed).toBe(true);
+    await t.ca.revoke(victim.serial, 'keyCompromise', 'test');
+    const deadline = Date.now() + 5000;
+    while (!trust.isRevoked(victim.serial) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const refused = await rawGet(agent, '/v1/products/09506000134352');
+    expect(refused.resumed).toBe(true);
+    expect(refused.status).toBe(401);
+    expect(refused.json()).toMatchObject({ code: 'HUB_CLIENT_CERT_REVOKED' });
+    agent.destroy();
+  });
+});
+
 describe('batches and packs', () => {
   const code = '09506000134413';
   let serials: string[];
@@ -493,5 +513,20 @@ function rawPost(cred: Credential | undefined, path: string, headers: Record<str
     );
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+function rawGet(agent: Agent, path: string) {
+  return new Promise<{ status: number; resumed: boolean; json(): Record<string, unknown> }>((resolve, reject) => {
+    const req = request(`${hubUrl}${path}`, { agent }, (res) => {
+      const chunks: Buffer[] = [];
+      const resumed = (res.socket as import('node:tls').TLSSocket).isSessionReused();
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, resumed, json: () => JSON.parse(Buffer.concat(chunks).toString()) }),
+      );
+    });
+    req.on('error', reject);
+    req.end();
   });
 }
