@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { writeBenchResults } from '../../common/src/bench.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
 import { CertificateAuthority } from '../src/authority.ts';
@@ -209,9 +210,7 @@ async function main() {
   console.log(
     `CRL of ${CRL_ENTRIES} entries, ms (durable)    ${f(crl.ms)}   ${f(opensslCrlMs)} ms gencrl     ${(crl.ms / opensslCrlMs).toFixed(2).padStart(5)}   <= 2000`,
   );
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results/ca.json'), `${JSON.stringify(results, null, 2)}\n`);
-  console.log('\nwrote bench/results/ca.json');
+  writeBenchResults('ca', results);
 }
 
 try {

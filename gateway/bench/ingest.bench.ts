@@ -5,11 +5,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CertificateAuthority } from '../../ca/src/authority.ts';
+import { writeBenchResults } from '../../common/src/bench.ts';
 import { listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
@@ -19,7 +19,6 @@ import { HubStore, packKey } from '../src/hub-store.ts';
 import { createGatewayServer } from '../src/server.ts';
 import { CaTrust } from '../src/trust.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PACKS = Number(process.env.BENCH_PACKS ?? 1_000_000);
 const PRODUCT = '09506000134352';
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-bench-ingest-'));
@@ -176,9 +175,7 @@ async function main() {
   console.log(
     `RSS before upload ${results.rss.beforeUploadMB.toFixed(0)} MiB, peak during upload ${results.rss.peakDuringUploadMB.toFixed(0)} MiB`,
   );
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results/ingest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  console.log('wrote bench/results/ingest.json');
+  writeBenchResults('ingest', results);
 }
 
 try {

@@ -1,22 +1,10 @@
 import { createHash } from 'node:crypto';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, Store } from '../../common/src/store.ts';
+import type { components } from '../../openapi/generated/hub.ts';
 
-export interface Product {
-  productCode: string;
-  name: string;
-  commonName: string;
-  form: string;
-  strength: string;
-  packSize: number;
-  markets: string[];
-  /** The organisation that registered it, from its certificate. */
-  owner: string;
-  status: 'ACTIVE' | 'WITHDRAWN';
-  withdrawnReason?: string;
-  createdAt: string;
-  updatedAt: string;
-}
+/** Product master data as the contract defines it (openapi/hub.yaml). */
+export type Product = components['schemas']['Product'];
 
 /** One accepted write, as received, with the answer the gateway gave (the receipt). */
 export interface EvidenceRecord {
@@ -36,19 +24,7 @@ export interface EvidenceRecord {
   response: { status: number; headers: [string, string][]; bodySha256: string };
 }
 
-export interface Batch {
-  productCode: string;
-  batch: string;
-  /** YYMMDD as on the pack, and the last valid day it means. */
-  expiry: string;
-  expiryDate: string;
-  status: 'ACTIVE' | 'RECALLED' | 'WITHDRAWN';
-  reason?: string;
-  packCount: number;
-  owner: string;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Batch = components['schemas']['Batch'];
 
 /** A pack as the hub keeps it (compact: millions of these). */
 export interface PackRecord {
