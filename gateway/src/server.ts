@@ -26,6 +26,7 @@ import {
   sha256Hex,
 } from './hub-store.ts';
 import { hubContract, MasterDataInvalid, NotOwner, parseProductInput, parseReason } from './master-data.ts';
+import { OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
 import { analyseSerials, DEFAULT_RANDOMISATION_OPTIONS, type RandomisationOptions } from './randomisation.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
 import { verifyRequestSignature } from './signed-request.ts';
@@ -40,6 +41,8 @@ export interface GatewayOptions {
   /** `reject`: uploads whose serials break the regulation are refused; `warn`: accepted with the report. */
   randomisationPolicy: 'reject' | 'warn';
   randomisation?: RandomisationOptions;
+  /** The OAuth provider for pharmacies, mounted under /oauth. */
+  oauth?: OAuthService;
   logger: Logger;
 }
 
@@ -64,7 +67,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   const app = createHttpServer({
     logger: options.logger,
     bodyLimit: options.maxBodyBytes,
-    binaryContentTypes: ['application/json', 'text/plain'],
+    binaryContentTypes: ['application/json', 'text/plain', 'application/x-www-form-urlencoded'],
     tls: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, requestCert: true },
   });
 
@@ -119,6 +122,11 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       const r = response!;
       return reply.code(r.status).headers(r.headers).send(r.body);
     };
+
+  if (options.oauth) {
+    app.all(OAUTH_PREFIX, options.oauth.handle);
+    app.all(`${OAUTH_PREFIX}/*`, options.oauth.handle);
+  }
 
   app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async () => ({
     status: 'ok',

@@ -9,6 +9,8 @@ import { createLogger } from '../../common/src/log.ts';
 import { UploadClient } from '../client/upload-client.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore } from '../src/hub-store.ts';
+import { OAuthService } from '../src/oauth/provider.ts';
+import { SigningKeys } from '../src/oauth/signing-keys.ts';
 import { createGatewayServer } from '../src/server.ts';
 import { CaTrust } from '../src/trust.ts';
 
@@ -27,6 +29,8 @@ export interface TestHub {
   store: HubStore;
   gateway: HttpServer;
   hubUrl: string;
+  oauth: OAuthService;
+  keys: SigningKeys;
   dir: string;
   credential(profile: string, org: string, keyArgs?: string[], extra?: Record<string, unknown>): Promise<Credential>;
   client(c: Pick<Credential, 'certPem' | 'keyPem'>): UploadClient;
@@ -34,7 +38,12 @@ export interface TestHub {
 }
 
 /** A real CA (with its public listener for the CRL) and a real gateway on 127.0.0.1:0. */
-export async function startTestHub(): Promise<TestHub> {
+export async function startTestHub(
+  options: {
+    perClient?: { ratePerSecond: number; burst: number };
+    perAddress?: { ratePerSecond: number; burst: number };
+  } = {},
+): Promise<TestHub> {
   const logger = createLogger('gateway-test', 'silent');
   const t = await createTestCa();
   const caServer = await startCaServer(t.ca, {
@@ -68,6 +77,19 @@ export async function startTestHub(): Promise<TestHub> {
     };
   };
   const gw = await credential('gateway', 'HUB', P256, { dns: ['localhost'], ip: ['127.0.0.1'] });
+  const keys = new SigningKeys(store.store, 'oauth key passphrase for tests');
+  await keys.ensure();
+  const oauth = new OAuthService({
+    issuer: 'https://127.0.0.1/oauth',
+    audienceTemplate: 'urn:packtrust:verifier:{market}',
+    tokenTtlSeconds: 600,
+    perClient: options.perClient ?? { ratePerSecond: 1000, burst: 1000 },
+    perAddress: options.perAddress ?? { ratePerSecond: 1000, burst: 1000 },
+    cookieKeys: [randomBytes(32).toString('base64url')],
+    keys,
+    store: store.store,
+    logger,
+  });
   const gateway = createGatewayServer({
     store,
     identifier: new ClientIdentifier(trust),
@@ -76,9 +98,11 @@ export async function startTestHub(): Promise<TestHub> {
     signatureWindowSeconds: 300,
     randomisationPolicy: 'reject',
     maxBodyBytes: 64 * 1024 * 1024,
+    oauth,
     logger,
   });
   const hubUrl = await listen(gateway, '127.0.0.1', 0);
+  oauth.setIssuer(`${hubUrl}/oauth`);
   return {
     t,
     caServer,
@@ -86,6 +110,8 @@ export async function startTestHub(): Promise<TestHub> {
     store,
     gateway,
     hubUrl,
+    oauth,
+    keys,
     dir,
     credential,
     client(c) {

@@ -1,0 +1,117 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { BadRequest, defineError, NotFound } from '../../../common/src/errors.ts';
+import type { Database, Store } from '../../../common/src/store.ts';
+import type { Stored } from './adapter.ts';
+
+export const ROLES = ['pharmacy', 'hospital', 'wholesaler', 'parallel-distributor'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const ClientInvalid = defineError('OAUTH_CLIENT_INVALID', 400, 'Invalid client registration');
+
+export interface ClientRegistration {
+  market: string;
+  role: Role;
+  location: string;
+  org: string;
+  /** private_key_jwt: the client's public keys. */
+  jwks?: { keys: Record<string, unknown>[] };
+  /** client_secret_basic / client_secret_post instead. */
+  secret?: boolean;
+}
+
+export interface ClientSummary {
+  clientId: string;
+  market: string;
+  role: Role;
+  location: string;
+  org: string;
+  authMethod: string;
+  disabled: boolean;
+  createdAt: string;
+}
+
+/**
+ * The pharmacies', hospitals' and wholesalers' OAuth clients, registered by onboarding staff
+ * (never by dynamic registration), stored where oidc-provider's adapter reads them.
+ */
+export class ClientRegistry {
+  private readonly db: Database<Stored, string>;
+
+  constructor(private readonly store: Store) {
+    this.db = store.db('oauth-Client');
+  }
+
+  async add(reg: ClientRegistration): Promise<{ clientId: string; clientSecret?: string }> {
+    const problems: string[] = [];
+    if (!/^[A-Z]{2}$/.test(reg.market)) problems.push('market must be an ISO 3166-1 alpha-2 code');
+    if (!(ROLES as readonly string[]).includes(reg.role)) problems.push(`role must be one of ${ROLES.join(', ')}`);
+    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(reg.location))
+      problems.push('location id must be 1-64 letters, digits, ".", "_", ":" or "-"');
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(reg.org)) problems.push('organisation id is invalid');
+    if (!reg.jwks === !reg.secret) problems.push('give either a JWKS (private_key_jwt) or --secret');
+    if (
+      reg.jwks &&
+      (!Array.isArray(reg.jwks.keys) || reg.jwks.keys.length === 0 || reg.jwks.keys.some((k) => 'd' in k))
+    ) {
+      problems.push('the JWKS must hold public keys only');
+    }
+    if (problems.length > 0) throw new ClientInvalid(problems.join('; '));
+    const clientId = `${reg.market.toLowerCase()}-${reg.role}-${randomUUID()}`;
+    const clientSecret = reg.secret ? randomBytes(32).toString('base64url') : undefined;
+    const payload = {
+      client_id: clientId,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'verify',
+      token_endpoint_auth_method: reg.jwks ? 'private_key_jwt' : 'client_secret_basic',
+      ...(reg.jwks ? { jwks: reg.jwks } : { client_secret: clientSecret }),
+      'urn:packtrust:market': reg.market,
+      'urn:packtrust:role': reg.role,
+      'urn:packtrust:location': reg.location,
+      'urn:packtrust:org': reg.org,
+      'urn:packtrust:created_at': new Date().toISOString(),
+    };
+    await this.store.transaction(() => this.db.putSync(clientId, { payload }));
+    return clientSecret ? { clientId, clientSecret } : { clientId };
+  }
+
+  list(): ClientSummary[] {
+    return [...this.db.getRange()].map(({ key, value }) => summary(key, value));
+  }
+
+  async disable(clientId: string): Promise<void> {
+    await this.update(clientId, (s) => ({ ...s, disabled: true }));
+  }
+
+  async rotateSecret(clientId: string): Promise<string> {
+    const secret = randomBytes(32).toString('base64url');
+    await this.update(clientId, (s) => {
+      if (s.payload.jwks) throw new BadRequest(`${clientId} authenticates with private_key_jwt; it has no secret`);
+      return { ...s, payload: { ...s.payload, client_secret: secret } };
+    });
+    return secret;
+  }
+
+  private async update(clientId: string, change: (s: Stored) => Stored): Promise<void> {
+    await this.store.transaction(() => {
+      const found = this.db.get(clientId);
+      if (!found) throw new NotFound(`No client ${clientId}`);
+      this.db.putSync(clientId, change(found));
+    });
+  }
+}
+
+function summary(clientId: string, s: Stored): ClientSummary {
+  const p = s.payload;
+  return {
+    clientId,
+    market: String(p['urn:packtrust:market']),
+    role: p['urn:packtrust:role'] as Role,
+    location: String(p['urn:packtrust:location']),
+    org: String(p['urn:packtrust:org']),
+    authMethod: String(p.token_endpoint_auth_method),
+    disabled: s.disabled === true,
+    createdAt: String(p['urn:packtrust:created_at']),
+  };
+}

@@ -1,0 +1,199 @@
+import { createLocalJWKSet, decodeProtectedHeader, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
+import { Agent, fetch } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateClientKey, TokenClient, type TokenError } from '../client/token-client.ts';
+import { ClientRegistry } from '../src/oauth/clients.ts';
+import { startTestHub, type TestHub } from './fixtures.ts';
+
+let hub: TestHub;
+let registry: ClientRegistry;
+let dispatcher: Agent;
+let issuer: string;
+
+beforeAll(async () => {
+  hub = await startTestHub({
+    perClient: { ratePerSecond: 0.5, burst: 7 },
+    perAddress: { ratePerSecond: 1000, burst: 1000 },
+  });
+  registry = new ClientRegistry(hub.store.store);
+  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
+  issuer = `${hub.hubUrl}/oauth`;
+}, 60_000);
+afterAll(async () => {
+  await dispatcher?.close();
+  await hub?.close();
+});
+
+async function jwks() {
+  const res = await fetch(`${issuer}/jwks`, { dispatcher });
+  return (await res.json()) as { keys: JWK[] };
+}
+
+async function pharmacy(market = 'DE') {
+  const { privateJwk, jwks: publicJwks } = await generateClientKey();
+  const { clientId } = await registry.add({
+    market,
+    role: 'pharmacy',
+    location: 'LOC-1',
+    org: 'APO-1',
+    jwks: publicJwks,
+  });
+  return { clientId, privateJwk, client: new TokenClient({ issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() }) };
+}
+
+async function tokenRequest(body: Record<string, string>, headers: Record<string, string> = {}) {
+  const res = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    dispatcher,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(body).toString(),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, string> };
+}
+
+async function assertion(clientId: string, jwk: JWK, overrides: { jti?: string; exp?: number } = {}) {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256' })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(`${issuer}/token`)
+    .setJti(overrides.jti ?? crypto.randomUUID())
+    .setIssuedAt()
+    .setExpirationTime(overrides.exp ?? Math.floor(Date.now() / 1000) + 60)
+    .sign(await importJWK(jwk, 'ES256'));
+}
+
+describe('OAuth provider', () => {
+  it('publishes discovery metadata under /oauth', async () => {
+    const res = await fetch(`${issuer}/.well-known/openid-configuration`, { dispatcher });
+    const meta = (await res.json()) as Record<string, unknown>;
+    expect(meta).toMatchObject({ issuer, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks` });
+    expect(meta.grant_types_supported).toContain('client_credentials');
+    expect(meta.token_endpoint_auth_methods_supported).toEqual(
+      expect.arrayContaining(['private_key_jwt', 'client_secret_basic']),
+    );
+  });
+
+  it('issues an RFC 9068 JWT for its market to a private_key_jwt client, verifiable with the JWKS', async () => {
+    const { clientId, client } = await pharmacy('DE');
+    const { accessToken } = await client.token();
+    const { payload, protectedHeader } = await jwtVerify(accessToken, createLocalJWKSet(await jwks()), {
+      issuer,
+      audience: 'urn:packtrust:verifier:DE',
+      typ: 'at+jwt',
+    });
+    expect(protectedHeader.alg).toBe('ES256');
+    expect(payload).toMatchObject({
+      client_id: clientId,
+      sub: clientId,
+      org: 'APO-1',
+      location: 'LOC-1',
+      role: 'pharmacy',
+      market: 'DE',
+      scope: 'verify',
+    });
+    expect(payload.exp! - payload.iat!).toBe(600);
+    // cached until shortly before expiry
+    expect((await client.token()).accessToken).toBe(accessToken);
+    await client.close();
+  });
+
+  it('issues tokens to a client_secret_basic client', async () => {
+    const { clientId, clientSecret } = await registry.add({
+      market: 'FR',
+      role: 'wholesaler',
+      location: 'W-1',
+      org: 'GROSS-1',
+      secret: true,
+    });
+    const client = new TokenClient({ issuer, clientId, clientSecret: clientSecret!, ca: hub.t.ca.chainPem() });
+    const { payload } = await jwtVerify((await client.token()).accessToken, createLocalJWKSet(await jwks()), {
+      audience: 'urn:packtrust:verifier:FR',
+    });
+    expect(payload.role).toBe('wholesaler');
+    const rotated = await registry.rotateSecret(clientId);
+    await expect(
+      new TokenClient({ issuer, clientId, clientSecret: clientSecret!, ca: hub.t.ca.chainPem() }).token(),
+    ).rejects.toMatchObject({ error: 'invalid_client' });
+    expect(
+      (await new TokenClient({ issuer, clientId, clientSecret: rotated, ca: hub.t.ca.chainPem() }).token()).accessToken,
+    ).toBeTruthy();
+  });
+
+  it('refuses a wrong key, an unknown client, an expired or replayed assertion, another market, and a disabled client', async () => {
+    const { clientId, privateJwk } = await pharmacy('DE');
+    const other = await generateClientKey();
+    const base = {
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    };
+    const wrongKey = await tokenRequest({ ...base, client_assertion: await assertion(clientId, other.privateJwk) });
+    expect(wrongKey).toMatchObject({ status: 401, json: { error: 'invalid_client' } });
+    const unknown = await tokenRequest({
+      ...base,
+      client_assertion: await assertion('de-pharmacy-unknown', privateJwk),
+    });
+    expect(unknown.json.error).toBe('invalid_client');
+    const expired = await tokenRequest({
+      ...base,
+      client_assertion: await assertion(clientId, privateJwk, { exp: Math.floor(Date.now() / 1000) - 120 }),
+    });
+    expect(expired.json.error).toBe('invalid_client');
+    const once = await assertion(clientId, privateJwk, { jti: 'same-jti-twice' });
+    expect((await tokenRequest({ ...base, client_assertion: once })).status).toBe(200);
+    const replay = await tokenRequest({ ...base, client_assertion: once });
+    expect(replay.json).toMatchObject({ error: 'invalid_client' });
+    // The audit entry is written after the answer; give it a moment.
+    const audited = () =>
+      [...hub.oauth.audit.entries()].some((e) => /only be used once/.test(e.body.description ?? ''));
+    for (let i = 0; i < 50 && !audited(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(audited()).toBe(true);
+    const market = await tokenRequest({
+      ...base,
+      client_assertion: await assertion(clientId, privateJwk),
+      resource: 'urn:packtrust:verifier:FR',
+    });
+    expect(market.json.error).toBe('invalid_target');
+    await registry.disable(clientId);
+    const disabled = await tokenRequest({ ...base, client_assertion: await assertion(clientId, privateJwk) });
+    expect(disabled.json).toMatchObject({ error: 'invalid_client' });
+    const failures = [...hub.oauth.audit.entries()].map((e) => e.body).filter((r) => r.event === 'auth-failed');
+    expect(failures.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('rate-limits the token endpoint per client, with 429 and an audit entry', async () => {
+    const { client } = await pharmacy('AT');
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const c = new TokenClient({
+        ...(client as unknown as { options: ConstructorParameters<typeof TokenClient>[0] }).options,
+      });
+      try {
+        await c.token();
+        statuses.push(200);
+      } catch (err) {
+        statuses.push((err as TokenError).status);
+      }
+    }
+    expect(statuses.filter((s) => s === 200).length).toBe(7);
+    expect(statuses).toContain(429);
+    expect([...hub.oauth.audit.entries()].some((e) => e.body.event === 'rate-limited')).toBe(true);
+  });
+
+  it('rotates signing keys: old tokens stay valid against the JWKS, new ones use the new key', async () => {
+    const { client } = await pharmacy('DE');
+    const before = (await client.token()).accessToken;
+    const oldKid = decodeProtectedHeader(before).kid;
+    const newKid = await hub.keys.rotate();
+    const set = await jwks();
+    expect(set.keys.map((k) => k.kid)).toEqual(expect.arrayContaining([oldKid, newKid]));
+    await expect(
+      jwtVerify(before, createLocalJWKSet(set), { audience: 'urn:packtrust:verifier:DE' }),
+    ).resolves.toBeTruthy();
+    const fresh = new TokenClient({
+      ...(client as unknown as { options: ConstructorParameters<typeof TokenClient>[0] }).options,
+    });
+    const after = (await fresh.token()).accessToken;
+    expect(decodeProtectedHeader(after).kid).toBe(newKid);
+  });
+});
