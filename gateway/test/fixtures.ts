@@ -34,6 +34,8 @@ export interface TestHub {
   dir: string;
   credential(profile: string, org: string, keyArgs?: string[], extra?: Record<string, unknown>): Promise<Credential>;
   client(c: Pick<Credential, 'certPem' | 'keyPem'>): UploadClient;
+  /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,7 +59,6 @@ export async function startTestHub(
   const trust = new CaTrust(t.ca.chainPem());
   await trust.startPolling(`${caServer.publicUrl}/crl`, 200, logger);
   const dir = mkdtempSync(join(tmpdir(), 'packtrust-hub-'));
-  const store = new HubStore(join(dir, 'hub'));
   const clients: UploadClient[] = [];
   const credential = async (
     profile: string,
@@ -77,33 +78,41 @@ export async function startTestHub(
     };
   };
   const gw = await credential('gateway', 'HUB', P256, { dns: ['localhost'], ip: ['127.0.0.1'] });
-  const keys = new SigningKeys(store.store, 'oauth key passphrase for tests');
-  await keys.ensure();
-  const oauth = new OAuthService({
-    issuer: 'https://127.0.0.1/oauth',
-    audienceTemplate: 'urn:packtrust:verifier:{market}',
-    tokenTtlSeconds: 600,
-    perClient: options.perClient ?? { ratePerSecond: 1000, burst: 1000 },
-    perAddress: options.perAddress ?? { ratePerSecond: 1000, burst: 1000 },
-    cookieKeys: [randomBytes(32).toString('base64url')],
-    keys,
-    store: store.store,
-    logger,
-  });
-  const gateway = createGatewayServer({
-    store,
-    identifier: new ClientIdentifier(trust),
-    receiptSigner: { key: createPrivateKey(gw.keyPem), keyid: gw.fingerprint },
-    tls: { key: gw.keyPem, cert: gw.certPem, ca: t.ca.chainPem() },
-    signatureWindowSeconds: 300,
-    randomisationPolicy: 'reject',
-    maxBodyBytes: 64 * 1024 * 1024,
-    oauth,
-    logger,
-  });
-  const hubUrl = await listen(gateway, '127.0.0.1', 0);
-  oauth.setIssuer(`${hubUrl}/oauth`);
-  return {
+  const cookieKeys = [randomBytes(32).toString('base64url')];
+  /** The gateway on a store directory: what a process start does (used again by restart). */
+  const boot = async (port: number) => {
+    const store = new HubStore(join(dir, 'hub'));
+    const keys = new SigningKeys(store.store, 'oauth key passphrase for tests');
+    await keys.ensure();
+    const oauth = new OAuthService({
+      issuer: 'https://127.0.0.1/oauth',
+      audienceTemplate: 'urn:packtrust:verifier:{market}',
+      tokenTtlSeconds: 600,
+      perClient: options.perClient ?? { ratePerSecond: 1000, burst: 1000 },
+      perAddress: options.perAddress ?? { ratePerSecond: 1000, burst: 1000 },
+      cookieKeys,
+      keys,
+      store: store.store,
+      logger,
+    });
+    const gateway = createGatewayServer({
+      store,
+      identifier: new ClientIdentifier(trust),
+      receiptSigner: { key: createPrivateKey(gw.keyPem), keyid: gw.fingerprint },
+      tls: { key: gw.keyPem, cert: gw.certPem, ca: t.ca.chainPem() },
+      signatureWindowSeconds: 300,
+      randomisationPolicy: 'reject',
+      maxBodyBytes: 64 * 1024 * 1024,
+      oauth,
+      logger,
+    });
+    const hubUrl = await listen(gateway, '127.0.0.1', port);
+    oauth.setIssuer(`${hubUrl}/oauth`);
+    return { store, keys, oauth, gateway, hubUrl };
+  };
+  const booted = await boot(0);
+  const { store, keys, oauth, gateway, hubUrl } = booted;
+  const hub: TestHub = {
     t,
     caServer,
     trust,
@@ -119,16 +128,23 @@ export async function startTestHub(
       clients.push(u);
       return u;
     },
+    async restart() {
+      for (const c of clients.splice(0)) c.close();
+      await hub.gateway.close();
+      await hub.store.close();
+      Object.assign(hub, await boot(Number(new URL(hub.hubUrl).port)));
+    },
     async close() {
       for (const c of clients) c.close();
-      await gateway.close();
+      await hub.gateway.close();
       trust.stop();
       await caServer.close();
-      await store.close();
+      await hub.store.close();
       await t.cleanup();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return hub;
 }
 
 export const productJson = (productCode: string, markets = ['DE', 'FR']) => ({

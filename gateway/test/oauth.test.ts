@@ -196,4 +196,25 @@ describe('OAuth provider', () => {
     const after = (await fresh.token()).accessToken;
     expect(decodeProtectedHeader(after).kid).toBe(newKid);
   });
+
+  it('keeps clients, signing keys and replay records across a restart', async () => {
+    const { clientId, privateJwk, client } = await pharmacy('DE');
+    const token = (await client.token()).accessToken;
+    const used = await assertion(clientId, privateJwk, { jti: 'used-before-restart' });
+    const base = {
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    };
+    expect((await tokenRequest({ ...base, client_assertion: used })).status).toBe(200);
+    await client.close();
+
+    await hub.restart();
+    registry = new ClientRegistry(hub.store.store);
+    expect(hub.oauth.issuer).toBe(issuer);
+    await expect(
+      jwtVerify(token, createLocalJWKSet(await jwks()), { issuer, audience: 'urn:packtrust:verifier:DE' }),
+    ).resolves.toBeTruthy();
+    expect((await tokenRequest({ ...base, client_assertion: await assertion(clientId, privateJwk) })).status).toBe(200);
+    expect((await tokenRequest({ ...base, client_assertion: used })).json.error).toBe('invalid_client');
+  });
 });
