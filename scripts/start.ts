@@ -27,9 +27,10 @@ type StackConfig = z.output<typeof stackSchema>;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
-function caPassphrase(dataDir: string): { passphrase: string; file: string } {
-  const file = join(dataDir, 'secrets', 'ca-passphrase');
-  if (process.env.PACKTRUST_CA_PASSPHRASE) return { passphrase: process.env.PACKTRUST_CA_PASSPHRASE, file: '' };
+/** A secret from the environment, else generated once into data/secrets/<name>. */
+function localSecret(dataDir: string, name: string, envVar: string): { passphrase: string; file: string } {
+  const file = join(dataDir, 'secrets', name);
+  if (process.env[envVar]) return { passphrase: process.env[envVar], file: '' };
   if (!existsSync(file)) {
     mkdirSync(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
     writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
@@ -96,7 +97,8 @@ async function main(): Promise<void> {
   const config = loadConfig(stackSchema, { envPrefix: 'PACKTRUST_' });
   const dataDir = resolve(config.dataDir);
   const caDir = join(dataDir, 'ca');
-  const { passphrase, file } = caPassphrase(dataDir);
+  const { passphrase, file } = localSecret(dataDir, 'ca-passphrase', 'PACKTRUST_CA_PASSPHRASE');
+  const oauthSecret = localSecret(dataDir, 'gateway-oauth-passphrase', 'PACKTRUST_GATEWAY_OAUTH_PASSPHRASE');
   const started = performance.now();
   const gatewayDir = join(dataDir, 'gateway');
   const created = await bootstrapCa(config, caDir, passphrase);
@@ -130,6 +132,7 @@ async function main(): Promise<void> {
     PACKTRUST_GATEWAY_CA_CHAIN_FILE: join(caDir, 'chain.pem'),
     PACKTRUST_GATEWAY_TLS_CERT_FILE: join(gatewayDir, 'keys', 'gateway.pem'),
     PACKTRUST_GATEWAY_TLS_KEY_FILE: join(gatewayDir, 'keys', 'gateway.key.pem'),
+    ...(oauthSecret.file ? { PACKTRUST_GATEWAY_OAUTH_PASSPHRASE_FILE: oauthSecret.file } : {}),
   };
   try {
     await supervisor.start(
@@ -157,6 +160,7 @@ async function main(): Promise<void> {
   CA public (certificates, CRL, OCSP)  http://${config.host}:${config.caPublicPort}
   CA admin API (mTLS, operator cert)   https://${config.host}:${config.caAdminPort}
   Hub gateway (mTLS, signed uploads)   https://${config.host}:${config.gatewayPort}
+  OAuth for pharmacies (issuer)        https://${config.host}:${config.gatewayPort}/oauth
   Operator credentials                 ${join(caDir, 'operator')}/operator.{pem,key.pem}
 
 Next: onboard a manufacturer (docs/onboarding.md), then upload (docs/manufacturer.md), for example

@@ -1,15 +1,16 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCli } from '../../common/src/cli.ts';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
-import { type GatewayConfig, loadGatewayConfig } from './config.ts';
+import { type GatewayConfig, loadGatewayConfig, OAUTH_PASSPHRASE_ENV, oauthPassphrase } from './config.ts';
 import { verifyEvidence } from './evidence.ts';
 import { HubStore } from './hub-store.ts';
-import { startGateway } from './service.ts';
+import { ClientInvalid, ClientRegistry, ROLES } from './oauth/clients.ts';
+import { SigningKeys } from './oauth/signing-keys.ts';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -45,6 +46,8 @@ export function createCli(): Command {
     .option('--port <port>')
     .action(async (o) => {
       const logger = createLogger('gateway');
+      // Loaded here: the other commands need neither the HTTP stack nor oidc-provider.
+      const { startGateway } = await import('./service.ts');
       const gateway = await startGateway(config({ host: o.host, port: o.port }), logger);
       logger.info({ url: gateway.url }, 'gateway listening');
       const stop = async () => {
@@ -113,6 +116,81 @@ export function createCli(): Command {
         );
         console.log(`wrote evidence record ${o.seq} to ${o.out}`);
       }),
+    );
+  const client = program.command('client').description('OAuth clients of pharmacies, hospitals and wholesalers');
+  client
+    .command('add')
+    .description('register a client; prints its client_id (and secret)')
+    .requiredOption('--market <XX>', 'ISO 3166 market whose verifier API the client calls')
+    .addOption(new Option('--role <role>', 'what the client is').choices(ROLES).makeOptionMandatory())
+    .requiredOption('--location <id>', 'location id (the pharmacy, the hospital ward, the warehouse)')
+    .requiredOption('--org <id>', 'organisation id')
+    .option('--jwks <file>', 'the client public keys (private_key_jwt, recommended)')
+    .option('--secret', 'use a client secret instead (client_secret_basic or _post)')
+    .action((o) =>
+      withStore(async (store) => {
+        let jwks: { keys: Record<string, unknown>[] } | undefined;
+        if (o.jwks) {
+          try {
+            jwks = JSON.parse(readFileSync(o.jwks, 'utf8'));
+          } catch {
+            throw new ClientInvalid(`${o.jwks} is not a readable JWKS (JSON)`);
+          }
+        }
+        const r = await new ClientRegistry(store.store).add({
+          market: o.market,
+          role: o.role,
+          location: o.location,
+          org: o.org,
+          jwks,
+          secret: o.secret === true,
+        });
+        console.log(JSON.stringify(r, null, 2));
+        if (r.clientSecret) console.error('The secret is shown once; hand it over securely.');
+      }),
+    );
+  client
+    .command('list')
+    .description('list clients')
+    .action(() => withStore((store) => console.log(JSON.stringify(new ClientRegistry(store.store).list(), null, 2))));
+  client
+    .command('disable')
+    .description(
+      'disable a client: it gets no new token from now on (tokens already issued expire within their lifetime)',
+    )
+    .requiredOption('--client-id <id>')
+    .action((o) =>
+      withStore(async (store) => {
+        await new ClientRegistry(store.store).disable(o.clientId);
+        console.log(`disabled ${o.clientId}`);
+      }),
+    );
+  client
+    .command('rotate-secret')
+    .description('give a secret client a new secret; the old one stops working at once')
+    .requiredOption('--client-id <id>')
+    .action((o) =>
+      withStore(async (store) =>
+        console.log(JSON.stringify({ clientSecret: await new ClientRegistry(store.store).rotateSecret(o.clientId) })),
+      ),
+    );
+
+  const keys = program.command('keys').description('the access-token signing keys');
+  const signingKeys = (store: HubStore, file?: string) =>
+    new SigningKeys(store.store, oauthPassphrase({ oauthPassphraseFile: file }));
+  keys
+    .command('rotate')
+    .description('make a new signing key; the old one stays published until its tokens expire')
+    .option('--passphrase-file <file>', `the signing keys' passphrase (else ${OAUTH_PASSPHRASE_ENV})`)
+    .action((o) =>
+      withStore(async (store) => console.log(`new signing key ${await signingKeys(store, o.passphraseFile).rotate()}`)),
+    );
+  keys
+    .command('list')
+    .description('list signing keys')
+    .option('--passphrase-file <file>')
+    .action((o) =>
+      withStore((store) => console.log(JSON.stringify(signingKeys(store, o.passphraseFile).list(), null, 2))),
     );
   return program;
 }

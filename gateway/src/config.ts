@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { loadConfig } from '../../common/src/config.ts';
+import { ConfigInvalid } from '../../common/src/errors.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -20,6 +22,17 @@ export const gatewayConfigSchema = z.object({
   randomisationPolicy: z.enum(['reject', 'warn']).default('reject'),
   randomisationMinSample: z.coerce.number().int().min(10).default(1000),
   maxBodyMb: z.coerce.number().int().min(1).max(512).default(64),
+  /** Base URL clients use (the OAuth issuer is `<publicUrl>/oauth`); default https://host:port. */
+  publicUrl: z.url().optional(),
+  /** Passphrase that encrypts the token signing keys: a file, else PACKTRUST_GATEWAY_OAUTH_PASSPHRASE. */
+  oauthPassphraseFile: z.string().optional(),
+  tokenTtlSeconds: z.coerce.number().int().min(60).max(86_400).default(600),
+  /** The access tokens' audience per market: the verifier API of that market. */
+  audienceTemplate: z.string().includes('{market}').default('urn:packtrust:verifier:{market}'),
+  tokenRatePerClient: z.coerce.number().positive().default(10),
+  tokenBurstPerClient: z.coerce.number().int().min(1).default(20),
+  tokenRatePerAddress: z.coerce.number().positive().default(100),
+  tokenBurstPerAddress: z.coerce.number().int().min(1).default(200),
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
@@ -29,4 +42,26 @@ export function loadGatewayConfig(
   file = process.env.PACKTRUST_GATEWAY_CONFIG,
 ): GatewayConfig {
   return loadConfig(gatewayConfigSchema, { file, envPrefix: 'PACKTRUST_GATEWAY_', overrides });
+}
+
+export const OAUTH_PASSPHRASE_ENV = 'PACKTRUST_GATEWAY_OAUTH_PASSPHRASE';
+
+/** The passphrase of the token signing keys, from the configured file or the environment. */
+export function oauthPassphrase(config: Pick<GatewayConfig, 'oauthPassphraseFile'>): string {
+  let value: string | undefined;
+  if (config.oauthPassphraseFile) {
+    try {
+      value = readFileSync(config.oauthPassphraseFile, 'utf8').split(/\r?\n/)[0];
+    } catch (err) {
+      throw new ConfigInvalid(
+        `Cannot read ${config.oauthPassphraseFile}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      );
+    }
+  } else value = process.env[OAUTH_PASSPHRASE_ENV];
+  if (!value || value.length < 12) {
+    throw new ConfigInvalid(
+      `Set oauthPassphraseFile or ${OAUTH_PASSPHRASE_ENV} (at least 12 characters): it encrypts the token signing keys`,
+    );
+  }
+  return value;
 }

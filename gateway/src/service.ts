@@ -1,4 +1,4 @@
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigInvalid } from '../../common/src/errors.ts';
@@ -6,14 +6,17 @@ import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { fromPem } from '../../common/src/pki.ts';
 import { ClientIdentifier } from './client-identity.ts';
-import type { GatewayConfig } from './config.ts';
+import { type GatewayConfig, oauthPassphrase } from './config.ts';
 import { HubStore } from './hub-store.ts';
+import { OAUTH_PREFIX, OAuthService } from './oauth/provider.ts';
+import { SigningKeys } from './oauth/signing-keys.ts';
 import { DEFAULT_RANDOMISATION_OPTIONS } from './randomisation.ts';
 import { createGatewayServer } from './server.ts';
 import { CaTrust } from './trust.ts';
 
 export interface RunningGateway {
   url: string;
+  oauth: OAuthService;
   store: HubStore;
   close(): Promise<void>;
 }
@@ -35,6 +38,20 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const trust = new CaTrust(chainPem);
   await trust.startPolling(`${config.caUrl}/crl`, config.crlPollMs, logger);
   const store = new HubStore(join(config.dataDir, 'hub'));
+  const keys = new SigningKeys(store.store, oauthPassphrase(config));
+  await keys.ensure();
+  const publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
+  const oauth = new OAuthService({
+    issuer: `${publicUrl}${OAUTH_PREFIX}`,
+    audienceTemplate: config.audienceTemplate,
+    tokenTtlSeconds: config.tokenTtlSeconds,
+    perClient: { ratePerSecond: config.tokenRatePerClient, burst: config.tokenBurstPerClient },
+    perAddress: { ratePerSecond: config.tokenRatePerAddress, burst: config.tokenBurstPerAddress },
+    cookieKeys: [randomBytes(32).toString('base64url')],
+    keys,
+    store: store.store,
+    logger,
+  });
   const app = createGatewayServer({
     store,
     identifier: new ClientIdentifier(trust),
@@ -47,11 +64,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     maxBodyBytes: config.maxBodyMb * 1024 * 1024,
     randomisationPolicy: config.randomisationPolicy,
     randomisation: { ...DEFAULT_RANDOMISATION_OPTIONS, minSample: config.randomisationMinSample },
+    oauth,
     logger,
   });
   let url: string;
   try {
     url = await listen(app, config.host, config.port);
+    // Port 0 (tests): the issuer follows the port actually bound.
+    if (!config.publicUrl && config.port === 0) oauth.setIssuer(`${url}${OAUTH_PREFIX}`);
   } catch (err) {
     trust.stop();
     await store.close();
@@ -59,6 +79,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   }
   return {
     url,
+    oauth,
     store,
     async close() {
       trust.stop();

@@ -8,6 +8,7 @@ import { type Credential, productJson, randomSerials, startTestHub, type TestHub
 
 const UPLOAD = fileURLToPath(new URL('../../bin/packtrust-upload.js', import.meta.url));
 const GATEWAY = fileURLToPath(new URL('../../bin/packtrust-gateway.js', import.meta.url));
+const TOKEN = fileURLToPath(new URL('../../bin/packtrust-token.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'packtrust-upload-cli-'));
 let hub: TestHub;
 let maker: Credential;
@@ -115,5 +116,70 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     expect(request).toMatch(/signature-input: sig1=/i);
     const missing = await run(GATEWAY, ['--data-dir', dataDir, 'evidence', 'export', '--seq', '99', '--out', out]);
     expect(missing.status).toBe(1);
+  });
+
+  it('onboards a pharmacy client whose software gets a token with packtrust-token, until it is disabled', async () => {
+    const key = join(work, 'pharmacy-key.json');
+    const jwks = join(work, 'pharmacy-jwks.json');
+    expect((await run(TOKEN, ['keygen', '--key-out', key, '--jwks-out', jwks])).status).toBe(0);
+    const added = await run(GATEWAY, [
+      '--data-dir',
+      hub.dir,
+      'client',
+      'add',
+      '--market',
+      'DE',
+      '--role',
+      'pharmacy',
+      '--location',
+      'APO-17',
+      '--org',
+      'APO',
+      '--jwks',
+      jwks,
+    ]);
+    expect(added.status).toBe(0);
+    const { clientId } = JSON.parse(added.stdout) as { clientId: string };
+    const listed = JSON.parse((await run(GATEWAY, ['--data-dir', hub.dir, 'client', 'list'])).stdout) as {
+      clientId: string;
+    }[];
+    expect(listed.map((c) => c.clientId)).toContain(clientId);
+    const token = (args: string[] = []) =>
+      run(TOKEN, [
+        'token',
+        '--issuer',
+        hub.oauth.issuer,
+        '--client-id',
+        clientId,
+        '--key',
+        key,
+        '--ca',
+        files.ca,
+        ...args,
+      ]);
+    const got = await token();
+    expect(got.status).toBe(0);
+    expect(JSON.parse(got.stdout).access_token).toMatch(/^ey/);
+    expect((await run(GATEWAY, ['--data-dir', hub.dir, 'client', 'disable', '--client-id', clientId])).status).toBe(0);
+    const refused = await token();
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('invalid_client');
+    const bad = await run(GATEWAY, [
+      '--data-dir',
+      hub.dir,
+      'client',
+      'add',
+      '--market',
+      'Germany',
+      '--role',
+      'pharmacy',
+      '--location',
+      'x',
+      '--org',
+      'y',
+      '--secret',
+    ]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('OAUTH_CLIENT_INVALID');
   });
 });
