@@ -217,4 +217,41 @@ describe('OAuth provider', () => {
     expect((await tokenRequest({ ...base, client_assertion: await assertion(clientId, privateJwk) })).status).toBe(200);
     expect((await tokenRequest({ ...base, client_assertion: used })).json.error).toBe('invalid_client');
   });
+
+  it('offers introspection and revocation to authenticated clients; JWT access tokens are validated locally instead', async () => {
+    const { clientId, privateJwk, client } = await pharmacy('DE');
+    const token = (await client.token()).accessToken;
+    const auth = async (endpoint: string) => ({
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer(clientId)
+        .setSubject(clientId)
+        .setAudience(endpoint)
+        .setJti(crypto.randomUUID())
+        .setIssuedAt()
+        .setExpirationTime('60s')
+        .sign(await importJWK(privateJwk, 'ES256')),
+    });
+    const post = async (path: string, body: Record<string, string>) =>
+      fetch(`${issuer}${path}`, {
+        method: 'POST',
+        dispatcher,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(body).toString(),
+      });
+    const introspection = await post('/token/introspection', {
+      token,
+      ...(await auth(`${issuer}/token/introspection`)),
+    });
+    // oidc-provider never stores JWT access tokens, so it says so rather than answer "inactive".
+    expect(await introspection.json()).toMatchObject({ error: 'unsupported_token_type' });
+    const revocation = await post('/token/revocation', { token, ...(await auth(`${issuer}/token/revocation`)) });
+    expect(await revocation.json()).toMatchObject({ error: 'unsupported_token_type' });
+    const anonymous = await post('/token/introspection', { token });
+    expect((await anonymous.json()) as Record<string, string>).toMatchObject({
+      error: expect.stringMatching(/invalid_(request|client)/),
+    });
+    await client.close();
+  });
 });

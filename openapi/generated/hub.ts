@@ -64,7 +64,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** RFC 7662 introspection (opaque tokens; JWT access tokens are validated locally and report inactive here) */
+        /** RFC 7662 introspection of opaque tokens; JWT access tokens are validated locally by the verifiers and answered here with unsupported_token_type */
         post: operations["introspectToken"];
         delete?: never;
         options?: never;
@@ -81,7 +81,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** RFC 7009 revocation (opaque tokens; a client is cut off by disabling it, and JWTs expire within their lifetime) */
+        /** RFC 7009 revocation of opaque tokens; a client is cut off by disabling it, and JWT access tokens expire within their lifetime */
         post: operations["revokeToken"];
         delete?: never;
         options?: never;
