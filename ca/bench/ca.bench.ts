@@ -13,6 +13,7 @@ import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
 import { CertificateAuthority } from '../src/authority.ts';
 import type { CertRecord } from '../src/inventory.ts';
+import { generateKeyAndCsr } from '../src/keygen.ts';
 import { startCaServer } from '../src/server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -35,29 +36,12 @@ function opensslSignRate(): number {
   return Number(fields.at(-2));
 }
 
-function csrs(n: number): Buffer[] {
-  return Array.from({ length: n }, (_, i) => {
-    sh('openssl', [
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      `k${i}.pem`,
-      '-out',
-      `c${i}.csr`,
-      '-subj',
-      `/CN=bench${i}`,
-    ]);
-    return Buffer.from(sh('cat', [`c${i}.csr`]));
-  });
+async function csrs(n: number): Promise<Buffer[]> {
+  return Promise.all(Array.from({ length: n }, async () => (await generateKeyAndCsr()).csr));
 }
 
 async function benchIssuance(ca: CertificateAuthority) {
-  const requests = csrs(20);
+  const requests = await csrs(20);
   let next = 0;
   const t0 = performance.now();
   await Promise.all(

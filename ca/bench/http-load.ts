@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { latencySummary } from '../../common/src/bench.ts';
 
 const [url, contentType, bodyFile, concurrencyArg, secondsArg] = process.argv.slice(2);
 const body = readFileSync(bodyFile!);
@@ -43,16 +44,5 @@ async function worker(): Promise<void> {
 
 const t0 = performance.now();
 await Promise.all(Array.from({ length: concurrency }, worker));
-const elapsed = (performance.now() - t0) / 1000;
-latencies.sort((a, b) => a - b);
-const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
-console.log(
-  JSON.stringify({
-    count: latencies.length,
-    errors,
-    perSecond: latencies.length / elapsed,
-    p50ms: pct(0.5),
-    p99ms: pct(0.99),
-  }),
-);
+console.log(JSON.stringify(latencySummary(latencies, errors, (performance.now() - t0) / 1000)));
 agent.destroy();

@@ -21,3 +21,10 @@ export async function inTempDir(prefix: string, run: (dir: string) => Promise<vo
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** Count, rate and latency percentiles of a timed load run, as the load generators print them. */
+export function latencySummary(latenciesMs: number[], errors: number, elapsedSeconds: number) {
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+  return { count: sorted.length, errors, perSecond: sorted.length / elapsedSeconds, p50ms: pct(0.5), p99ms: pct(0.99) };
+}

@@ -1,14 +1,9 @@
-/**
- * `npm run bench:ingest`: one signed mutual-TLS upload of 1,000,000 packs to a real gateway
- * (durable in LMDB, evidence kept, published to the feed of two markets), against a raw LMDB
- * batch write of the same packs in the same run. Prints a table and writes bench/results/ingest.json.
- */
-import { execFileSync } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CertificateAuthority } from '../../ca/src/authority.ts';
+import { generateKeyAndCsr } from '../../ca/src/keygen.ts';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
@@ -44,29 +39,9 @@ function serials(n: number): string[] {
 }
 
 async function credential(ca: CertificateAuthority, profile: string, org: string, extra: Record<string, unknown> = {}) {
-  const key = join(dir, `${org}.key`);
-  const csr = join(dir, `${org}.csr`);
-  execFileSync('openssl', [
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    csr,
-    '-subj',
-    '/CN=x',
-  ]);
-  const issued = await ca.issue({ csr: readFileSync(csr), profile, org, ...extra }, 'bench');
-  return {
-    certPem: issued.certificatePem + issued.chainPem,
-    keyPem: readFileSync(key, 'utf8'),
-    fingerprint: issued.record.fingerprint,
-  };
+  const { keyPem, csr } = await generateKeyAndCsr();
+  const issued = await ca.issue({ csr, profile, org, ...extra }, 'bench');
+  return { certPem: issued.certificatePem + issued.chainPem, keyPem, fingerprint: issued.record.fingerprint };
 }
 
 function rawLmdbBaseline(list: string[]): Promise<number> {

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { importJWK, type JWK, SignJWT } from 'jose';
 import { Agent, request } from 'undici';
+import { latencySummary } from '../../common/src/bench.ts';
 
 const [url, clientsFile, concurrencyArg, secondsArg, caFile] = process.argv.slice(2);
 const clients = JSON.parse(readFileSync(clientsFile!, 'utf8')) as { clientId: string; privateJwk: JWK }[];
@@ -51,16 +52,5 @@ await Promise.all(
     while (performance.now() < deadline) await once();
   }),
 );
-const elapsed = (performance.now() - t0) / 1000;
-latencies.sort((a, b) => a - b);
-const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
-console.log(
-  JSON.stringify({
-    count: latencies.length,
-    errors,
-    perSecond: latencies.length / elapsed,
-    p50ms: pct(0.5),
-    p99ms: pct(0.99),
-  }),
-);
+console.log(JSON.stringify(latencySummary(latencies, errors, (performance.now() - t0) / 1000)));
 await dispatcher.close();
