@@ -126,7 +126,10 @@ export function createCli(): Command {
     .requiredOption('--location <id>', 'location id (the pharmacy, the hospital ward, the warehouse)')
     .requiredOption('--org <id>', 'organisation id')
     .option('--jwks <file>', 'the client public keys (private_key_jwt, recommended)')
-    .option('--secret', 'use a client secret instead (client_secret_basic or _post)')
+    .option('--secret', 'use a client secret instead of keys')
+    .addOption(
+      new Option('--secret-method <method>', 'how the secret is sent').choices(['basic', 'post']).default('basic'),
+    )
     .action((o) =>
       withStore(async (store) => {
         let jwks: { keys: Record<string, unknown>[] } | undefined;
@@ -144,6 +147,7 @@ export function createCli(): Command {
           org: o.org,
           jwks,
           secret: o.secret === true,
+          secretMethod: o.secretMethod,
         });
         console.log(JSON.stringify(r, null, 2));
         if (r.clientSecret) console.error('The secret is shown once; hand it over securely.');

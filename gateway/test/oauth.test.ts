@@ -98,6 +98,29 @@ describe('OAuth provider', () => {
     await client.close();
   });
 
+  it('issues tokens to a client_secret_post client', async () => {
+    const { clientId, clientSecret } = await registry.add({
+      market: 'DE',
+      role: 'parallel-distributor',
+      location: 'P-1',
+      org: 'PD-1',
+      secret: true,
+      secretMethod: 'post',
+    });
+    const ok = await tokenRequest({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: clientSecret!,
+    });
+    expect(ok.status).toBe(200);
+    const wrong = await tokenRequest({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: 'not-the-secret',
+    });
+    expect(wrong.json.error).toBe('invalid_client');
+  });
+
   it('issues tokens to a client_secret_basic client', async () => {
     const { clientId, clientSecret } = await registry.add({
       market: 'FR',

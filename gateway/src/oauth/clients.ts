@@ -15,8 +15,9 @@ export interface ClientRegistration {
   org: string;
   /** private_key_jwt: the client's public keys. */
   jwks?: { keys: Record<string, unknown>[] };
-  /** client_secret_basic / client_secret_post instead. */
+  /** A client secret instead, sent with HTTP Basic (default) or in the body (`post`). */
   secret?: boolean;
+  secretMethod?: 'basic' | 'post';
 }
 
 export interface ClientSummary {
@@ -64,7 +65,7 @@ export class ClientRegistry {
       response_types: [],
       redirect_uris: [],
       scope: 'verify',
-      token_endpoint_auth_method: reg.jwks ? 'private_key_jwt' : 'client_secret_basic',
+      token_endpoint_auth_method: reg.jwks ? 'private_key_jwt' : `client_secret_${reg.secretMethod ?? 'basic'}`,
       ...(reg.jwks ? { jwks: reg.jwks } : { client_secret: clientSecret }),
       'urn:packtrust:market': reg.market,
       'urn:packtrust:role': reg.role,
