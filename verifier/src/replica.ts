@@ -1,0 +1,137 @@
+import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
+import { type Database, Store } from '../../common/src/store.ts';
+
+/** A product as a node needs it to answer: its markets and whether it is withdrawn. */
+export interface ReplicaProduct {
+  productCode: string;
+  name: string;
+  markets: string[];
+  status: 'ACTIVE' | 'WITHDRAWN';
+  owner: string;
+}
+
+export interface ReplicaBatch {
+  expiry: string;
+  expiryDate: string;
+  status: 'ACTIVE' | 'RECALLED' | 'WITHDRAWN';
+  reason?: string;
+}
+
+/** Key: product code + serial. `b` batch, `s` state. */
+export interface ReplicaPack {
+  b: string;
+  s: string;
+}
+
+/** Where the replica stands in the market's feed: the last applied record and its hash. */
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+}
+
+/** The feed records a node applies (the hub's FeedRecord, as JSON). */
+export type FeedBody =
+  | { type: 'product'; product: ReplicaProduct & Record<string, unknown> }
+  | { type: 'batch'; batch: ReplicaBatch & { productCode: string; batch: string } }
+  | { type: 'packs'; productCode: string; batch: string; count: number; serials: string };
+
+export class FeedIntegrityError extends Error {}
+
+/**
+ * A node's LMDB replica of one market: products, batches, packs, and the checkpoint of the
+ * feed, always written in the same transaction as the data it describes, so a node killed at
+ * any moment restarts exactly after the last record it applied.
+ */
+export class Replica {
+  readonly store: Store;
+  readonly products: Database<ReplicaProduct, string>;
+  readonly batches: Database<ReplicaBatch, string>;
+  readonly packs: Database<ReplicaPack, string>;
+  private readonly meta: Database<Checkpoint, string>;
+
+  constructor(path: string) {
+    this.store = Store.open({ path });
+    this.products = this.store.db('products');
+    this.batches = this.store.db('batches');
+    this.packs = this.store.db('packs');
+    this.meta = this.store.db('meta');
+  }
+
+  checkpoint(): Checkpoint | undefined {
+    return this.meta.get('checkpoint');
+  }
+
+  /**
+   * Applies feed records in one transaction with the new checkpoint, after checking that they
+   * continue the chain: consecutive sequence numbers, each linked to the previous hash, each
+   * hash matching its content. Throws FeedIntegrityError (and applies nothing) otherwise.
+   */
+  async applyRecords(records: ChainEntry<FeedBody>[]): Promise<Checkpoint> {
+    let next: Checkpoint | undefined;
+    await this.store.transaction(() => {
+      let at = this.checkpoint() ?? { seq: 0, hash: '' };
+      for (const r of records) {
+        if (r.seq !== at.seq + 1)
+          throw new FeedIntegrityError(`gap in the feed: expected record ${at.seq + 1}, got ${r.seq}`);
+        if (at.hash && r.prev !== at.hash)
+          throw new FeedIntegrityError(`record ${r.seq} does not link to record ${at.seq}`);
+        if (HashChain.hash(r.seq, r.prev, r.body) !== r.hash)
+          throw new FeedIntegrityError(`record ${r.seq} does not match its hash`);
+        this.applyBody(r.body);
+        at = { seq: r.seq, hash: r.hash };
+      }
+      this.meta.putSync('checkpoint', at);
+      next = at;
+    });
+    return next!;
+  }
+
+  /** Inside a write transaction. */
+  applyBody(body: FeedBody): void {
+    switch (body.type) {
+      case 'product': {
+        const p = body.product;
+        this.products.putSync(p.productCode, {
+          productCode: p.productCode,
+          name: p.name,
+          markets: p.markets,
+          status: p.status,
+          owner: p.owner,
+        });
+        return;
+      }
+      case 'batch': {
+        const b = body.batch;
+        this.batches.putSync(`${b.productCode}|${b.batch}`, {
+          expiry: b.expiry,
+          expiryDate: b.expiryDate,
+          status: b.status,
+          ...(b.reason ? { reason: b.reason } : {}),
+        });
+        return;
+      }
+      case 'packs': {
+        const pack: ReplicaPack = { b: body.batch, s: 'ACTIVE' };
+        for (const serial of body.serials.split('\n')) this.packs.putSync(body.productCode + serial, pack);
+        return;
+      }
+    }
+  }
+
+  /** Inside a write transaction: empties the replica before a snapshot is loaded. */
+  clear(): void {
+    this.products.clearSync();
+    this.batches.clearSync();
+    this.packs.clearSync();
+    this.meta.removeSync('checkpoint');
+  }
+
+  /** Inside a write transaction. */
+  setCheckpoint(c: Checkpoint): void {
+    this.meta.putSync('checkpoint', c);
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}

@@ -1,0 +1,165 @@
+import type { Logger } from '../../common/src/log.ts';
+import { type HubClient, HubUnavailable } from './hub-client.ts';
+import { type Checkpoint, FeedIntegrityError, type Replica, type ReplicaPack } from './replica.ts';
+
+export type ReplicationState = 'starting' | 'bootstrapping' | 'following' | 'resyncing' | 'stopped';
+
+export interface ReplicationStatus {
+  state: ReplicationState;
+  appliedSeq: number;
+  hubSeq: number;
+  lastAppliedAt?: number;
+  lastError?: string;
+  bootstraps: number;
+}
+
+const PACKS_PER_TRANSACTION = 50_000;
+
+/**
+ * Keeps a node's replica in step with its market's feed: bootstrap from the hub's snapshot when
+ * the replica has no checkpoint, then follow the records with long-polls, applying each page in
+ * one transaction with its checkpoint. A gap or a broken hash chain stops the node serving (state
+ * `resyncing`) until a fresh snapshot is loaded; it never answers from a replica it knows is wrong.
+ */
+export class Replicator {
+  readonly status: ReplicationStatus = { state: 'starting', appliedSeq: 0, hubSeq: 0, bootstraps: 0 };
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly replica: Replica,
+    private readonly hub: HubClient,
+    private readonly logger: Logger,
+    private readonly options: { pageSize: number; waitMs: number; retryMs: number } = {
+      pageSize: 1000,
+      waitMs: 20_000,
+      retryMs: 1000,
+    },
+  ) {}
+
+  /** Whether answers may be given: the replica is complete and its feed chain intact. */
+  get serving(): boolean {
+    return this.status.state === 'following';
+  }
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.status.state = 'stopped';
+    await this.loop?.catch(() => undefined);
+  }
+
+  /** Resolves once the replica has caught up with `seq` (tests, demos). */
+  async waitFor(seq: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.status.appliedSeq < seq || !this.serving) {
+      if (Date.now() > deadline)
+        throw new Error(`replica did not reach ${seq} (at ${this.status.appliedSeq}, ${this.status.state})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  private async run(): Promise<void> {
+    const existing = this.replica.checkpoint();
+    if (existing) this.status.appliedSeq = existing.seq;
+    while (this.running) {
+      try {
+        if (!this.replica.checkpoint()) await this.bootstrap();
+        this.status.state = 'following';
+        await this.followOnce();
+      } catch (err) {
+        if (!this.running) return;
+        this.status.lastError = (err as Error).message;
+        if (err instanceof FeedIntegrityError) {
+          this.logger.error({ err }, 'feed integrity broken; resynchronising from a snapshot');
+          this.status.state = 'resyncing';
+          await this.replica.store.transaction(() => this.replica.clear());
+          continue;
+        }
+        if (!(err instanceof HubUnavailable)) this.logger.error({ err }, 'replication failed');
+        else this.logger.warn({ err: err.message }, 'hub unavailable; retrying');
+        await new Promise((r) => setTimeout(r, this.options.retryMs));
+      }
+    }
+  }
+
+  private async followOnce(): Promise<void> {
+    const after = this.replica.checkpoint()!.seq;
+    const { records, hubSeq } = await this.hub.records(after, this.options.pageSize, this.options.waitMs);
+    this.status.hubSeq = Math.max(hubSeq, this.status.hubSeq);
+    if (records.length === 0) return;
+    const c = await this.replica.applyRecords(records);
+    this.status.appliedSeq = c.seq;
+    this.status.lastAppliedAt = Date.now();
+  }
+
+  /**
+   * Loads the snapshot into an emptied replica in several transactions and writes the checkpoint
+   * last: a node killed half-way finds no checkpoint and starts the bootstrap again.
+   */
+  private async bootstrap(): Promise<void> {
+    this.status.state = this.status.bootstraps > 0 ? 'resyncing' : 'bootstrapping';
+    const started = performance.now();
+    await this.replica.store.transaction(() => this.replica.clear());
+    let checkpoint: Checkpoint | undefined;
+    let pending: (() => void)[] = [];
+    let pendingPacks = 0;
+    let packs = 0;
+    let complete = false;
+    const flush = async () => {
+      const work = pending;
+      pending = [];
+      pendingPacks = 0;
+      await this.replica.store.transaction(() => {
+        for (const w of work) w();
+      });
+    };
+    for await (const line of this.hub.snapshot()) {
+      switch (line.type) {
+        case 'snapshot':
+          checkpoint = { seq: line.seq, hash: line.hash };
+          break;
+        case 'product':
+          pending.push(() => this.replica.applyBody({ type: 'product', product: line.product as never }));
+          break;
+        case 'batch':
+          pending.push(() => this.replica.applyBody({ type: 'batch', batch: line.batch as never }));
+          break;
+        case 'packs': {
+          const code = line.productCode;
+          const text = line.packs;
+          pending.push(() => {
+            for (const row of text.split('\n')) {
+              const [serial, batch, state] = row.split('\t') as [string, string, string];
+              const pack: ReplicaPack = { b: batch, s: state };
+              this.replica.packs.putSync(code + serial, pack);
+            }
+          });
+          pendingPacks += line.count;
+          packs += line.count;
+          break;
+        }
+        case 'end':
+          if (line.packs !== packs)
+            throw new FeedIntegrityError(`snapshot announced ${line.packs} packs, carried ${packs}`);
+          complete = true;
+          break;
+      }
+      if (pendingPacks >= PACKS_PER_TRANSACTION) await flush();
+    }
+    if (!checkpoint || !complete) throw new HubUnavailable('the snapshot ended early; starting again');
+    const at = checkpoint;
+    pending.push(() => this.replica.setCheckpoint(at));
+    await flush();
+    this.status.appliedSeq = at.seq;
+    this.status.bootstraps++;
+    this.logger.info(
+      { seq: at.seq, packs, ms: Math.round(performance.now() - started) },
+      'replica bootstrapped from snapshot',
+    );
+  }
+}
