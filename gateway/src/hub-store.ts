@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
-import { type Database, Store } from '../../common/src/store.ts';
+import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 
 /** Product master data as the contract defines it (openapi/hub.yaml). */
@@ -25,6 +25,7 @@ export interface EvidenceRecord {
 }
 
 export type Batch = components['schemas']['Batch'];
+export type StoredAlert = components['schemas']['StoredAlert'];
 
 /** A pack as the hub keeps it (compact: millions of these). */
 export interface PackRecord {
@@ -64,6 +65,9 @@ export class HubStore {
   readonly evidence: HashChain<EvidenceRecord>;
   private readonly evidenceBodies: Database<Buffer, number>;
   private readonly nonces: Database<number, string>;
+  /** Key: owner (or "-" for unknown products) | raisedAt | id. */
+  readonly alerts: Database<StoredAlert, string>;
+  private readonly alertIds: Database<string, string>;
   private readonly feeds = new Map<string, HashChain<FeedRecord>>();
 
   constructor(path: string) {
@@ -74,6 +78,8 @@ export class HubStore {
     this.evidence = new HashChain(this.store.db<ChainEntry<EvidenceRecord>, number>('evidence'));
     this.evidenceBodies = this.store.db('evidence-bodies', { encoding: 'binary' });
     this.nonces = this.store.db('nonces');
+    this.alerts = this.store.db('alerts');
+    this.alertIds = this.store.db('alert-ids', { encoding: 'string' });
   }
 
   feed(market: string): HashChain<FeedRecord> {
@@ -112,6 +118,24 @@ export class HubStore {
   /** Inside a write transaction: a change to be applied by every market of the product. */
   publish(markets: Iterable<string>, record: FeedRecord): void {
     for (const market of markets) this.feed(market).append(record);
+  }
+
+  /** Inside a write transaction: keeps an alert for its product's owner, once per id. */
+  addAlert(alert: StoredAlert): boolean {
+    const key = `${alert.owner ?? '-'}|${alert.raisedAt}|${alert.id}`;
+    if (!putIfAbsent(this.alertIds, alert.id, key)) return false;
+    this.alerts.putSync(key, alert);
+    return true;
+  }
+
+  alertsOf(owner: string, limit: number, productCode?: string): StoredAlert[] {
+    const out: StoredAlert[] = [];
+    for (const { value } of this.alerts.getRange({ start: `${owner}|`, end: `${owner}|\uffff` })) {
+      if (productCode && value.pack.productCode !== productCode) continue;
+      out.push(value);
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
   close(): Promise<void> {

@@ -23,6 +23,7 @@ import {
   PACKS_PER_FEED_RECORD,
   type Product,
   packKey,
+  type StoredAlert,
   sha256Hex,
 } from './hub-store.ts';
 import { hubContract, MasterDataInvalid, NotOwner, parseProductInput, parseReason } from './master-data.ts';
@@ -308,6 +309,35 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       throw new ForbiddenMarket(`This node serves ${client.market ?? 'no market'}, not ${market}`);
     return client;
   };
+
+  const parseAlerts = hubContract.jsonBodyParser<{ alerts: StoredAlert[] }>('postAlerts', BadRequest);
+  app.post('/v1/alerts', async (request) => {
+    const node = identifier.identify(request, ['verifier-node']);
+    const { alerts } = parseAlerts(Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0));
+    const foreign = alerts.find((a) => a.market !== node.market);
+    if (foreign)
+      throw new ForbiddenMarket(`This node serves ${node.market}; alert ${foreign.id} is for ${foreign.market}`);
+    const receivedAt = new Date().toISOString();
+    let stored = 0;
+    await store.store.transaction(() => {
+      for (const a of alerts) {
+        const owner = store.products.get(a.pack.productCode)?.owner;
+        if (store.addAlert({ ...a, receivedAt, ...(owner ? { owner } : {}) })) stored++;
+      }
+    });
+    return { stored, duplicates: alerts.length - stored };
+  });
+
+  app.get<{ Querystring: { productCode?: string; limit?: number } }>(
+    '/v1/alerts',
+    { schema: hubContract.routeSchema('getAlerts') },
+    async (request) => {
+      const client = identifier.identify(request, ['manufacturer']);
+      const { productCode, limit = 100 } = request.query;
+      if (productCode) ownProduct(client, productCode);
+      return { alerts: store.alertsOf(client.org, limit, productCode) };
+    },
+  );
 
   app.get<{ Params: { market: string } }>('/v1/feed/:market/snapshot', async (request, reply) => {
     feedReader(request, request.params.market);

@@ -226,6 +226,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The alerts raised on the client's own products, oldest first */
+        get: operations["getAlerts"];
+        put?: never;
+        /**
+         * Verifier nodes deliver the alerts their market raised (verifier-node certificate of that market)
+         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product.
+         */
+        post: operations["postAlerts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/feed/{market}/snapshot": {
         parameters: {
             query?: never;
@@ -321,6 +342,35 @@ export interface components {
         };
         Reason: {
             reason: string;
+        };
+        Alert: {
+            id: string;
+            /** @enum {string} */
+            code: "A2" | "A3" | "A7" | "A24" | "A52" | "A68";
+            returnCode: string;
+            detail: string;
+            market: components["schemas"]["Market"];
+            nodeId: string;
+            pack: {
+                productCode: string;
+                serial: string;
+                batch: string;
+                expiry: string;
+            };
+            raisedBy: {
+                clientId: string;
+                org: string;
+                location: string;
+                role: string;
+            };
+            /** Format: date-time */
+            raisedAt: string;
+        };
+        StoredAlert: components["schemas"]["Alert"] & {
+            /** Format: date-time */
+            receivedAt: string;
+            /** @description Owner of the product; absent when the product code is unknown to the hub */
+            owner?: string;
         };
         RandomisationReport: {
             packs: number;
@@ -770,6 +820,62 @@ export interface operations {
             200: components["responses"]["BatchReceipt"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+        };
+    };
+    getAlerts: {
+        parameters: {
+            query?: {
+                productCode?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Alerts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        alerts: components["schemas"]["StoredAlert"][];
+                    };
+                };
+            };
+            403: components["responses"]["Problem"];
+        };
+    };
+    postAlerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    alerts: components["schemas"]["Alert"][];
+                };
+            };
+        };
+        responses: {
+            /** @description Stored */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        stored: number;
+                        duplicates: number;
+                    };
+                };
+            };
+            403: components["responses"]["Problem"];
         };
     };
     getFeedSnapshot: {

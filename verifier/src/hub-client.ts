@@ -55,6 +55,24 @@ export class HubClient {
     return { records, hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0) };
   }
 
+  /** Delivers alerts to the hub (stored there for the products' owners). */
+  async sendAlerts(alerts: unknown[]): Promise<void> {
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(new URL('/v1/alerts', this.options.hubUrl), {
+        method: 'POST',
+        dispatcher: this.dispatcher,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ alerts }),
+      });
+    } catch (err) {
+      throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
+    }
+    const text = await res.body.text();
+    if (res.statusCode !== 200)
+      throw new HubUnavailable(`hub refused alerts (${res.statusCode}): ${text.slice(0, 300)}`);
+  }
+
   async close(): Promise<void> {
     await this.dispatcher.close();
   }

@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../../common/src/log.ts';
+import type { Database, Store } from '../../common/src/store.ts';
+import type { HubClient } from './hub-client.ts';
+import type { Caller } from './token-validator.ts';
+import type { AlertCode, PackQuery, ReturnCode } from './verification.ts';
+
+/** An alert as the node raises it and the hub keeps it for the product's owner. */
+export interface Alert {
+  id: string;
+  code: AlertCode;
+  returnCode: ReturnCode;
+  detail: string;
+  market: string;
+  nodeId: string;
+  pack: PackQuery;
+  raisedBy: { clientId: string; org: string; location: string; role: string };
+  raisedAt: string;
+}
+
+/**
+ * Alerts go to the hub through a durable outbox in the node's LMDB: written in the request that
+ * raises them, sent in the background, removed only once the hub has stored them. The hub
+ * de-duplicates by id, so a resend after a crash is harmless.
+ */
+export class AlertOutbox {
+  private readonly db: Database<Alert, string>;
+  private timer: NodeJS.Timeout | undefined;
+  private sending = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly hub: HubClient,
+    private readonly logger: Logger,
+    private readonly context: { market: string; nodeId: string },
+  ) {
+    this.db = store.db('alert-outbox');
+  }
+
+  /** Records an alert for sending; resolves when it is durable in the outbox. */
+  async raise(
+    code: AlertCode,
+    returnCode: ReturnCode,
+    detail: string,
+    pack: PackQuery,
+    caller: Caller,
+  ): Promise<Alert> {
+    const alert: Alert = {
+      id: randomUUID(),
+      code,
+      returnCode,
+      detail,
+      ...this.context,
+      pack,
+      raisedBy: { clientId: caller.clientId, org: caller.org, location: caller.location, role: caller.role },
+      raisedAt: new Date().toISOString(),
+    };
+    await this.store.transaction(() => this.db.putSync(`${alert.raisedAt}|${alert.id}`, alert));
+    queueMicrotask(() => void this.flush());
+    return alert;
+  }
+
+  pending(): number {
+    return this.db.getCount();
+  }
+
+  start(intervalMs = 1000): void {
+    this.timer = setInterval(() => void this.flush(), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Sends what is waiting, oldest first, in pages; stops at the first failure and tries later. */
+  async flush(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      for (;;) {
+        const page = [...this.db.getRange({ limit: 500 })];
+        if (page.length === 0) return;
+        await this.hub.sendAlerts(page.map((e) => e.value));
+        await this.store.transaction(() => {
+          for (const e of page) this.db.removeSync(e.key);
+        });
+      }
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'alerts not delivered yet; will retry');
+    } finally {
+      this.sending = false;
+    }
+  }
+}

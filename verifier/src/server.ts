@@ -1,0 +1,170 @@
+import type { FastifyRequest } from 'fastify';
+import { BadRequest, defineError } from '../../common/src/errors.ts';
+import { Gs1Error, parseElementString } from '../../common/src/gs1.ts';
+import { createHttpServer, type HttpServer, type TlsOptions } from '../../common/src/http.ts';
+import type { Logger } from '../../common/src/log.ts';
+import { OpenApiContract } from '../../common/src/openapi.ts';
+import type { components } from '../../openapi/generated/verifier.ts';
+import type { AlertOutbox } from './alerts.ts';
+import type { Replica } from './replica.ts';
+import type { Replicator } from './replication.ts';
+import type { Caller, TokenValidator } from './token-validator.ts';
+import { type PackQuery, type ReplicaLookup, verifyPack } from './verification.ts';
+
+type VerifyRequest = components['schemas']['VerifyRequest'];
+type VerifyResult = components['schemas']['VerifyResult'];
+
+export const NotServing = defineError(
+  'NODE_NOT_SERVING',
+  503,
+  'The node is resynchronising its replica; try another node',
+);
+export const DataMatrixInvalid = defineError(
+  'NODE_DATA_MATRIX_INVALID',
+  400,
+  'The Data Matrix content is not a valid pack identifier',
+);
+
+const contract = new OpenApiContract(new URL('../../openapi/verifier.yaml', import.meta.url).pathname);
+
+export interface VerifierServerOptions {
+  market: string;
+  nodeId: string;
+  replica: Replica;
+  replicator: Replicator;
+  validator: TokenValidator;
+  alerts: AlertOutbox;
+  tls?: TlsOptions;
+  logger: Logger;
+}
+
+/** The pharmacy API of a verifier node: verify (single and bulk), health and metrics. */
+export function createVerifierServer(options: VerifierServerOptions): HttpServer {
+  const { replica, replicator, validator, alerts } = options;
+  const app = createHttpServer({
+    logger: options.logger,
+    bodyLimit: 4 * 1024 * 1024,
+    ...(options.tls ? { tls: options.tls } : {}),
+  });
+  const lookup: ReplicaLookup = {
+    product: (code) => replica.products.get(code),
+    batch: (code, batch) => replica.batches.get(`${code}|${batch}`),
+    pack: (code, serial) => replica.packs.get(code + serial),
+  };
+  let today = '';
+  let todayAt = 0;
+  const currentDate = () => {
+    const now = Date.now();
+    if (now - todayAt > 1000) {
+      today = new Date(now).toISOString().slice(0, 10);
+      todayAt = now;
+    }
+    return today;
+  };
+
+  const authenticate = async (request: FastifyRequest): Promise<Caller> => {
+    const caller = await validator.validate(request.headers.authorization);
+    if (!replicator.serving) throw new NotServing(`replica state: ${replicator.status.state}`);
+    return caller;
+  };
+
+  const verifyOne = async (body: VerifyRequest, caller: Caller): Promise<VerifyResult> => {
+    const q = toQuery(body);
+    const v = verifyPack(q, lookup, currentDate());
+    const result: VerifyResult = {
+      returnCode: v.returnCode,
+      detail: v.detail,
+      productCode: q.productCode,
+      serial: q.serial,
+    };
+    if (v.state) result.state = v.state;
+    if (v.inactiveReason) result.inactiveReason = v.inactiveReason;
+    if (v.alert) {
+      const alert = await alerts.raise(v.alert, v.returnCode, v.detail, q, caller);
+      result.alert = { code: v.alert, id: alert.id };
+    }
+    return result;
+  };
+
+  app.post<{ Body: VerifyRequest }>(
+    '/v1/packs/verify',
+    { schema: contract.routeSchema('verifyPack') },
+    async (request) => {
+      const caller = await authenticate(request);
+      return verifyOne(request.body, caller);
+    },
+  );
+
+  app.post<{ Body: { packs: VerifyRequest[] } }>(
+    '/v1/packs/verify-bulk',
+    { schema: contract.routeSchema('verifyPacks') },
+    async (request) => {
+      const caller = await authenticate(request);
+      const results: VerifyResult[] = [];
+      for (const p of request.body.packs) results.push(await verifyOne(p, caller));
+      return { results };
+    },
+  );
+
+  app.get('/health', { schema: contract.routeSchema('getHealth') }, async () => health());
+  app.get('/metrics', async (_req, reply) => {
+    const h = health();
+    const lines = [
+      '# HELP packtrust_feed_applied_seq Last feed record applied to the replica.',
+      '# TYPE packtrust_feed_applied_seq gauge',
+      `packtrust_feed_applied_seq{market="${h.market}",node="${h.nodeId}"} ${h.appliedSeq}`,
+      '# HELP packtrust_feed_hub_seq Newest feed record the hub reported.',
+      '# TYPE packtrust_feed_hub_seq gauge',
+      `packtrust_feed_hub_seq{market="${h.market}",node="${h.nodeId}"} ${h.hubSeq}`,
+      '# HELP packtrust_replication_lag_records Feed records not applied yet.',
+      '# TYPE packtrust_replication_lag_records gauge',
+      `packtrust_replication_lag_records{market="${h.market}",node="${h.nodeId}"} ${h.lag}`,
+      '# HELP packtrust_replica_packs Packs in the replica.',
+      '# TYPE packtrust_replica_packs gauge',
+      `packtrust_replica_packs{market="${h.market}",node="${h.nodeId}"} ${h.packs}`,
+      '# HELP packtrust_serving Whether the node answers (1) or is resynchronising (0).',
+      '# TYPE packtrust_serving gauge',
+      `packtrust_serving{market="${h.market}",node="${h.nodeId}"} ${h.serving ? 1 : 0}`,
+      '# HELP packtrust_alerts_pending Alerts waiting to be delivered to the hub.',
+      '# TYPE packtrust_alerts_pending gauge',
+      `packtrust_alerts_pending{market="${h.market}",node="${h.nodeId}"} ${h.alertsPending}`,
+    ];
+    return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
+  });
+
+  function health(): components['schemas']['Health'] {
+    const s = replicator.status;
+    return {
+      status: s.state,
+      serving: replicator.serving,
+      market: options.market,
+      nodeId: options.nodeId,
+      appliedSeq: s.appliedSeq,
+      hubSeq: Math.max(s.hubSeq, s.appliedSeq),
+      lag: Math.max(0, s.hubSeq - s.appliedSeq),
+      packs: (replica.packs.getStats() as { entryCount: number }).entryCount,
+      alertsPending: alerts.pending(),
+      ...(s.lastError ? { lastError: s.lastError } : {}),
+    };
+  }
+
+  return app;
+}
+
+/** A verify request as a pack identifier: the four fields, or the Data Matrix content parsed. */
+function toQuery(body: VerifyRequest): PackQuery {
+  if (body.dataMatrix !== undefined) {
+    try {
+      const id = parseElementString(body.dataMatrix);
+      return { productCode: id.productCode, serial: id.serial, batch: id.batch, expiry: id.expiry };
+    } catch (err) {
+      if (err instanceof Gs1Error) throw new DataMatrixInvalid(err.message);
+      throw err;
+    }
+  }
+  const { productCode, serial, batch, expiry } = body;
+  if (!productCode || !serial || !batch || !expiry) {
+    throw new BadRequest('Give productCode, serial, batch and expiry, or dataMatrix');
+  }
+  return { productCode, serial, batch, expiry };
+}

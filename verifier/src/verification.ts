@@ -1,0 +1,111 @@
+import type { ReplicaBatch, ReplicaPack, ReplicaProduct } from './replica.ts';
+
+/** A pack's unique identifier as scanned. */
+export interface PackQuery {
+  productCode: string;
+  serial: string;
+  batch: string;
+  expiry: string;
+}
+
+/** DESIGN.md §1 alert codes (as the European hub numbers them). */
+export type AlertCode = 'A2' | 'A3' | 'A7' | 'A24' | 'A52' | 'A68';
+
+export type ReturnCode =
+  | 'ACTIVE'
+  | 'DECOMMISSIONED'
+  | 'INACTIVE'
+  | 'PRODUCT_UNKNOWN'
+  | 'BATCH_UNKNOWN'
+  | 'SERIAL_UNKNOWN'
+  | 'BATCH_MISMATCH'
+  | 'EXPIRY_MISMATCH';
+
+export type InactiveReason = 'EXPIRED' | 'RECALLED' | 'WITHDRAWN';
+
+export interface Verification {
+  returnCode: ReturnCode;
+  /** The pack state when the pack is known (ACTIVE, SUPPLIED, …). */
+  state?: string;
+  inactiveReason?: InactiveReason;
+  alert?: AlertCode;
+  detail: string;
+}
+
+/** What verification reads from the replica. */
+export interface ReplicaLookup {
+  product(code: string): ReplicaProduct | undefined;
+  batch(code: string, batch: string): ReplicaBatch | undefined;
+  pack(code: string, serial: string): ReplicaPack | undefined;
+}
+
+/**
+ * Verifies a scanned pack against the market's replica (DESIGN.md §1): unknown or mismatching
+ * identifiers raise an alert; a pack of a recalled, withdrawn or expired batch answers with its
+ * reason and no alert; a decommissioned pack answers with its state.
+ * `today` is the date (YYYY-MM-DD) against which expiry is judged.
+ */
+export function verifyPack(q: PackQuery, replica: ReplicaLookup, today: string): Verification {
+  const product = replica.product(q.productCode);
+  if (!product) {
+    // Not registered for this market: to the pharmacy this is a pack that does not exist.
+    return {
+      returnCode: 'PRODUCT_UNKNOWN',
+      alert: 'A3',
+      detail: `product ${q.productCode} is not known in this market`,
+    };
+  }
+  const pack = replica.pack(q.productCode, q.serial);
+  if (!pack) {
+    return replica.batch(q.productCode, q.batch)
+      ? { returnCode: 'SERIAL_UNKNOWN', alert: 'A3', detail: `serial ${q.serial} is not registered for this product` }
+      : { returnCode: 'BATCH_UNKNOWN', alert: 'A2', detail: `batch ${q.batch} is not registered for this product` };
+  }
+  if (pack.b !== q.batch) {
+    return {
+      returnCode: 'BATCH_MISMATCH',
+      state: pack.s,
+      alert: 'A68',
+      detail: `the pack belongs to another batch than ${q.batch}`,
+    };
+  }
+  const batch = replica.batch(q.productCode, pack.b);
+  if (batch && batch.expiry !== q.expiry) {
+    return {
+      returnCode: 'EXPIRY_MISMATCH',
+      state: pack.s,
+      alert: 'A52',
+      detail: `the batch expiry is not ${q.expiry}`,
+    };
+  }
+  const inactive = inactiveReason(product, batch, today);
+  if (inactive)
+    return { returnCode: 'INACTIVE', state: pack.s, inactiveReason: inactive, detail: inactiveDetail(inactive, batch) };
+  if (pack.s !== 'ACTIVE')
+    return { returnCode: 'DECOMMISSIONED', state: pack.s, detail: `the pack is ${pack.s.toLowerCase()}` };
+  return { returnCode: 'ACTIVE', state: 'ACTIVE', detail: 'the pack is active' };
+}
+
+/** Status is hierarchical: product, then batch, then the expiry date. */
+export function inactiveReason(
+  product: ReplicaProduct,
+  batch: ReplicaBatch | undefined,
+  today: string,
+): InactiveReason | undefined {
+  if (product.status === 'WITHDRAWN') return 'WITHDRAWN';
+  if (batch?.status === 'RECALLED') return 'RECALLED';
+  if (batch?.status === 'WITHDRAWN') return 'WITHDRAWN';
+  if (batch && batch.expiryDate < today) return 'EXPIRED';
+  return undefined;
+}
+
+function inactiveDetail(reason: InactiveReason, batch: ReplicaBatch | undefined): string {
+  switch (reason) {
+    case 'EXPIRED':
+      return `the batch expired on ${batch?.expiryDate}`;
+    case 'RECALLED':
+      return `the batch is recalled${batch?.reason ? `: ${batch.reason}` : ''}`;
+    case 'WITHDRAWN':
+      return `withdrawn${batch?.reason ? `: ${batch.reason}` : ''}`;
+  }
+}

@@ -1,0 +1,255 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { importJWK, SignJWT } from 'jose';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeElementString } from '../../common/src/gs1.ts';
+import { type HttpServer, listen } from '../../common/src/http.ts';
+import { createLogger } from '../../common/src/log.ts';
+import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
+import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
+import {
+  type Credential,
+  productJson,
+  randomSerials,
+  startTestHub,
+  type TestHub,
+} from '../../gateway/test/fixtures.ts';
+import { AlertOutbox } from '../src/alerts.ts';
+import { HubClient } from '../src/hub-client.ts';
+import { Replica } from '../src/replica.ts';
+import { Replicator } from '../src/replication.ts';
+import { createVerifierServer } from '../src/server.ts';
+import { TokenValidator } from '../src/token-validator.ts';
+
+const logger = createLogger('node-test', 'silent');
+const dir = mkdtempSync(join(tmpdir(), 'packtrust-verifier-'));
+const CODE = '09506000134352';
+let hub: TestHub;
+let maker: Credential;
+let serials: string[];
+let nodeUrl: string;
+let server: HttpServer;
+let stopNode: () => Promise<void>;
+let dispatcher: Agent;
+let token: string;
+
+async function pharmacyToken(market: string): Promise<string> {
+  const { privateJwk, jwks } = await generateClientKey();
+  const { clientId } = await new ClientRegistry(hub.store.store).add({
+    market,
+    role: 'pharmacy',
+    location: 'APO-1',
+    org: 'APO',
+    jwks,
+  });
+  const c = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
+  const t = (await c.token()).accessToken;
+  await c.close();
+  return t;
+}
+
+beforeAll(async () => {
+  hub = await startTestHub();
+  maker = await hub.credential('manufacturer', 'ACME');
+  const up = hub.client(maker);
+  expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
+  serials = randomSerials(2000);
+  expect(
+    (
+      await up.write('POST', `/v1/products/${CODE}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
+        contentType: 'text/plain',
+      })
+    ).status,
+  ).toBe(201);
+  expect(
+    (
+      await up.write('POST', `/v1/products/${CODE}/batches/RC/packs?expiry=291200`, randomSerials(10).join('\n'), {
+        contentType: 'text/plain',
+      })
+    ).status,
+  ).toBe(201);
+  expect(
+    (await up.write('POST', `/v1/products/${CODE}/batches/RC/recall`, JSON.stringify({ reason: 'contamination' })))
+      .status,
+  ).toBe(200);
+
+  const node = await hub.credential('verifier-node', 'NMVO-DE', undefined, {
+    market: 'DE',
+    ip: ['127.0.0.1'],
+    dns: ['localhost'],
+  });
+  const replica = new Replica(join(dir, 'replica'));
+  const hubClient = new HubClient({
+    hubUrl: hub.hubUrl,
+    market: 'DE',
+    certPem: node.certPem,
+    keyPem: node.keyPem,
+    caPem: hub.t.ca.chainPem(),
+  });
+  const replicator = new Replicator(replica, hubClient, logger, { pageSize: 100, waitMs: 500, retryMs: 100 });
+  const validator = new TokenValidator({
+    issuer: hub.oauth.issuer,
+    audience: 'urn:packtrust:verifier:DE',
+    market: 'DE',
+    jwksUrl: `${hub.oauth.issuer}/jwks`,
+    caPem: hub.t.ca.chainPem(),
+  });
+  const alerts = new AlertOutbox(replica.store, hubClient, logger, { market: 'DE', nodeId: 'de-1' });
+  replicator.start();
+  await replicator.waitFor(hub.store.feed('DE').last()!.seq);
+  server = createVerifierServer({
+    market: 'DE',
+    nodeId: 'de-1',
+    replica,
+    replicator,
+    validator,
+    alerts,
+    tls: { key: node.keyPem, cert: node.certPem },
+    logger,
+  });
+  nodeUrl = await listen(server, '127.0.0.1', 0);
+  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
+  token = await pharmacyToken('DE');
+  stopNode = async () => {
+    await server.close();
+    await replicator.stop();
+    await validator.close();
+    await hubClient.close();
+    await replica.close();
+  };
+}, 60_000);
+
+afterAll(async () => {
+  await dispatcher?.close();
+  await stopNode?.();
+  await hub?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function call(path: string, body: unknown, bearer = token) {
+  const res = await request(`${nodeUrl}${path}`, {
+    method: 'POST',
+    dispatcher,
+    headers: { 'content-type': 'application/json', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+}
+
+describe('verifier node pharmacy API', () => {
+  it('verifies an active pack by its fields and by its Data Matrix content', async () => {
+    const fields = { productCode: CODE, serial: serials[0], batch: 'B1', expiry: '291200' };
+    expect(await call('/v1/packs/verify', fields)).toMatchObject({
+      status: 200,
+      json: { returnCode: 'ACTIVE', state: 'ACTIVE' },
+    });
+    const dm = `]d2${encodeElementString({ productCode: CODE, serial: serials[1]!, batch: 'B1', expiry: '291200' })}`;
+    expect((await call('/v1/packs/verify', { dataMatrix: dm })).json).toMatchObject({
+      returnCode: 'ACTIVE',
+      serial: serials[1],
+    });
+    expect((await call('/v1/packs/verify', { dataMatrix: '01123' })).json).toMatchObject({
+      status: 400,
+      code: 'NODE_DATA_MATRIX_INVALID',
+    });
+  });
+
+  it('answers a recalled batch with its reason and no alert', async () => {
+    const rc = [...hub.store.packs.getRange({ start: CODE, end: `${CODE}\uffff` })].find((e) => e.value.b === 'RC')!;
+    const res = await call('/v1/packs/verify', {
+      productCode: CODE,
+      serial: rc.key.slice(14),
+      batch: 'RC',
+      expiry: '291200',
+    });
+    expect(res.json).toMatchObject({
+      returnCode: 'INACTIVE',
+      inactiveReason: 'RECALLED',
+      detail: 'the batch is recalled: contamination',
+    });
+    expect(res.json.alert).toBeUndefined();
+  });
+
+  it('raises A3 for an unknown pack; the alert reaches the hub and only the owner reads it', async () => {
+    const res = await call('/v1/packs/verify', {
+      productCode: CODE,
+      serial: 'FAKE0001',
+      batch: 'B1',
+      expiry: '291200',
+    });
+    expect(res.json).toMatchObject({ returnCode: 'SERIAL_UNKNOWN', alert: { code: 'A3' } });
+    const id = (res.json.alert as { id: string }).id;
+    const owner = hub.client(maker);
+    let seen = false;
+    for (let i = 0; i < 100 && !seen; i++) {
+      const alerts = (await owner.get('/v1/alerts')).json<{ alerts: { id: string }[] }>().alerts;
+      seen = alerts.some((a) => a.id === id);
+      if (!seen) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(seen).toBe(true);
+    const other = hub.client(await hub.credential('manufacturer', 'OTHER'));
+    expect((await other.get('/v1/alerts')).json<{ alerts: unknown[] }>().alerts).toEqual([]);
+    expect((await other.get(`/v1/alerts?productCode=${CODE}`)).status).toBe(403);
+  });
+
+  it('verifies 1,000 packs in one bulk request', async () => {
+    const packs = serials
+      .slice(0, 1000)
+      .map((serial) => ({ productCode: CODE, serial, batch: 'B1', expiry: '291200' }));
+    const res = await call('/v1/packs/verify-bulk', { packs });
+    const results = res.json.results as { returnCode: string }[];
+    expect(results).toHaveLength(1000);
+    expect(results.every((r) => r.returnCode === 'ACTIVE')).toBe(true);
+  });
+
+  it('refuses a missing, foreign-market, tampered, unknown-key or expired token', async () => {
+    const fields = { productCode: CODE, serial: serials[0], batch: 'B1', expiry: '291200' };
+    expect((await call('/v1/packs/verify', fields, '')).json).toMatchObject({ status: 401, code: 'UNAUTHENTICATED' });
+    const fr = await pharmacyToken('FR');
+    expect((await call('/v1/packs/verify', fields, fr)).json).toMatchObject({
+      status: 401,
+      code: 'NODE_TOKEN_INVALID',
+      detail: expect.stringContaining('aud'),
+    });
+    const [h, p, s] = token.split('.') as [string, string, string];
+    const flipped = `${h}.${p}.${s.slice(0, 10)}${s[10] === 'A' ? 'B' : 'A'}${s.slice(11)}`;
+    expect((await call('/v1/packs/verify', fields, flipped)).json).toMatchObject({
+      status: 401,
+      code: 'NODE_TOKEN_INVALID',
+    });
+    const foreignKey = (await generateClientKey()).privateJwk;
+    const forged = await new SignJWT({ market: 'DE', role: 'pharmacy', org: 'X', location: 'Y' })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: foreignKey.kid! })
+      .setIssuer(hub.oauth.issuer)
+      .setAudience('urn:packtrust:verifier:DE')
+      .setExpirationTime('5m')
+      .sign(await importJWK(foreignKey, 'ES256'));
+    expect((await call('/v1/packs/verify', fields, forged)).json).toMatchObject({
+      status: 401,
+      code: 'NODE_TOKEN_INVALID',
+    });
+    const hubKey = hub.keys.privateJwks(600)[0]!;
+    const expired = await new SignJWT({ market: 'DE', role: 'pharmacy', org: 'X', location: 'Y', client_id: 'c' })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: hubKey.kid! })
+      .setIssuer(hub.oauth.issuer)
+      .setAudience('urn:packtrust:verifier:DE')
+      .setIssuedAt(Math.floor(Date.now() / 1000) - 1200)
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 600)
+      .sign(await importJWK(hubKey, 'ES256'));
+    expect((await call('/v1/packs/verify', fields, expired)).json).toMatchObject({
+      status: 401,
+      code: 'NODE_TOKEN_INVALID',
+      detail: 'the token has expired',
+    });
+  });
+
+  it('reports health and Prometheus metrics', async () => {
+    const health = (await (await request(`${nodeUrl}/health`, { dispatcher })).body.json()) as Record<string, unknown>;
+    expect(health).toMatchObject({ status: 'following', serving: true, market: 'DE', nodeId: 'de-1', lag: 0 });
+    expect(health.packs).toBe(2010);
+    const metrics = await (await request(`${nodeUrl}/metrics`, { dispatcher })).body.text();
+    expect(metrics).toContain('packtrust_replica_packs{market="DE",node="de-1"} 2010');
+  });
+});
