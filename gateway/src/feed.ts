@@ -45,7 +45,7 @@ export type SnapshotLine =
   | { type: 'snapshot'; market: string; seq: number; hash: string }
   | { type: 'product'; product: unknown }
   | { type: 'batch'; batch: unknown }
-  /** `packs`: LF-separated `serial TAB batch TAB state` lines of one product. */
+  /** `packs`: LF-separated `serial TAB batch TAB state [TAB clientId TAB location TAB at]` lines of one product. */
   | { type: 'packs'; productCode: string; count: number; packs: string }
   | { type: 'end'; products: number; batches: number; packs: number };
 
@@ -78,7 +78,8 @@ export function snapshotStream(store: HubStore, market: string): Readable {
         }
         let chunk: string[] = [];
         for (const { key, value } of store.packs.getRange({ start: code, end: `${code}\uffff`, ...opts })) {
-          chunk.push(`${key.slice(14)}\t${value.b}\t${value.s}`);
+          const by = value.by ? `\t${value.by.clientId}\t${value.by.location}\t${value.at ?? ''}` : '';
+          chunk.push(`${key.slice(14)}\t${value.b}\t${value.s}${by}`);
           if (chunk.length === PACKS_PER_LINE) {
             packs += chunk.length;
             yield json({ type: 'packs', productCode: code, count: chunk.length, packs: chunk.join('\n') });

@@ -33,12 +33,24 @@ export interface PackRecord {
   b: string;
   /** Pack state; ACTIVE until decommissioned. */
   s: string;
+  /** Who decommissioned it (client id, location) and when (epoch ms): what an undo is checked against. */
+  by?: { clientId: string; location: string };
+  at?: number;
 }
 
 /** A change the verifier nodes of a market apply. */
 export type FeedRecord =
   | { type: 'product'; product: Product; evidenceSeq: number }
   | { type: 'batch'; batch: Batch; evidenceSeq: number }
+  | {
+      type: 'pack-state';
+      productCode: string;
+      serial: string;
+      state: string;
+      by?: { clientId: string; location: string };
+      at?: number;
+      txId: string;
+    }
   | {
       type: 'packs';
       productCode: string;
@@ -65,6 +77,8 @@ export class HubStore {
   readonly evidence: HashChain<EvidenceRecord>;
   private readonly evidenceBodies: Database<Buffer, number>;
   private readonly nonces: Database<number, string>;
+  /** Decisions by client transaction id: a repeated event gets the same answer. */
+  readonly packTx: Database<Record<string, unknown>, string>;
   /** Key: owner (or "-" for unknown products) | raisedAt | id. */
   readonly alerts: Database<StoredAlert, string>;
   private readonly alertIds: Database<string, string>;
@@ -79,6 +93,7 @@ export class HubStore {
     this.evidenceBodies = this.store.db('evidence-bodies', { encoding: 'binary' });
     this.nonces = this.store.db('nonces');
     this.alerts = this.store.db('alerts');
+    this.packTx = this.store.db('pack-transactions');
     this.alertIds = this.store.db('alert-ids', { encoding: 'string' });
   }
 

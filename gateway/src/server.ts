@@ -28,6 +28,7 @@ import {
 } from './hub-store.ts';
 import { hubContract, MasterDataInvalid, NotOwner, parseProductInput, parseReason } from './master-data.ts';
 import { OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
+import { applyPackEvent, type PackEvent, type PackEventResult } from './pack-events.ts';
 import { analyseSerials, DEFAULT_RANDOMISATION_OPTIONS, type RandomisationOptions } from './randomisation.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
 import { verifyRequestSignature } from './signed-request.ts';
@@ -309,6 +310,25 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       throw new ForbiddenMarket(`This node serves ${client.market ?? 'no market'}, not ${market}`);
     return client;
   };
+
+  const parseEvents = hubContract.jsonBodyParser<{ events: PackEvent[] }>('postPackEvents', BadRequest);
+  app.post('/v1/packs/events', async (request) => {
+    const node = identifier.identify(request, ['verifier-node']);
+    const { events } = parseEvents(Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0));
+    const today = new Date().toISOString().slice(0, 10);
+    const markets = new Set<string>();
+    let results: PackEventResult[] = [];
+    await store.store.transaction(() => {
+      results = events.map((e) => {
+        const r = applyPackEvent(store, e, today);
+        if (r.accepted) for (const m of store.products.get(e.productCode)?.markets ?? []) markets.add(m);
+        return r;
+      });
+    });
+    feedNotifier.notify(markets);
+    request.log.debug({ node: node.serial, events: events.length }, 'pack events decided');
+    return { results };
+  });
 
   const parseAlerts = hubContract.jsonBodyParser<{ alerts: StoredAlert[] }>('postAlerts', BadRequest);
   app.post('/v1/alerts', async (request) => {

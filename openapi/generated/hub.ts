@@ -226,6 +226,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/packs/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pack state changes asked by pharmacies through a verifier node; the hub decides each one
+         * @description Compare-and-set per pack, idempotent by `txId` (a repeated event gets the first answer). Accepted changes are published to every market of the product. Rules: DESIGN.md §1 and common/src/pack-rules.ts.
+         */
+        post: operations["postPackEvents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alerts": {
         parameters: {
             query?: never;
@@ -342,6 +362,29 @@ export interface components {
         };
         Reason: {
             reason: string;
+        };
+        PackEvent: {
+            txId: string;
+            productCode: string;
+            serial: string;
+            /** @enum {string} */
+            op: "supply" | "destroy" | "export" | "sample" | "free-sample" | "lock" | "stolen" | "check-out" | "undo";
+            clientId: string;
+            location: string;
+            org: string;
+            /** @enum {string} */
+            role: "pharmacy" | "hospital" | "wholesaler" | "parallel-distributor";
+            /** @description Epoch milliseconds when the pharmacy asked */
+            at: number;
+        };
+        PackEventResult: {
+            txId: string;
+            accepted: boolean;
+            code: string;
+            state?: string;
+            /** @enum {string} */
+            alert?: "A3" | "A7" | "A24";
+            detail: string;
         };
         Alert: {
             id: string;
@@ -820,6 +863,35 @@ export interface operations {
             200: components["responses"]["BatchReceipt"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+        };
+    };
+    postPackEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    events: components["schemas"]["PackEvent"][];
+                };
+            };
+        };
+        responses: {
+            /** @description One decision per event, in order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        results: components["schemas"]["PackEventResult"][];
+                    };
+                };
+            };
+            403: components["responses"]["Problem"];
         };
     };
     getAlerts: {

@@ -69,6 +69,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/packs/{op}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Decommission a pack (supply, destroy, export, sample, free-sample, lock, stolen, check-out) or undo
+         * @description Checked locally, then decided by the hub, which publishes the change to every market of the product. Idempotent by `txId` per client. Role rules and the undo rules of Art. 13 apply (same client and location, within 240 hours, never for STOLEN or DESTROYED, not for an expired, recalled or withdrawn pack). When the hub cannot be reached the answer is 202 `pending` and the change is delivered later; a conflict found then raises an A24 alert.
+         */
+        post: operations["changePack"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/packs/{op}/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The same operation on up to 10,000 packs */
+        post: operations["changePacks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -87,6 +124,30 @@ export interface components {
             batch?: string;
             expiry?: string;
             dataMatrix?: string;
+        };
+        ChangeRequest: {
+            /** @description The client's transaction id; repeating it returns the first answer */
+            txId: string;
+            productCode?: string;
+            serial?: string;
+            batch?: string;
+            expiry?: string;
+            dataMatrix?: string;
+        };
+        ChangeOutcome: {
+            txId: string;
+            /** @enum {string} */
+            outcome: "accepted" | "refused" | "pending";
+            /** @description CHANGED, ALREADY_IN_STATE_HERE, ALREADY_DECOMMISSIONED, NOT_ACTIVE, PACK_INACTIVE, ROLE_NOT_ALLOWED, UNDO_NOT_DECOMMISSIONED, UNDO_STATE_FINAL, UNDO_OTHER_CLIENT, UNDO_TOO_LATE, PENDING, or a verification return code */
+            code: string;
+            state?: string;
+            alert?: {
+                code: string;
+                id: string;
+            };
+            detail: string;
+            productCode: string;
+            serial: string;
         };
         VerifyResult: {
             /** @enum {string} */
@@ -116,6 +177,8 @@ export interface components {
             lag: number;
             packs: number;
             alertsPending: number;
+            /** @description State changes waiting for the hub (offline mode) */
+            changesPending?: number;
             lastError?: string;
         };
     };
@@ -130,7 +193,9 @@ export interface components {
             };
         };
     };
-    parameters: never;
+    parameters: {
+        Operation: "supply" | "destroy" | "export" | "sample" | "free-sample" | "lock" | "stolen" | "check-out" | "undo";
+    };
     requestBodies: never;
     headers: never;
     pathItems: never;
@@ -233,6 +298,73 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
+        };
+    };
+    changePack: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                op: components["parameters"]["Operation"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeRequest"];
+            };
+        };
+        responses: {
+            /** @description Decided (accepted or refused, with the code) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeOutcome"];
+                };
+            };
+            /** @description Stored; the hub will decide when it is reachable again */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeOutcome"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+        };
+    };
+    changePacks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                op: components["parameters"]["Operation"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    packs: components["schemas"]["ChangeRequest"][];
+                };
+            };
+        };
+        responses: {
+            /** @description One outcome per pack, in order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        results: components["schemas"]["ChangeOutcome"][];
+                    };
+                };
+            };
         };
     };
 }

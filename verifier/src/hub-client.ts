@@ -55,6 +55,32 @@ export class HubClient {
     return { records, hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0) };
   }
 
+  /** Asks the hub to decide pack state changes; one result per event, in order. */
+  async sendEvents(
+    events: unknown[],
+  ): Promise<{ txId: string; accepted: boolean; code: string; state?: string; alert?: string; detail: string }[]> {
+    const text = await this.post('/v1/packs/events', { events });
+    return (JSON.parse(text) as { results: [] }).results;
+  }
+
+  private async post(path: string, body: unknown): Promise<string> {
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(new URL(path, this.options.hubUrl), {
+        method: 'POST',
+        dispatcher: this.dispatcher,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
+    }
+    const text = await res.body.text();
+    if (res.statusCode !== 200)
+      throw new HubUnavailable(`hub answered ${res.statusCode} for ${path}: ${text.slice(0, 300)}`);
+    return text;
+  }
+
   /** Delivers alerts to the hub (stored there for the products' owners). */
   async sendAlerts(alerts: unknown[]): Promise<void> {
     let res: Awaited<ReturnType<typeof request>>;

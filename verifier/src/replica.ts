@@ -21,6 +21,9 @@ export interface ReplicaBatch {
 export interface ReplicaPack {
   b: string;
   s: string;
+  /** Who decommissioned it and when (epoch ms), for the undo rules. */
+  by?: { clientId: string; location: string };
+  at?: number;
 }
 
 /** Where the replica stands in the market's feed: the last applied record and its hash. */
@@ -33,7 +36,16 @@ export interface Checkpoint {
 export type FeedBody =
   | { type: 'product'; product: ReplicaProduct & Record<string, unknown> }
   | { type: 'batch'; batch: ReplicaBatch & { productCode: string; batch: string } }
-  | { type: 'packs'; productCode: string; batch: string; count: number; serials: string };
+  | { type: 'packs'; productCode: string; batch: string; count: number; serials: string }
+  | {
+      type: 'pack-state';
+      productCode: string;
+      serial: string;
+      state: string;
+      by?: { clientId: string; location: string };
+      at?: number;
+      txId: string;
+    };
 
 export class FeedIntegrityError extends Error {}
 
@@ -108,6 +120,13 @@ export class Replica {
           status: b.status,
           ...(b.reason ? { reason: b.reason } : {}),
         });
+        return;
+      }
+      case 'pack-state': {
+        const key = body.productCode + body.serial;
+        const current = this.packs.get(key);
+        if (!current) return;
+        this.packs.putSync(key, { b: current.b, s: body.state, ...(body.by ? { by: body.by, at: body.at } : {}) });
         return;
       }
       case 'packs': {

@@ -134,8 +134,17 @@ export class Replicator {
           const text = line.packs;
           pending.push(() => {
             for (const row of text.split('\n')) {
-              const [serial, batch, state] = row.split('\t') as [string, string, string];
-              const pack: ReplicaPack = { b: batch, s: state };
+              const [serial, batch, state, clientId, location, at] = row.split('\t') as [
+                string,
+                string,
+                string,
+                string?,
+                string?,
+                string?,
+              ];
+              const pack: ReplicaPack = clientId
+                ? { b: batch, s: state, by: { clientId, location: location ?? '' }, at: Number(at) }
+                : { b: batch, s: state };
               this.replica.packs.putSync(code + serial, pack);
             }
           });

@@ -4,10 +4,12 @@ import { Gs1Error, parseElementString } from '../../common/src/gs1.ts';
 import { createHttpServer, type HttpServer, type TlsOptions } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { OpenApiContract } from '../../common/src/openapi.ts';
+import { isOperation, type Operation } from '../../common/src/pack-rules.ts';
 import type { components } from '../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from './alerts.ts';
 import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
+import type { StateChanges } from './state-changes.ts';
 import type { Caller, TokenValidator } from './token-validator.ts';
 import { type PackQuery, type ReplicaLookup, verifyPack } from './verification.ts';
 
@@ -34,6 +36,7 @@ export interface VerifierServerOptions {
   replicator: Replicator;
   validator: TokenValidator;
   alerts: AlertOutbox;
+  stateChanges: StateChanges;
   tls?: TlsOptions;
   logger: Logger;
 }
@@ -106,6 +109,36 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
     },
   );
 
+  type ChangeBody = VerifyRequest & { txId: string };
+  app.post<{ Params: { op: string }; Body: ChangeBody }>(
+    '/v1/packs/:op',
+    { schema: contract.routeSchema('changePack') },
+    async (request, reply) => {
+      const caller = await authenticate(request);
+      const op = operationOf(request.params.op);
+      const outcome = await options.stateChanges.change(
+        op,
+        request.body.txId,
+        toQuery(request.body),
+        caller,
+        currentDate(),
+      );
+      return reply.code(outcome.outcome === 'pending' ? 202 : 200).send(outcome);
+    },
+  );
+  app.post<{ Params: { op: string }; Body: { packs: ChangeBody[] } }>(
+    '/v1/packs/:op/bulk',
+    { schema: contract.routeSchema('changePacks') },
+    async (request) => {
+      const caller = await authenticate(request);
+      const op = operationOf(request.params.op);
+      const results = [];
+      for (const p of request.body.packs)
+        results.push(await options.stateChanges.change(op, p.txId, toQuery(p), caller, currentDate()));
+      return { results };
+    },
+  );
+
   app.get('/health', { schema: contract.routeSchema('getHealth') }, async () => health());
   app.get('/metrics', async (_req, reply) => {
     const h = health();
@@ -144,11 +177,23 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
       lag: Math.max(0, s.hubSeq - s.appliedSeq),
       packs: (replica.packs.getStats() as { entryCount: number }).entryCount,
       alertsPending: alerts.pending(),
+      changesPending: options.stateChanges.pending(),
       ...(s.lastError ? { lastError: s.lastError } : {}),
     };
   }
 
   return app;
+}
+
+const UnknownOperation = defineError('NODE_OPERATION_UNKNOWN', 404, 'Unknown pack operation');
+
+function operationOf(name: string): Operation {
+  if (!isOperation(name) || name === ('verify' as string)) {
+    throw new UnknownOperation(
+      `"${name}" is not an operation; use supply, destroy, export, sample, free-sample, lock, stolen, check-out or undo`,
+    );
+  }
+  return name;
 }
 
 /** A verify request as a pack identifier: the four fields, or the Data Matrix content parsed. */

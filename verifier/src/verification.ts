@@ -1,3 +1,4 @@
+import { type InactiveReason, inactiveReasonOf } from '../../common/src/pack-rules.ts';
 import type { ReplicaBatch, ReplicaPack, ReplicaProduct } from './replica.ts';
 
 /** A pack's unique identifier as scanned. */
@@ -20,8 +21,6 @@ export type ReturnCode =
   | 'SERIAL_UNKNOWN'
   | 'BATCH_MISMATCH'
   | 'EXPIRY_MISMATCH';
-
-export type InactiveReason = 'EXPIRED' | 'RECALLED' | 'WITHDRAWN';
 
 export interface Verification {
   returnCode: ReturnCode;
@@ -78,25 +77,12 @@ export function verifyPack(q: PackQuery, replica: ReplicaLookup, today: string):
       detail: `the batch expiry is not ${q.expiry}`,
     };
   }
-  const inactive = inactiveReason(product, batch, today);
+  const inactive = inactiveReasonOf(product.status, batch, today);
   if (inactive)
     return { returnCode: 'INACTIVE', state: pack.s, inactiveReason: inactive, detail: inactiveDetail(inactive, batch) };
   if (pack.s !== 'ACTIVE')
     return { returnCode: 'DECOMMISSIONED', state: pack.s, detail: `the pack is ${pack.s.toLowerCase()}` };
   return { returnCode: 'ACTIVE', state: 'ACTIVE', detail: 'the pack is active' };
-}
-
-/** Status is hierarchical: product, then batch, then the expiry date. */
-export function inactiveReason(
-  product: ReplicaProduct,
-  batch: ReplicaBatch | undefined,
-  today: string,
-): InactiveReason | undefined {
-  if (product.status === 'WITHDRAWN') return 'WITHDRAWN';
-  if (batch?.status === 'RECALLED') return 'RECALLED';
-  if (batch?.status === 'WITHDRAWN') return 'WITHDRAWN';
-  if (batch && batch.expiryDate < today) return 'EXPIRED';
-  return undefined;
 }
 
 function inactiveDetail(reason: InactiveReason, batch: ReplicaBatch | undefined): string {

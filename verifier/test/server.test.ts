@@ -5,7 +5,6 @@ import { importJWK, SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeElementString } from '../../common/src/gs1.ts';
-import { type HttpServer, listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
 import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
@@ -16,12 +15,7 @@ import {
   startTestHub,
   type TestHub,
 } from '../../gateway/test/fixtures.ts';
-import { AlertOutbox } from '../src/alerts.ts';
-import { HubClient } from '../src/hub-client.ts';
-import { Replica } from '../src/replica.ts';
-import { Replicator } from '../src/replication.ts';
-import { createVerifierServer } from '../src/server.ts';
-import { TokenValidator } from '../src/token-validator.ts';
+import { startVerifierNode } from '../src/service.ts';
 
 const logger = createLogger('node-test', 'silent');
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-verifier-'));
@@ -30,7 +24,6 @@ let hub: TestHub;
 let maker: Credential;
 let serials: string[];
 let nodeUrl: string;
-let server: HttpServer;
 let stopNode: () => Promise<void>;
 let dispatcher: Agent;
 let token: string;
@@ -80,45 +73,26 @@ beforeAll(async () => {
     ip: ['127.0.0.1'],
     dns: ['localhost'],
   });
-  const replica = new Replica(join(dir, 'replica'));
-  const hubClient = new HubClient({
-    hubUrl: hub.hubUrl,
+  const running = await startVerifierNode({
     market: 'DE',
+    nodeId: 'de-1',
+    hubUrl: hub.hubUrl,
+    issuer: hub.oauth.issuer,
+    audience: 'urn:packtrust:verifier:DE',
+    dataDir: join(dir, 'de-1'),
+    host: '127.0.0.1',
+    port: 0,
     certPem: node.certPem,
     keyPem: node.keyPem,
     caPem: hub.t.ca.chainPem(),
-  });
-  const replicator = new Replicator(replica, hubClient, logger, { pageSize: 100, waitMs: 500, retryMs: 100 });
-  const validator = new TokenValidator({
-    issuer: hub.oauth.issuer,
-    audience: 'urn:packtrust:verifier:DE',
-    market: 'DE',
-    jwksUrl: `${hub.oauth.issuer}/jwks`,
-    caPem: hub.t.ca.chainPem(),
-  });
-  const alerts = new AlertOutbox(replica.store, hubClient, logger, { market: 'DE', nodeId: 'de-1' });
-  replicator.start();
-  await replicator.waitFor(hub.store.feed('DE').last()!.seq);
-  server = createVerifierServer({
-    market: 'DE',
-    nodeId: 'de-1',
-    replica,
-    replicator,
-    validator,
-    alerts,
-    tls: { key: node.keyPem, cert: node.certPem },
+    feedWaitMs: 500,
     logger,
   });
-  nodeUrl = await listen(server, '127.0.0.1', 0);
+  await running.replicator.waitFor(hub.store.feed('DE').last()!.seq);
+  nodeUrl = running.url;
   dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
   token = await pharmacyToken('DE');
-  stopNode = async () => {
-    await server.close();
-    await replicator.stop();
-    await validator.close();
-    await hubClient.close();
-    await replica.close();
-  };
+  stopNode = () => running.close();
 }, 60_000);
 
 afterAll(async () => {

@@ -1,0 +1,94 @@
+import { join } from 'node:path';
+import { listen } from '../../common/src/http.ts';
+import type { Logger } from '../../common/src/log.ts';
+import { AlertOutbox } from './alerts.ts';
+import { HubClient } from './hub-client.ts';
+import { Replica } from './replica.ts';
+import { Replicator } from './replication.ts';
+import { createVerifierServer } from './server.ts';
+import { StateChanges } from './state-changes.ts';
+import { TokenValidator } from './token-validator.ts';
+
+export interface VerifierNodeOptions {
+  market: string;
+  nodeId: string;
+  hubUrl: string;
+  /** The hub's OAuth issuer and the audience of this market's tokens. */
+  issuer: string;
+  audience: string;
+  dataDir: string;
+  host: string;
+  port: number;
+  /** The node's verifier-node certificate (PEM with chain) and key; the packtrust CA chain. */
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+  feedWaitMs?: number;
+  logger: Logger;
+}
+
+export interface RunningVerifierNode {
+  url: string;
+  replica: Replica;
+  replicator: Replicator;
+  stateChanges: StateChanges;
+  alerts: AlertOutbox;
+  close(): Promise<void>;
+}
+
+/** A verifier node: replica and replication, alert and change outboxes, and the HTTPS pharmacy API. */
+export async function startVerifierNode(o: VerifierNodeOptions): Promise<RunningVerifierNode> {
+  const replica = new Replica(join(o.dataDir, 'replica'));
+  const hub = new HubClient({
+    hubUrl: o.hubUrl,
+    market: o.market,
+    certPem: o.certPem,
+    keyPem: o.keyPem,
+    caPem: o.caPem,
+  });
+  const replicator = new Replicator(replica, hub, o.logger, {
+    pageSize: 1000,
+    waitMs: o.feedWaitMs ?? 20_000,
+    retryMs: 500,
+  });
+  const validator = new TokenValidator({
+    issuer: o.issuer,
+    audience: o.audience,
+    market: o.market,
+    jwksUrl: `${o.issuer}/jwks`,
+    caPem: o.caPem,
+  });
+  const alerts = new AlertOutbox(replica.store, hub, o.logger, { market: o.market, nodeId: o.nodeId });
+  const stateChanges = new StateChanges(replica.store, StateChanges.lookupOf(replica), hub, alerts, o.logger);
+  replicator.start();
+  alerts.start();
+  stateChanges.start();
+  const app = createVerifierServer({
+    market: o.market,
+    nodeId: o.nodeId,
+    replica,
+    replicator,
+    validator,
+    alerts,
+    stateChanges,
+    tls: { key: o.keyPem, cert: o.certPem },
+    logger: o.logger,
+  });
+  const url = await listen(app, o.host, o.port);
+  return {
+    url,
+    replica,
+    replicator,
+    stateChanges,
+    alerts,
+    async close() {
+      alerts.stop();
+      stateChanges.stop();
+      await app.close();
+      await replicator.stop();
+      await validator.close();
+      await hub.close();
+      await replica.close();
+    },
+  };
+}
