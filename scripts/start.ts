@@ -21,7 +21,16 @@ const stackSchema = z.object({
   caPublicPort: port.default(7080),
   caAdminPort: port.default(7443),
   gatewayPort: port.default(8443),
+  /** Verifier nodes listen from here: DE node 1, DE node 2, FR node 1. */
+  verifierBasePort: port.default(9443),
 });
+
+/** The verifier nodes of the local stack: two for the first market, one for the second. */
+const NODES = [
+  { nodeId: 'de-1', market: 'DE' },
+  { nodeId: 'de-2', market: 'DE' },
+  { nodeId: 'fr-1', market: 'FR' },
+] as const;
 type StackConfig = z.output<typeof stackSchema>;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -93,6 +102,42 @@ async function bootstrapGateway(
   return true;
 }
 
+/** A verifier-node certificate for each node, issued once by the stack's CA. */
+async function bootstrapNodes(
+  config: StackConfig,
+  caDir: string,
+  verifierDir: string,
+  passphrase: string,
+): Promise<boolean> {
+  const missing = NODES.filter((n) => !existsSync(join(verifierDir, n.nodeId, 'keys', 'node.key.pem')));
+  if (missing.length === 0) return false;
+  const ca = await CertificateAuthority.open(caDir, passphrase);
+  try {
+    for (const n of missing) {
+      const { keyPem, csr } = await generateKeyAndCsr();
+      const issued = await ca.issue(
+        {
+          csr,
+          profile: 'verifier-node',
+          org: `packtrust-${n.market.toLowerCase()}`,
+          name: `verifier ${n.nodeId}`,
+          market: n.market,
+          dns: ['localhost'],
+          ip: [config.host],
+        },
+        'npm-start',
+      );
+      const keys = join(verifierDir, n.nodeId, 'keys');
+      mkdirSync(keys, { recursive: true, mode: 0o700 });
+      writeFileSync(join(keys, 'node.pem'), issued.certificatePem + issued.chainPem);
+      writeFileSync(join(keys, 'node.key.pem'), keyPem, { mode: 0o600 });
+    }
+  } finally {
+    await ca.close();
+  }
+  return true;
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(stackSchema, { envPrefix: 'PACKTRUST_' });
   const dataDir = resolve(config.dataDir);
@@ -105,6 +150,9 @@ async function main(): Promise<void> {
   if (created) console.log(`[stack] created the PKI in ${caDir}`);
   if (await bootstrapGateway(config, caDir, gatewayDir, passphrase))
     console.log('[stack] issued the gateway certificate');
+  const verifierDir = join(dataDir, 'verifier');
+  if (await bootstrapNodes(config, caDir, verifierDir, passphrase))
+    console.log('[stack] issued the verifier node certificates');
 
   const supervisor = new Supervisor((message) => {
     console.error(`[stack] ${message}; stopping the stack`);
@@ -149,6 +197,29 @@ async function main(): Promise<void> {
       },
       1,
     );
+    for (const [i, n] of NODES.entries()) {
+      const env: NodeJS.ProcessEnv = {
+        PACKTRUST_VERIFIER_MARKET: n.market,
+        PACKTRUST_VERIFIER_NODE_ID: n.nodeId,
+        PACKTRUST_VERIFIER_HUB_URL: `https://${config.host}:${config.gatewayPort}`,
+        PACKTRUST_VERIFIER_DATA_DIR: join(verifierDir, n.nodeId),
+        PACKTRUST_VERIFIER_HOST: config.host,
+        PACKTRUST_VERIFIER_PORT: String(config.verifierBasePort + i),
+        PACKTRUST_VERIFIER_CERT_FILE: join(verifierDir, n.nodeId, 'keys', 'node.pem'),
+        PACKTRUST_VERIFIER_KEY_FILE: join(verifierDir, n.nodeId, 'keys', 'node.key.pem'),
+        PACKTRUST_VERIFIER_CA_CHAIN_FILE: join(caDir, 'chain.pem'),
+      };
+      await supervisor.start(
+        {
+          name: n.nodeId,
+          command: TSX,
+          args: [join(ROOT, 'verifier/src/cli.ts'), 'serve'],
+          env,
+          readyWhen: /verifier listening/,
+        },
+        2 + i,
+      );
+    }
   } catch (err) {
     console.error(`[stack] ${(err as Error).message}`);
     await supervisor.stop();
@@ -161,6 +232,7 @@ async function main(): Promise<void> {
   CA admin API (mTLS, operator cert)   https://${config.host}:${config.caAdminPort}
   Hub gateway (mTLS, signed uploads)   https://${config.host}:${config.gatewayPort}
   OAuth for pharmacies (issuer)        https://${config.host}:${config.gatewayPort}/oauth
+${NODES.map((n, i) => `  Verifier ${n.nodeId} (market ${n.market})        https://${config.host}:${config.verifierBasePort + i}`).join('\n')}
   Operator credentials                 ${join(caDir, 'operator')}/operator.{pem,key.pem}
 
 Next: onboard a manufacturer (docs/onboarding.md), then upload (docs/manufacturer.md), for example

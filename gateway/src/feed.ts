@@ -57,10 +57,13 @@ const PACKS_PER_LINE = 10_000;
  * loads it, then follows the feed from that sequence.
  */
 export function snapshotStream(store: HubStore, market: string): Readable {
+  // Open (and if need be create) the market's feed before the read transaction starts: a database
+  // created after it would be invisible to it (LMDB answers EINVAL).
+  const feed = store.feed(market);
   const txn: Transaction = store.store.root.useReadTransaction();
   const opts = { transaction: txn };
   let last: ChainEntry<FeedRecord> | undefined;
-  for (const { value } of store.feed(market).db.getRange({ reverse: true, limit: 1, ...opts })) last = value;
+  for (const { value } of feed.db.getRange({ reverse: true, limit: 1, ...opts })) last = value;
   function* lines(): Generator<string> {
     try {
       yield json({ type: 'snapshot', market, seq: last?.seq ?? 0, hash: last?.hash ?? '' });

@@ -530,3 +530,18 @@ function rawGet(agent: Agent, path: string) {
     req.end();
   });
 }
+
+describe('feed of a market without any data yet', () => {
+  it('serves an empty snapshot at sequence 0', async () => {
+    const node = client(await credential('verifier-node', 'NMVO-PL', undefined, { market: 'PL' }));
+    const res = await node.get('/v1/feed/PL/snapshot');
+    expect(res.status).toBe(200);
+    const lines = res.body
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines[0]).toMatchObject({ type: 'snapshot', market: 'PL', seq: 0 });
+    expect(lines.at(-1)).toMatchObject({ type: 'end', packs: 0 });
+  });
+});

@@ -52,6 +52,8 @@ describe('npm start', () => {
       PACKTRUST_CA_PUBLIC_PORT: String(await freePort()),
       PACKTRUST_CA_ADMIN_PORT: String(await freePort()),
       PACKTRUST_GATEWAY_PORT: String(await freePort()),
+      // Three nodes listen from here on; a random high range keeps clear of other tests.
+      PACKTRUST_VERIFIER_BASE_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
     };
     const first = startStack(env);
     await first.ready;
@@ -59,6 +61,8 @@ describe('npm start', () => {
     expect(first.output()).toMatch(/\[ca\] .*CA listening/);
     expect(first.output()).toContain('issued the gateway certificate');
     expect(first.output()).toMatch(/\[gateway\] .*gateway listening/);
+    expect(first.output()).toMatch(/\[de-2\] .*verifier listening/);
+    expect(first.output()).toMatch(/\[fr-1\] .*verifier listening/);
     const health = await fetch(`http://127.0.0.1:${env.PACKTRUST_CA_PUBLIC_PORT}/health`);
     expect(await health.json()).toMatchObject({ status: 'ok' });
     expect(await stop(first.child)).toBe(0);

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { loadConfig } from '../../common/src/config.ts';
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/** A verifier node's configuration: file (`PACKTRUST_VERIFIER_CONFIG`), `PACKTRUST_VERIFIER_*`, flags. */
+export const verifierConfigSchema = z.object({
+  market: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code'),
+  nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  hubUrl: z.url().default('https://127.0.0.1:8443'),
+  /** The hub's OAuth issuer; default `<hubUrl>/oauth`. */
+  issuer: z.url().optional(),
+  audienceTemplate: z.string().includes('{market}').default('urn:packtrust:verifier:{market}'),
+  dataDir: z.string().min(1).optional(),
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port.default(9443),
+  /** The node's verifier-node certificate (with chain) and key, and the packtrust CA chain, PEM files. */
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  caChainFile: z.string().min(1),
+  feedWaitMs: z.coerce.number().int().min(100).max(60_000).default(20_000),
+});
+
+export type VerifierConfig = z.output<typeof verifierConfigSchema>;
+
+export function loadVerifierConfig(
+  overrides: Record<string, unknown> = {},
+  file = process.env.PACKTRUST_VERIFIER_CONFIG,
+): VerifierConfig {
+  return loadConfig(verifierConfigSchema, { file, envPrefix: 'PACKTRUST_VERIFIER_', overrides });
+}
