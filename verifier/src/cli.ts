@@ -45,6 +45,7 @@ export function createCli(): Command {
         keyPem: read(c.keyFile, 'node key'),
         caPem: read(c.caChainFile, 'CA chain'),
         feedWaitMs: c.feedWaitMs,
+        feedPageSize: c.feedPageSize,
         logger,
       });
       logger.info({ url: node.url, market: c.market, nodeId: c.nodeId }, 'verifier listening');

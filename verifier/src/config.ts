@@ -19,6 +19,8 @@ export const verifierConfigSchema = z.object({
   keyFile: z.string().min(1),
   caChainFile: z.string().min(1),
   feedWaitMs: z.coerce.number().int().min(100).max(60_000).default(20_000),
+  /** Feed records per request (and per transaction); pack records hold up to 10,000 packs each. */
+  feedPageSize: z.coerce.number().int().min(1).max(10_000).default(200),
 });
 
 export type VerifierConfig = z.output<typeof verifierConfigSchema>;

@@ -24,6 +24,7 @@ export interface VerifierNodeOptions {
   keyPem: string;
   caPem: string;
   feedWaitMs?: number;
+  feedPageSize?: number;
   logger: Logger;
 }
 
