@@ -45,19 +45,29 @@ export class AlertOutbox {
     pack: PackQuery,
     caller: Caller,
   ): Promise<Alert> {
-    const alert: Alert = {
+    const [alert] = await this.raiseAll([{ code, returnCode, detail, pack }], caller);
+    return alert!;
+  }
+
+  /** Records several alerts in one durable write (a bulk request raises them together). */
+  async raiseAll(
+    items: { code: AlertCode; returnCode: ReturnCode; detail: string; pack: PackQuery }[],
+    caller: Caller,
+  ): Promise<Alert[]> {
+    const raisedAt = new Date().toISOString();
+    const alerts: Alert[] = items.map((i) => ({
       id: randomUUID(),
-      code,
-      returnCode,
-      detail,
+      ...i,
       ...this.context,
-      pack,
       raisedBy: { clientId: caller.clientId, org: caller.org, location: caller.location, role: caller.role },
-      raisedAt: new Date().toISOString(),
-    };
-    await this.store.transaction(() => this.db.putSync(`${alert.raisedAt}|${alert.id}`, alert));
+      raisedAt,
+    }));
+    if (alerts.length === 0) return alerts;
+    await this.store.transaction(() => {
+      for (const a of alerts) this.db.putSync(`${a.raisedAt}|${a.id}`, a);
+    });
     queueMicrotask(() => void this.flush());
-    return alert;
+    return alerts;
   }
 
   pending(): number {

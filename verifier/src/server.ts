@@ -11,7 +11,7 @@ import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
 import type { StateChanges } from './state-changes.ts';
 import type { Caller, TokenValidator } from './token-validator.ts';
-import { type PackQuery, type ReplicaLookup, verifyPack } from './verification.ts';
+import { type AlertCode, type PackQuery, type ReplicaLookup, type ReturnCode, verifyPack } from './verification.ts';
 
 type VerifyRequest = components['schemas']['VerifyRequest'];
 type VerifyResult = components['schemas']['VerifyResult'];
@@ -71,22 +71,30 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
     return caller;
   };
 
-  const verifyOne = async (body: VerifyRequest, caller: Caller): Promise<VerifyResult> => {
-    const q = toQuery(body);
-    const v = verifyPack(q, lookup, currentDate());
-    const result: VerifyResult = {
-      returnCode: v.returnCode,
-      detail: v.detail,
-      productCode: q.productCode,
-      serial: q.serial,
-    };
-    if (v.state) result.state = v.state;
-    if (v.inactiveReason) result.inactiveReason = v.inactiveReason;
-    if (v.alert) {
-      const alert = await alerts.raise(v.alert, v.returnCode, v.detail, q, caller);
-      result.alert = { code: v.alert, id: alert.id };
-    }
-    return result;
+  /** Verifies packs and raises their alerts in one durable write. */
+  const verifyAll = async (bodies: VerifyRequest[], caller: Caller): Promise<VerifyResult[]> => {
+    const today = currentDate();
+    const raised: { index: number; code: AlertCode; returnCode: ReturnCode; detail: string; pack: PackQuery }[] = [];
+    const results = bodies.map((body, index): VerifyResult => {
+      const q = toQuery(body);
+      const v = verifyPack(q, lookup, today);
+      const result: VerifyResult = {
+        returnCode: v.returnCode,
+        detail: v.detail,
+        productCode: q.productCode,
+        serial: q.serial,
+      };
+      if (v.state) result.state = v.state;
+      if (v.inactiveReason) result.inactiveReason = v.inactiveReason;
+      if (v.alert) raised.push({ index, code: v.alert, returnCode: v.returnCode, detail: v.detail, pack: q });
+      return result;
+    });
+    const alertsRaised = await alerts.raiseAll(
+      raised.map(({ index: _index, ...a }) => a),
+      caller,
+    );
+    for (const [i, r] of raised.entries()) results[r.index]!.alert = { code: r.code, id: alertsRaised[i]!.id };
+    return results;
   };
 
   app.post<{ Body: VerifyRequest }>(
@@ -94,7 +102,8 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
     { schema: contract.routeSchema('verifyPack') },
     async (request) => {
       const caller = await authenticate(request);
-      return verifyOne(request.body, caller);
+      const [result] = await verifyAll([request.body], caller);
+      return result;
     },
   );
 
@@ -103,9 +112,7 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
     { schema: contract.routeSchema('verifyPacks') },
     async (request) => {
       const caller = await authenticate(request);
-      const results: VerifyResult[] = [];
-      for (const p of request.body.packs) results.push(await verifyOne(p, caller));
-      return { results };
+      return { results: await verifyAll(request.body.packs, caller) };
     },
   );
 
@@ -161,6 +168,12 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
       '# HELP packtrust_alerts_pending Alerts waiting to be delivered to the hub.',
       '# TYPE packtrust_alerts_pending gauge',
       `packtrust_alerts_pending{market="${h.market}",node="${h.nodeId}"} ${h.alertsPending}`,
+      '# HELP process_resident_memory_bytes Resident memory of the node process.',
+      '# TYPE process_resident_memory_bytes gauge',
+      `process_resident_memory_bytes ${process.memoryUsage().rss}`,
+      '# HELP nodejs_heap_used_bytes V8 heap in use.',
+      '# TYPE nodejs_heap_used_bytes gauge',
+      `nodejs_heap_used_bytes ${process.memoryUsage().heapUsed}`,
     ];
     return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
   });

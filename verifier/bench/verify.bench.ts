@@ -1,0 +1,277 @@
+/**
+ * `npm run bench:verify`: a verifier node (its own process) with 10,000,000 packs in its replica,
+ * a real hub and OAuth provider for the tokens.
+ * - in-process pack lookup p50/p99 (the verification function over the LMDB replica) against a raw LMDB get;
+ * - HTTP verify with JWT auth, keep-alive TLS over loopback, against a bare fastify route returning a
+ *   constant on the same kind of listener (throughput ratio), then p99 at half the node's throughput;
+ * - bulk verify of 10,000 packs; heap and RSS of the node process.
+ * The replica is filled with the node's own feed-apply code (records of 10,000 packs), not through
+ * the hub, to keep the run short. Writes bench/results/verify.json.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { writeBenchResults } from '../../common/src/bench.ts';
+import { createHttpServer, listen } from '../../common/src/http.ts';
+import { createLogger } from '../../common/src/log.ts';
+import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
+import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
+import { startTestHub } from '../../gateway/test/fixtures.ts';
+import { Replica } from '../src/replica.ts';
+import { verifyPack } from '../src/verification.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PACKS = Number(process.env.BENCH_PACKS ?? 10_000_000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = 16;
+const CODE = '09506000134352';
+const dir = mkdtempSync(join(tmpdir(), 'packtrust-bench-verify-'));
+const serial = (i: number) => createHash('sha1').update(String(i)).digest('base64url').slice(0, 12);
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+
+async function fillReplica(path: string): Promise<number> {
+  const replica = new Replica(path);
+  const t0 = performance.now();
+  await replica.store.transaction(() => {
+    replica.applyBody({
+      type: 'product',
+      product: { productCode: CODE, name: 'Bench', markets: ['DE'], status: 'ACTIVE', owner: 'ACME' },
+    });
+    replica.applyBody({
+      type: 'batch',
+      batch: { productCode: CODE, batch: 'B1', expiry: '291200', expiryDate: '2029-12-31', status: 'ACTIVE' },
+    });
+  });
+  for (let start = 0; start < PACKS; start += 100_000) {
+    const end = Math.min(PACKS, start + 100_000);
+    await replica.store.transaction(() => {
+      for (let r = start; r < end; r += 10_000) {
+        const serials = Array.from({ length: Math.min(10_000, end - r) }, (_, k) => serial(r + k));
+        replica.applyBody({
+          type: 'packs',
+          productCode: CODE,
+          batch: 'B1',
+          count: serials.length,
+          serials: serials.join('\n'),
+        });
+      }
+    });
+  }
+  await replica.store.transaction(() => replica.setCheckpoint({ seq: 0, hash: '' }));
+  await replica.close();
+  return performance.now() - t0;
+}
+
+function lookupLatencies(path: string) {
+  const replica = new Replica(path);
+  const lookup = {
+    product: (code: string) => replica.products.get(code),
+    batch: (code: string, batch: string) => replica.batches.get(`${code}|${batch}`),
+    pack: (code: string, s: string) => replica.packs.get(code + s),
+  };
+  const keys = Array.from({ length: 200_000 }, () => serial(Math.floor(Math.random() * PACKS)));
+  for (let i = 0; i < 20_000; i++)
+    verifyPack({ productCode: CODE, serial: keys[i]!, batch: 'B1', expiry: '291200' }, lookup, '2026-11-22');
+  const verifyTimes: number[] = [];
+  const rawTimes: number[] = [];
+  for (const k of keys) {
+    let t = process.hrtime.bigint();
+    replica.packs.get(CODE + k);
+    rawTimes.push(Number(process.hrtime.bigint() - t) / 1000);
+    t = process.hrtime.bigint();
+    const v = verifyPack({ productCode: CODE, serial: k, batch: 'B1', expiry: '291200' }, lookup, '2026-11-22');
+    verifyTimes.push(Number(process.hrtime.bigint() - t) / 1000);
+    if (v.returnCode !== 'ACTIVE') throw new Error(`unexpected ${v.returnCode}`);
+  }
+  const bulkKeys = keys.slice(0, 10_000);
+  const t = performance.now();
+  for (const k of bulkKeys)
+    verifyPack({ productCode: CODE, serial: k, batch: 'B1', expiry: '291200' }, lookup, '2026-11-22');
+  const bulkInProcessMs = performance.now() - t;
+  verifyTimes.sort((a, b) => a - b);
+  rawTimes.sort((a, b) => a - b);
+  void replica.close();
+  return {
+    verifyUs: { p50: pct(verifyTimes, 0.5), p99: pct(verifyTimes, 0.99) },
+    rawGetUs: { p50: pct(rawTimes, 0.5), p99: pct(rawTimes, 0.99) },
+    bulkInProcessMs,
+  };
+}
+
+async function load(
+  url: string,
+  bodyFile: string,
+  token: string,
+  caFile: string,
+  rate?: number,
+  connections = CONNECTIONS,
+) {
+  const args = [
+    join(ROOT, 'verifier/bench/verify-load.ts'),
+    url,
+    bodyFile,
+    token,
+    caFile,
+    String(connections),
+    String(SECONDS),
+    ...(rate ? [String(rate)] : []),
+  ];
+  const { stdout } = await promisify(execFile)(join(ROOT, 'node_modules/.bin/tsx'), args);
+  return JSON.parse(stdout) as { count: number; errors: number; perSecond: number; p50ms: number; p99ms: number };
+}
+
+async function main() {
+  const logger = createLogger('bench', 'silent');
+  const fillMs = await fillReplica(join(dir, 'node', 'replica'));
+  console.log(`replica filled with ${PACKS.toLocaleString('en')} packs in ${(fillMs / 1000).toFixed(1)} s`);
+  const inProcess = lookupLatencies(join(dir, 'node', 'replica'));
+
+  const hub = await startTestHub({
+    perClient: { ratePerSecond: 1e6, burst: 1e6 },
+    perAddress: { ratePerSecond: 1e6, burst: 1e6 },
+  });
+  const nodeCred = await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE', ip: ['127.0.0.1'] });
+  const files = { cert: join(dir, 'node.pem'), key: join(dir, 'node.key'), ca: join(dir, 'chain.pem') };
+  writeFileSync(files.cert, nodeCred.certPem);
+  writeFileSync(files.key, nodeCred.keyPem);
+  writeFileSync(files.ca, hub.t.ca.chainPem());
+  const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'verifier/src/cli.ts'), 'serve'], {
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'info',
+      PACKTRUST_VERIFIER_MARKET: 'DE',
+      PACKTRUST_VERIFIER_NODE_ID: 'bench',
+      PACKTRUST_VERIFIER_HUB_URL: hub.hubUrl,
+      PACKTRUST_VERIFIER_ISSUER: hub.oauth.issuer,
+      PACKTRUST_VERIFIER_DATA_DIR: join(dir, 'node'),
+      PACKTRUST_VERIFIER_PORT: '0',
+      PACKTRUST_VERIFIER_CERT_FILE: files.cert,
+      PACKTRUST_VERIFIER_KEY_FILE: files.key,
+      PACKTRUST_VERIFIER_CA_CHAIN_FILE: files.ca,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const nodeUrl = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /"url":"(https:\/\/[^"]+)".*verifier listening/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`node exited ${code}`)));
+  });
+  try {
+    const { privateJwk, jwks } = await generateClientKey();
+    const { clientId } = await new ClientRegistry(hub.store.store).add({
+      market: 'DE',
+      role: 'pharmacy',
+      location: 'APO-1',
+      org: 'APO',
+      jwks,
+    });
+    const tc = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
+    const token = (await tc.token()).accessToken;
+    await tc.close();
+    const bodyFile = join(dir, 'verify.json');
+    writeFileSync(
+      bodyFile,
+      JSON.stringify({ productCode: CODE, serial: serial(12345), batch: 'B1', expiry: '291200' }),
+    );
+
+    const node = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, files.ca);
+    const bare = createHttpServer({ logger, tls: { key: nodeCred.keyPem, cert: nodeCred.certPem } });
+    bare.post('/v1/packs/verify', async () => ({
+      returnCode: 'ACTIVE',
+      state: 'ACTIVE',
+      detail: 'constant',
+      productCode: CODE,
+      serial: 'x',
+    }));
+    const bareUrl = await listen(bare, '127.0.0.1', 0);
+    const baseline = await load(`${bareUrl}/v1/packs/verify`, bodyFile, token, files.ca);
+    await bare.close();
+    // Half the throughput, paced, over fewer connections (a pharmacy system's pool, not a flood).
+    const half = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, files.ca, Math.floor(node.perSecond / 2), 4);
+
+    const dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
+    const bulkBody = JSON.stringify({
+      packs: Array.from({ length: 10_000 }, (_, i) => ({
+        productCode: CODE,
+        serial: serial((i * 997) % PACKS),
+        batch: 'B1',
+        expiry: '291200',
+      })),
+    });
+    const bulkTimes: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const t = performance.now();
+      const res = await request(`${nodeUrl}/v1/packs/verify-bulk`, {
+        method: 'POST',
+        dispatcher,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: bulkBody,
+      });
+      const json = (await res.body.json()) as { results: unknown[] };
+      if (json.results.length !== 10_000) throw new Error('bulk verify failed');
+      if (i > 0) bulkTimes.push(performance.now() - t);
+    }
+    bulkTimes.sort((a, b) => a - b);
+    const metrics = await (await request(`${nodeUrl}/metrics`, { dispatcher })).body.text();
+    const metric = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0) / 2 ** 20;
+    await dispatcher.close();
+
+    const results = {
+      packs: PACKS,
+      inProcess: { ...inProcess, targetP99Us: 5 },
+      http: {
+        node,
+        bareFastify: baseline,
+        ratio: node.perSecond / baseline.perSecond,
+        targetRatio: 0.7,
+        atHalfLoad: half,
+        targetP99Ms: 1,
+      },
+      bulk10k: { httpMedianMs: pct(bulkTimes, 0.5), inProcessMs: inProcess.bulkInProcessMs, targetMs: 20 },
+      nodeMemoryMB: {
+        heapUsed: metric('nodejs_heap_used_bytes'),
+        rss: metric('process_resident_memory_bytes'),
+        targetHeap: 150,
+      },
+      node: process.version,
+    };
+    console.log(`\npacktrust verify benchmark, ${PACKS.toLocaleString('en')} packs in the replica`);
+    console.log(
+      `in-process verification      p50 ${inProcess.verifyUs.p50.toFixed(2)} µs  p99 ${inProcess.verifyUs.p99.toFixed(2)} µs   (raw LMDB get p50 ${inProcess.rawGetUs.p50.toFixed(2)} µs p99 ${inProcess.rawGetUs.p99.toFixed(2)} µs)   target p99 <= 5 µs`,
+    );
+    console.log(
+      `HTTP verify, JWT, TLS, ${CONNECTIONS} conns  ${node.perSecond.toFixed(0)} req/s  p50 ${node.p50ms.toFixed(2)} ms  p99 ${node.p99ms.toFixed(2)} ms  errors ${node.errors}`,
+    );
+    console.log(
+      `bare fastify route, same      ${baseline.perSecond.toFixed(0)} req/s  p50 ${baseline.p50ms.toFixed(2)} ms  p99 ${baseline.p99ms.toFixed(2)} ms   ratio ${(node.perSecond / baseline.perSecond).toFixed(2)} (target >= 0.70)`,
+    );
+    console.log(
+      `at half load (${Math.floor(node.perSecond / 2)} req/s)     p50 ${half.p50ms.toFixed(2)} ms  p99 ${half.p99ms.toFixed(2)} ms   target p99 <= 1 ms`,
+    );
+    console.log(
+      `bulk verify of 10,000 packs   HTTP median ${pct(bulkTimes, 0.5).toFixed(1)} ms, in process ${inProcess.bulkInProcessMs.toFixed(1)} ms   target <= 20 ms`,
+    );
+    console.log(
+      `node process memory           heap ${results.nodeMemoryMB.heapUsed.toFixed(0)} MiB, RSS ${results.nodeMemoryMB.rss.toFixed(0)} MiB   target heap <= 150 MiB`,
+    );
+    writeBenchResults('verify', results);
+  } finally {
+    child.kill('SIGTERM');
+    await hub.close();
+  }
+}
+
+try {
+  await main();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
