@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
 import { BadRequest, type ErrorClass } from './errors.ts';
 
@@ -64,7 +65,9 @@ export class OpenApiContract {
   jsonBodyParser<T>(operationId: string, invalid: ErrorClass): (body: Buffer) => T {
     const schema = this.routeSchema(operationId).body;
     if (!schema) throw new Error(`operationId ${operationId} has no JSON request body`);
-    const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    addFormats.default(ajv);
+    const validate = ajv.compile(schema);
     return (body) => {
       let value: unknown;
       try {
