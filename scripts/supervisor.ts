@@ -52,15 +52,25 @@ export class Supervisor {
     });
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM to every service; one that has not exited after `graceMs` is killed, and the log says so. */
+  async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
+    const started = performance.now();
     await Promise.all(
-      [...this.children.values()].map(
-        (child) =>
+      [...this.children.entries()].map(
+        ([name, child]) =>
           new Promise<void>((resolve) => {
-            child.once('exit', () => resolve());
+            const timer = setTimeout(() => {
+              console.error(`[stack] ${name} did not stop within ${graceMs / 1000} s; killing it`);
+              child.kill('SIGKILL');
+            }, graceMs);
+            child.once('exit', (code, signal) => {
+              clearTimeout(timer);
+              const took = ((performance.now() - started) / 1000).toFixed(1);
+              console.log(`[stack] ${name} stopped (${signal ?? `exit ${code}`}, ${took} s)`);
+              resolve();
+            });
             child.kill('SIGTERM');
-            setTimeout(() => child.kill('SIGKILL'), 5000).unref();
           }),
       ),
     );

@@ -4,7 +4,7 @@ import { hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runCli } from '../../common/src/cli.ts';
+import { runCli, stopOnSignals } from '../../common/src/cli.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
 import { CertificateAuthority, type IssuedCertificate } from './authority.ts';
@@ -280,13 +280,10 @@ export function createCli(): Command {
         logger,
       });
       logger.info({ public: server.publicUrl, admin: server.adminUrl }, 'CA listening');
-      const stop = async () => {
+      stopOnSignals(async () => {
         await server.close();
         await ca.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      });
     });
 
   return program;

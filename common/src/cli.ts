@@ -20,3 +20,22 @@ export async function runCli(program: Command, argv = process.argv): Promise<voi
     process.exit(process.exitCode);
   }
 }
+
+/**
+ * Stops a service on SIGINT or SIGTERM: `close` runs once (Ctrl-C in a terminal reaches both the
+ * stack and the service, so both signals may come), then the process exits 0, or 2 if closing failed.
+ */
+export function stopOnSignals(close: () => Promise<void>): void {
+  let closing: Promise<void> | undefined;
+  const stop = () => {
+    closing ??= close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(`error while stopping: ${(err as Error).message ?? err}`);
+        process.exit(2);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

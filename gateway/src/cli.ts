@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runCli } from '../../common/src/cli.ts';
+import { runCli, stopOnSignals } from '../../common/src/cli.ts';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
@@ -50,12 +50,7 @@ export function createCli(): Command {
       const { startGateway } = await import('./service.ts');
       const gateway = await startGateway(config({ host: o.host, port: o.port }), logger);
       logger.info({ url: gateway.url }, 'gateway listening');
-      const stop = async () => {
-        await gateway.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      stopOnSignals(() => gateway.close());
     });
 
   const evidence = program.command('evidence').description('the evidence log of accepted writes');

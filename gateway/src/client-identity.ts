@@ -37,7 +37,7 @@ const PROFILES = new Set<string>(['manufacturer', 'verifier-node', 'gateway', 'o
 export class ClientIdentifier {
   private readonly cache = new Map<string, ClientIdentity>();
 
-  constructor(private readonly trust: CaTrust) {}
+  constructor(readonly trust: CaTrust) {}
 
   identify(request: FastifyRequest, allowed: readonly ClientProfile[]): ClientIdentity {
     const der = peerCertificateChain(request)[0];

@@ -4,23 +4,42 @@ import type { Transaction } from 'lmdb';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
 import type { FeedRecord, HubStore } from './hub-store.ts';
 
+const SHUTDOWN = Symbol('shutdown');
+
 /** Wakes long-polling feed readers after a commit that appended to a market's feed. */
 export class FeedNotifier extends EventEmitter {
+  private closing = false;
+
+  constructor() {
+    super();
+    // One listener per waiting node of a market, and one per waiter for shutdown.
+    this.setMaxListeners(0);
+  }
+
   notify(markets: Iterable<string>): void {
     for (const m of markets) this.emit(m);
   }
 
-  /** Resolves when `market` gets a record, or after `ms`. */
+  /** Answers every long-poll now and each later one at once: the server is closing. */
+  shutdown(): void {
+    this.closing = true;
+    this.emit(SHUTDOWN);
+  }
+
+  /** Resolves when `market` gets a record, after `ms`, on `signal`, or at shutdown. */
   wait(market: string, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.closing) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.off(market, done);
+        this.off(SHUTDOWN, done);
         signal?.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       this.once(market, done);
+      this.once(SHUTDOWN, done);
       signal?.addEventListener('abort', done, { once: true });
     });
   }

@@ -72,6 +72,8 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     binaryContentTypes: ['application/json', 'text/plain', 'application/x-www-form-urlencoded'],
     tls: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, requestCert: true },
   });
+  // Long-polls of the verifier nodes would otherwise hold the close for up to their wait.
+  app.addHook('preClose', async () => feedNotifier.shutdown());
 
   /** Authenticates, verifies the signature, runs `write`, stores evidence and answers with a receipt. */
   const signedWrite =
@@ -133,6 +135,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async () => ({
     status: 'ok',
     evidence: store.evidence.last()?.seq ?? 0,
+    crl: options.identifier.trust.crlStatus(),
   }));
 
   app.post(

@@ -50,6 +50,15 @@ export class CaTrust {
     return true;
   }
 
+  /** The CRL held: its number (-1 before the first), revoked entries and nextUpdate. */
+  crlStatus(): { number: number; revoked: number; nextUpdate: string | null } {
+    return {
+      number: this.crlNumber,
+      revoked: this.revoked.size,
+      nextUpdate: this.crlNumber < 0 ? null : new Date(this.crlNextUpdate).toISOString(),
+    };
+  }
+
   /** Throws when no CRL is held or the held one is past its nextUpdate. */
   isRevoked(serialHex: string): boolean {
     if (this.crlNumber < 0 || Date.now() > this.crlNextUpdate) {

@@ -652,6 +652,15 @@ export interface operations {
                         status: "ok";
                         /** @description Number of the last evidence record */
                         evidence: number;
+                        /** @description The CA's CRL the gateway checks every request against (polled from the CA) */
+                        crl: {
+                            /** @description CRL number; -1 before the first CRL arrived */
+                            number: number;
+                            /** @description Revoked certificates on it */
+                            revoked: number;
+                            /** Format: date-time */
+                            nextUpdate: string | null;
+                        };
                     };
                 };
             };

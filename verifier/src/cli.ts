@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { runCli } from '../../common/src/cli.ts';
+import { runCli, stopOnSignals } from '../../common/src/cli.ts';
 import { ConfigInvalid } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { loadVerifierConfig } from './config.ts';
@@ -49,12 +49,7 @@ export function createCli(): Command {
         logger,
       });
       logger.info({ url: node.url, market: c.market, nodeId: c.nodeId }, 'verifier listening');
-      const stop = async () => {
-        await node.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      stopOnSignals(() => node.close());
     });
   return program;
 }

@@ -34,8 +34,8 @@ export class HubClient {
   }
 
   /** The market's snapshot, line by line (streamed: a market may hold millions of packs). */
-  async *snapshot(): AsyncGenerator<SnapshotLine> {
-    const res = await this.get(`/v1/feed/${this.options.market}/snapshot`);
+  async *snapshot(signal?: AbortSignal): AsyncGenerator<SnapshotLine> {
+    const res = await this.get(`/v1/feed/${this.options.market}/snapshot`, signal);
     const lines = createInterface({ input: res.body, crlfDelay: Number.POSITIVE_INFINITY });
     for await (const line of lines) if (line) yield JSON.parse(line) as SnapshotLine;
   }
@@ -45,8 +45,12 @@ export class HubClient {
     after: number,
     limit: number,
     waitMs: number,
+    signal?: AbortSignal,
   ): Promise<{ records: ChainEntry<FeedBody>[]; hubSeq: number }> {
-    const res = await this.get(`/v1/feed/${this.options.market}/records?after=${after}&limit=${limit}&wait=${waitMs}`);
+    const res = await this.get(
+      `/v1/feed/${this.options.market}/records?after=${after}&limit=${limit}&wait=${waitMs}`,
+      signal,
+    );
     const text = await res.body.text();
     const records = text
       .split('\n')
@@ -103,10 +107,14 @@ export class HubClient {
     await this.dispatcher.close();
   }
 
-  private async get(path: string) {
+  private async get(path: string, signal?: AbortSignal) {
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(new URL(path, this.options.hubUrl), { dispatcher: this.dispatcher, headersTimeout: 90_000 });
+      res = await request(new URL(path, this.options.hubUrl), {
+        dispatcher: this.dispatcher,
+        headersTimeout: 90_000,
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
       throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
     }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/src/log.ts';
 import { type HubClient, HubUnavailable } from './hub-client.ts';
 import { type Checkpoint, FeedIntegrityError, type Replica, type ReplicaPack } from './replica.ts';
@@ -25,6 +26,8 @@ export class Replicator {
   readonly status: ReplicationStatus = { state: 'starting', appliedSeq: 0, hubSeq: 0, bootstraps: 0 };
   private running = false;
   private loop: Promise<void> | undefined;
+  /** Ends a long-poll or a snapshot download in flight when the node stops. */
+  private aborter = new AbortController();
 
   constructor(
     private readonly replica: Replica,
@@ -44,12 +47,14 @@ export class Replicator {
 
   start(): void {
     this.running = true;
+    this.aborter = new AbortController();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.status.state = 'stopped';
+    this.aborter.abort();
     await this.loop?.catch(() => undefined);
   }
 
@@ -82,14 +87,19 @@ export class Replicator {
         }
         if (!(err instanceof HubUnavailable)) this.logger.error({ err }, 'replication failed');
         else this.logger.warn({ err: err.message }, 'hub unavailable; retrying');
-        await new Promise((r) => setTimeout(r, this.options.retryMs));
+        await sleep(this.options.retryMs, undefined, { signal: this.aborter.signal }).catch(() => undefined);
       }
     }
   }
 
   private async followOnce(): Promise<void> {
     const after = this.replica.checkpoint()!.seq;
-    const { records, hubSeq } = await this.hub.records(after, this.options.pageSize, this.options.waitMs);
+    const { records, hubSeq } = await this.hub.records(
+      after,
+      this.options.pageSize,
+      this.options.waitMs,
+      this.aborter.signal,
+    );
     this.status.hubSeq = Math.max(hubSeq, this.status.hubSeq);
     if (records.length === 0) return;
     const c = await this.replica.applyRecords(records);
@@ -118,7 +128,7 @@ export class Replicator {
         for (const w of work) w();
       });
     };
-    for await (const line of this.hub.snapshot()) {
+    for await (const line of this.hub.snapshot(this.aborter.signal)) {
       switch (line.type) {
         case 'snapshot':
           checkpoint = { seq: line.seq, hash: line.hash };
