@@ -5,36 +5,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
 import { CertificateAuthority } from '../ca/src/authority.ts';
 import { generateKeyAndCsr } from '../ca/src/keygen.ts';
-import { loadConfig } from '../common/src/config.ts';
+import { stopOnSignals } from '../common/src/cli.ts';
 import { PacktrustError } from '../common/src/errors.ts';
+import { loadStack, NODES, type StackConfig } from './stack.ts';
 import { Supervisor } from './supervisor.ts';
 
-const port = z.coerce.number().int().min(1).max(65535);
-const stackSchema = z.object({
-  dataDir: z.string().default('./data'),
-  host: z.string().default('127.0.0.1'),
-  caPublicPort: port.default(7080),
-  caAdminPort: port.default(7443),
-  gatewayPort: port.default(8443),
-  /** Verifier nodes listen from here: DE node 1, DE node 2, FR node 1. */
-  verifierBasePort: port.default(9443),
-});
-
-/** The verifier nodes of the local stack: two for the first market, one for the second. */
-const NODES = [
-  { nodeId: 'de-1', market: 'DE' },
-  { nodeId: 'de-2', market: 'DE' },
-  { nodeId: 'fr-1', market: 'FR' },
-] as const;
-type StackConfig = z.output<typeof stackSchema>;
-
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+/** Each service runs as one Node process with tsx's loader (no wrapper process between signals). */
+const TSX_LOADER = import.meta.resolve('tsx');
+const service = (cli: string) => ['--import', TSX_LOADER, join(ROOT, cli), 'serve'];
 
 /** A secret from the environment, else generated once into data/secrets/<name>. */
 function localSecret(dataDir: string, name: string, envVar: string): { passphrase: string; file: string } {
@@ -139,18 +122,15 @@ async function bootstrapNodes(
 }
 
 async function main(): Promise<void> {
-  const config = loadConfig(stackSchema, { envPrefix: 'PACKTRUST_' });
-  const dataDir = resolve(config.dataDir);
-  const caDir = join(dataDir, 'ca');
+  const stack = loadStack();
+  const { config, dataDir, caDir, gatewayDir, verifierDir } = stack;
   const { passphrase, file } = localSecret(dataDir, 'ca-passphrase', 'PACKTRUST_CA_PASSPHRASE');
   const oauthSecret = localSecret(dataDir, 'gateway-oauth-passphrase', 'PACKTRUST_GATEWAY_OAUTH_PASSPHRASE');
   const started = performance.now();
-  const gatewayDir = join(dataDir, 'gateway');
   const created = await bootstrapCa(config, caDir, passphrase);
   if (created) console.log(`[stack] created the PKI in ${caDir}`);
   if (await bootstrapGateway(config, caDir, gatewayDir, passphrase))
     console.log('[stack] issued the gateway certificate');
-  const verifierDir = join(dataDir, 'verifier');
   if (await bootstrapNodes(config, caDir, verifierDir, passphrase))
     console.log('[stack] issued the verifier node certificates');
 
@@ -158,12 +138,10 @@ async function main(): Promise<void> {
     console.error(`[stack] ${message}; stopping the stack`);
     void supervisor.stop().then(() => process.exit(1));
   });
-  const stop = () => {
+  stopOnSignals(async () => {
     console.log('[stack] stopping');
-    void supervisor.stop().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+    await supervisor.stop();
+  });
 
   const caEnv: NodeJS.ProcessEnv = {
     PACKTRUST_CA_DATA_DIR: caDir,
@@ -176,22 +154,22 @@ async function main(): Promise<void> {
     PACKTRUST_GATEWAY_DATA_DIR: gatewayDir,
     PACKTRUST_GATEWAY_HOST: config.host,
     PACKTRUST_GATEWAY_PORT: String(config.gatewayPort),
-    PACKTRUST_GATEWAY_CA_URL: `http://${config.host}:${config.caPublicPort}`,
-    PACKTRUST_GATEWAY_CA_CHAIN_FILE: join(caDir, 'chain.pem'),
+    PACKTRUST_GATEWAY_CA_URL: stack.urls.caPublic,
+    PACKTRUST_GATEWAY_CA_CHAIN_FILE: stack.chainFile,
     PACKTRUST_GATEWAY_TLS_CERT_FILE: join(gatewayDir, 'keys', 'gateway.pem'),
     PACKTRUST_GATEWAY_TLS_KEY_FILE: join(gatewayDir, 'keys', 'gateway.key.pem'),
     ...(oauthSecret.file ? { PACKTRUST_GATEWAY_OAUTH_PASSPHRASE_FILE: oauthSecret.file } : {}),
   };
   try {
     await supervisor.start(
-      { name: 'ca', command: TSX, args: [join(ROOT, 'ca/src/cli.ts'), 'serve'], env: caEnv, readyWhen: /CA listening/ },
+      { name: 'ca', command: process.execPath, args: service('ca/src/cli.ts'), env: caEnv, readyWhen: /CA listening/ },
       0,
     );
     await supervisor.start(
       {
         name: 'gateway',
-        command: TSX,
-        args: [join(ROOT, 'gateway/src/cli.ts'), 'serve'],
+        command: process.execPath,
+        args: service('gateway/src/cli.ts'),
         env: gatewayEnv,
         readyWhen: /gateway listening/,
       },
@@ -201,19 +179,19 @@ async function main(): Promise<void> {
       const env: NodeJS.ProcessEnv = {
         PACKTRUST_VERIFIER_MARKET: n.market,
         PACKTRUST_VERIFIER_NODE_ID: n.nodeId,
-        PACKTRUST_VERIFIER_HUB_URL: `https://${config.host}:${config.gatewayPort}`,
+        PACKTRUST_VERIFIER_HUB_URL: stack.urls.gateway,
         PACKTRUST_VERIFIER_DATA_DIR: join(verifierDir, n.nodeId),
         PACKTRUST_VERIFIER_HOST: config.host,
         PACKTRUST_VERIFIER_PORT: String(config.verifierBasePort + i),
         PACKTRUST_VERIFIER_CERT_FILE: join(verifierDir, n.nodeId, 'keys', 'node.pem'),
         PACKTRUST_VERIFIER_KEY_FILE: join(verifierDir, n.nodeId, 'keys', 'node.key.pem'),
-        PACKTRUST_VERIFIER_CA_CHAIN_FILE: join(caDir, 'chain.pem'),
+        PACKTRUST_VERIFIER_CA_CHAIN_FILE: stack.chainFile,
       };
       await supervisor.start(
         {
           name: n.nodeId,
-          command: TSX,
-          args: [join(ROOT, 'verifier/src/cli.ts'), 'serve'],
+          command: process.execPath,
+          args: service('verifier/src/cli.ts'),
           env,
           readyWhen: /verifier listening/,
         },
@@ -226,18 +204,20 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const { urls } = stack;
   console.log(`
 [stack] packtrust is running (ready in ${seconds} s). Data: ${dataDir}
-  CA public (certificates, CRL, OCSP)  http://${config.host}:${config.caPublicPort}
-  CA admin API (mTLS, operator cert)   https://${config.host}:${config.caAdminPort}
-  Hub gateway (mTLS, signed uploads)   https://${config.host}:${config.gatewayPort}
-  OAuth for pharmacies (issuer)        https://${config.host}:${config.gatewayPort}/oauth
-${NODES.map((n, i) => `  Verifier ${n.nodeId} (market ${n.market})        https://${config.host}:${config.verifierBasePort + i}`).join('\n')}
-  Operator credentials                 ${join(caDir, 'operator')}/operator.{pem,key.pem}
+  CA public (certificates, CRL, OCSP)  ${urls.caPublic}
+  CA admin API (mTLS, operator cert)   ${urls.caAdmin}
+  Hub gateway (mTLS, signed uploads)   ${urls.gateway}
+  OAuth for pharmacies (issuer)        ${urls.oauthIssuer}
+${urls.nodes.map((n) => `  Verifier ${n.nodeId} (market ${n.market})        ${n.url}`).join('\n')}
+  Operator credentials                 ${stack.operatorCertFile}, ${stack.operatorKeyFile}
 
-Next: onboard a manufacturer (docs/onboarding.md), then upload (docs/manufacturer.md), for example
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout acme.key -out acme.csr -subj /CN=acme
-  PACKTRUST_CA_PASSPHRASE_FILE=${file || '<your passphrase file>'} npm run ca -- --data-dir ${caDir} issue --csr acme.csr --profile manufacturer --org ACME --out acme.pem
+Next: run the end-to-end story in another terminal (same PACKTRUST_* settings):
+  npm run demo
+then onboard your own manufacturer (docs/onboarding.md), upload (docs/manufacturer.md) and
+connect a pharmacy (docs/pharmacy.md).
 Press Ctrl-C to stop.`);
 }
 
