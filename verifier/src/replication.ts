@@ -120,6 +120,10 @@ export class Replicator {
     let pendingPacks = 0;
     let packs = 0;
     let complete = false;
+    // The hub sends packs in key order into an emptied table: LMDB can then append to the last
+    // page instead of searching and splitting (MDB_APPEND), and fills pages completely. A key out
+    // of order (not expected) is written the ordinary way.
+    let lastKey = '';
     const flush = async () => {
       const work = pending;
       pending = [];
@@ -155,7 +159,11 @@ export class Replicator {
               const pack: ReplicaPack = clientId
                 ? { b: batch, s: state, by: { clientId, location: location ?? '' }, at: Number(at) }
                 : { b: batch, s: state };
-              this.replica.packs.putSync(code + serial, pack);
+              const key = code + serial;
+              // putSync answers false when LMDB refuses the append (a key not after the last one).
+              const appended = key > lastKey && this.replica.packs.putSync(key, pack, { append: true });
+              if (appended) lastKey = key;
+              else this.replica.packs.putSync(key, pack);
             }
           });
           pendingPacks += line.count;

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { FastifyRequest } from 'fastify';
 import { BadRequest, defineError } from '../../common/src/errors.ts';
 import { Gs1Error, parseElementString } from '../../common/src/gs1.ts';
@@ -11,7 +12,14 @@ import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
 import type { StateChanges } from './state-changes.ts';
 import type { Caller, TokenValidator } from './token-validator.ts';
-import { type AlertCode, type PackQuery, type ReplicaLookup, type ReturnCode, verifyPack } from './verification.ts';
+import {
+  type AlertCode,
+  memoised,
+  type PackQuery,
+  type ReplicaLookup,
+  type ReturnCode,
+  verifyPack,
+} from './verification.ts';
 
 type VerifyRequest = components['schemas']['VerifyRequest'];
 type VerifyResult = components['schemas']['VerifyResult'];
@@ -40,6 +48,9 @@ export interface VerifierServerOptions {
   tls?: TlsOptions;
   logger: Logger;
 }
+
+/** Packs verified between two turns of the event loop in a bulk request (about 1–3 ms of reads). */
+const BULK_SLICE = 1000;
 
 /** The pharmacy API of a verifier node: verify (single and bulk), health and metrics. */
 export function createVerifierServer(options: VerifierServerOptions): HttpServer {
@@ -75,9 +86,13 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
   const verifyAll = async (bodies: VerifyRequest[], caller: Caller): Promise<VerifyResult[]> => {
     const today = currentDate();
     const raised: { index: number; code: AlertCode; returnCode: ReturnCode; detail: string; pack: PackQuery }[] = [];
-    const results = bodies.map((body, index): VerifyResult => {
-      const q = toQuery(body);
-      const v = verifyPack(q, lookup, today);
+    const view = bodies.length > 1 ? memoised(lookup) : lookup;
+    const results: VerifyResult[] = new Array(bodies.length);
+    for (let index = 0; index < bodies.length; index++) {
+      // A bulk of 10,000 packs reads for tens of milliseconds; let single scans in between.
+      if (index > 0 && index % BULK_SLICE === 0) await setImmediate();
+      const q = toQuery(bodies[index]!);
+      const v = verifyPack(q, view, today);
       const result: VerifyResult = {
         returnCode: v.returnCode,
         detail: v.detail,
@@ -87,8 +102,8 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
       if (v.state) result.state = v.state;
       if (v.inactiveReason) result.inactiveReason = v.inactiveReason;
       if (v.alert) raised.push({ index, code: v.alert, returnCode: v.returnCode, detail: v.detail, pack: q });
-      return result;
-    });
+      results[index] = result;
+    }
     const alertsRaised = await alerts.raiseAll(
       raised.map(({ index: _index, ...a }) => a),
       caller,

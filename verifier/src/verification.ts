@@ -39,6 +39,27 @@ export interface ReplicaLookup {
 }
 
 /**
+ * A lookup that reads each product and batch once. A bulk request names many packs of few
+ * products and batches; decoding those again for every pack would cost more than the pack reads.
+ */
+export function memoised(lookup: ReplicaLookup): ReplicaLookup {
+  const products = new Map<string, ReplicaProduct | undefined>();
+  const batches = new Map<string, ReplicaBatch | undefined>();
+  return {
+    product(code) {
+      if (!products.has(code)) products.set(code, lookup.product(code));
+      return products.get(code);
+    },
+    batch(code, batch) {
+      const key = `${code}|${batch}`;
+      if (!batches.has(key)) batches.set(key, lookup.batch(code, batch));
+      return batches.get(key);
+    },
+    pack: (code, serial) => lookup.pack(code, serial),
+  };
+}
+
+/**
  * Verifies a scanned pack against the market's replica (DESIGN.md §1): unknown or mismatching
  * identifiers raise an alert; a pack of a recalled, withdrawn or expired batch answers with its
  * reason and no alert; a decommissioned pack answers with its state.

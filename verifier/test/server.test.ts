@@ -168,14 +168,21 @@ describe('verifier node pharmacy API', () => {
     expect((await other.get(`/v1/alerts?productCode=${CODE}`)).status).toBe(403);
   });
 
-  it('verifies 1,000 packs in one bulk request', async () => {
+  it('verifies a bulk request in order, with each alert at its own pack', async () => {
+    // More packs than one slice of the bulk loop, unknown ones spread across the slices.
     const packs = serials
-      .slice(0, 1000)
+      .slice(0, 2000)
       .map((serial) => ({ productCode: CODE, serial, batch: 'B1', expiry: '291200' }));
+    for (const i of [5, 999, 1000, 1999]) packs[i] = { ...packs[i]!, serial: `NOPE${i}` };
     const res = await call('/v1/packs/verify-bulk', { packs });
-    const results = res.json.results as { returnCode: string }[];
-    expect(results).toHaveLength(1000);
-    expect(results.every((r) => r.returnCode === 'ACTIVE')).toBe(true);
+    const results = res.json.results as { returnCode: string; serial: string; alert?: { code: string } }[];
+    expect(results).toHaveLength(2000);
+    expect(results.map((r) => r.serial)).toEqual(packs.map((p) => p.serial));
+    for (const [i, r] of results.entries()) {
+      if ([5, 999, 1000, 1999].includes(i))
+        expect(r).toMatchObject({ returnCode: 'SERIAL_UNKNOWN', alert: { code: 'A3' } });
+      else expect(r.returnCode === 'ACTIVE' && r.alert === undefined).toBe(true);
+    }
   });
 
   it('refuses a missing, foreign-market, tampered, unknown-key or expired token', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ReplicaBatch, ReplicaPack, ReplicaProduct } from '../src/replica.ts';
-import { type ReplicaLookup, verifyPack } from '../src/verification.ts';
+import { memoised, type ReplicaLookup, verifyPack } from '../src/verification.ts';
 
 const product: ReplicaProduct = {
   productCode: '09506000134352',
@@ -77,5 +77,31 @@ describe('verifyPack', () => {
 
   it('answers a decommissioned pack with its state', () => {
     expect(verifyPack(q('S2'), replica(), today)).toMatchObject({ returnCode: 'DECOMMISSIONED', state: 'SUPPLIED' });
+  });
+});
+
+describe('memoised lookup (bulk requests)', () => {
+  it('reads each product and batch once, every pack each time, and answers the same', () => {
+    const reads = { product: 0, batch: 0, pack: 0 };
+    const base = replica();
+    const counting: ReplicaLookup = {
+      product(c) {
+        reads.product++;
+        return base.product(c);
+      },
+      batch(c, b) {
+        reads.batch++;
+        return base.batch(c, b);
+      },
+      pack(c, s) {
+        reads.pack++;
+        return base.pack(c, s);
+      },
+    };
+    const view = memoised(counting);
+    const queries = [q('S1'), q('S2'), q('S3', 'OLD', '240100'), q('S4', 'RC'), q('NOPE'), q('S1')];
+    const answers = queries.map((x) => verifyPack(x, view, '2026-11-22'));
+    expect(answers).toEqual(queries.map((x) => verifyPack(x, base, '2026-11-22')));
+    expect(reads).toEqual({ product: 1, batch: 3, pack: queries.length });
   });
 });
