@@ -42,7 +42,7 @@ async function main() {
     perClient: { ratePerSecond: 1e6, burst: 1e6 },
     perAddress: { ratePerSecond: 1e6, burst: 1e6 },
   });
-  const registry = new ClientRegistry(hub.store.store);
+  const registry = new ClientRegistry(hub.store);
   const clients = [];
   for (let i = 0; i < 50; i++) {
     const { privateJwk, jwks } = await generateClientKey();

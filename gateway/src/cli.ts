@@ -135,7 +135,7 @@ export function createCli(): Command {
             throw new ClientInvalid(`${o.jwks} is not a readable JWKS (JSON)`);
           }
         }
-        const r = await new ClientRegistry(store.store).add({
+        const r = await new ClientRegistry(store).add({
           market: o.market,
           role: o.role,
           location: o.location,
@@ -151,7 +151,7 @@ export function createCli(): Command {
   client
     .command('list')
     .description('list clients')
-    .action(() => withStore((store) => console.log(JSON.stringify(new ClientRegistry(store.store).list(), null, 2))));
+    .action(() => withStore((store) => console.log(JSON.stringify(new ClientRegistry(store).list(), null, 2))));
   client
     .command('disable')
     .description(
@@ -160,7 +160,7 @@ export function createCli(): Command {
     .requiredOption('--client-id <id>')
     .action((o) =>
       withStore(async (store) => {
-        await new ClientRegistry(store.store).disable(o.clientId);
+        await new ClientRegistry(store).disable(o.clientId);
         console.log(`disabled ${o.clientId}`);
       }),
     );
@@ -170,7 +170,7 @@ export function createCli(): Command {
     .requiredOption('--client-id <id>')
     .action((o) =>
       withStore(async (store) =>
-        console.log(JSON.stringify({ clientSecret: await new ClientRegistry(store.store).rotateSecret(o.clientId) })),
+        console.log(JSON.stringify({ clientSecret: await new ClientRegistry(store).rotateSecret(o.clientId) })),
       ),
     );
 

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { Transaction } from 'lmdb';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
 import type { FeedRecord, HubStore } from './hub-store.ts';
+import { clientsDb, disabledClients } from './oauth/clients.ts';
 
 const SHUTDOWN = Symbol('shutdown');
 
@@ -66,12 +67,14 @@ export type SnapshotLine =
   | { type: 'batch'; batch: unknown }
   /** `packs`: LF-separated `serial TAB batch TAB state [TAB clientId TAB location TAB at]` lines of one product. */
   | { type: 'packs'; productCode: string; count: number; packs: string }
+  /** A client of the market that onboarding staff disabled (the deny-list). */
+  | { type: 'client-disabled'; clientId: string }
   | { type: 'end'; products: number; batches: number; packs: number };
 
 const PACKS_PER_LINE = 10_000;
 
 /**
- * The current state of a market (its products, their batches and packs) as NDJSON, read from one
+ * The current state of a market (its products, their batches and packs, its disabled clients) as NDJSON, read from one
  * LMDB read transaction so it is consistent with the feed sequence in its first line: a node
  * loads it, then follows the feed from that sequence.
  */
@@ -79,6 +82,7 @@ export function snapshotStream(store: HubStore, market: string): Readable {
   // Open (and if need be create) the market's feed before the read transaction starts: a database
   // created after it would be invisible to it (LMDB answers EINVAL).
   const feed = store.feed(market);
+  const clients = clientsDb(store);
   const txn: Transaction = store.store.root.useReadTransaction();
   const opts = { transaction: txn };
   let last: ChainEntry<FeedRecord> | undefined;
@@ -113,6 +117,7 @@ export function snapshotStream(store: HubStore, market: string): Readable {
           yield json({ type: 'packs', productCode: code, count: chunk.length, packs: chunk.join('\n') });
         }
       }
+      for (const clientId of disabledClients(clients, market, opts)) yield json({ type: 'client-disabled', clientId });
       yield json({ type: 'end', products, batches, packs });
     } finally {
       txn.done();

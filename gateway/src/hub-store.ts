@@ -41,6 +41,8 @@ export interface PackRecord {
 /** A change the verifier nodes of a market apply. */
 export type FeedRecord =
   | { type: 'product'; product: Product; evidenceSeq: number }
+  /** An OAuth client disabled by onboarding staff: the market's nodes refuse its tokens at once. */
+  | { type: 'client-disabled'; clientId: string; at: string }
   | { type: 'batch'; batch: Batch; evidenceSeq: number }
   | {
       type: 'pack-state';

@@ -21,7 +21,7 @@ afterAll(async () => {
 describe('an independent OAuth client (oauth4webapi)', () => {
   it('discovers the provider and obtains a JWT with private_key_jwt through the client credentials grant', async () => {
     const { privateJwk, jwks } = await generateClientKey();
-    const { clientId } = await new ClientRegistry(hub.store.store).add({
+    const { clientId } = await new ClientRegistry(hub.store).add({
       market: 'DE',
       role: 'hospital',
       location: 'H-7',

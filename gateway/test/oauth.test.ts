@@ -15,7 +15,7 @@ beforeAll(async () => {
     perClient: { ratePerSecond: 0.5, burst: 7 },
     perAddress: { ratePerSecond: 1000, burst: 1000 },
   });
-  registry = new ClientRegistry(hub.store.store);
+  registry = new ClientRegistry(hub.store);
   dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
   issuer = `${hub.hubUrl}/oauth`;
 }, 60_000);
@@ -232,7 +232,7 @@ describe('OAuth provider', () => {
     await client.close();
 
     await hub.restart();
-    registry = new ClientRegistry(hub.store.store);
+    registry = new ClientRegistry(hub.store);
     expect(hub.oauth.issuer).toBe(issuer);
     await expect(
       jwtVerify(token, createLocalJWKSet(await jwks()), { issuer, audience: 'urn:packtrust:verifier:DE' }),

@@ -196,7 +196,7 @@ async function main() {
   });
   try {
     const { privateJwk, jwks } = await generateClientKey();
-    const { clientId } = await new ClientRegistry(hub.store.store).add({
+    const { clientId } = await new ClientRegistry(hub.store).add({
       market: 'DE',
       role: 'pharmacy',
       location: 'APO-1',

@@ -17,6 +17,7 @@ export type SnapshotLine =
   | { type: 'product'; product: Record<string, unknown> }
   | { type: 'batch'; batch: Record<string, unknown> }
   | { type: 'packs'; productCode: string; count: number; packs: string }
+  | { type: 'client-disabled'; clientId: string }
   | { type: 'end'; products: number; batches: number; packs: number };
 
 export class HubUnavailable extends Error {}

@@ -45,7 +45,8 @@ export type FeedBody =
       by?: { clientId: string; location: string };
       at?: number;
       txId: string;
-    };
+    }
+  | { type: 'client-disabled'; clientId: string; at?: string };
 
 export class FeedIntegrityError extends Error {}
 
@@ -59,6 +60,8 @@ export class Replica {
   readonly products: Database<ReplicaProduct, string>;
   readonly batches: Database<ReplicaBatch, string>;
   readonly packs: Database<ReplicaPack, string>;
+  /** The deny-list: clients onboarding staff disabled, whose tokens this market refuses. */
+  readonly disabledClients: Database<{ at?: string }, string>;
   private readonly meta: Database<Checkpoint, string>;
 
   constructor(path: string) {
@@ -66,6 +69,7 @@ export class Replica {
     this.products = this.store.db('products');
     this.batches = this.store.db('batches');
     this.packs = this.store.db('packs');
+    this.disabledClients = this.store.db('disabled-clients');
     this.meta = this.store.db('meta');
   }
 
@@ -129,6 +133,9 @@ export class Replica {
         this.packs.putSync(key, { b: current.b, s: body.state, ...(body.by ? { by: body.by, at: body.at } : {}) });
         return;
       }
+      case 'client-disabled':
+        this.disabledClients.putSync(body.clientId, body.at ? { at: body.at } : {});
+        return;
       case 'packs': {
         const pack: ReplicaPack = { b: body.batch, s: 'ACTIVE' };
         for (const serial of body.serials.split('\n')) this.packs.putSync(body.productCode + serial, pack);
@@ -142,6 +149,7 @@ export class Replica {
     this.products.clearSync();
     this.batches.clearSync();
     this.packs.clearSync();
+    this.disabledClients.clearSync();
     this.meta.removeSync('checkpoint');
   }
 

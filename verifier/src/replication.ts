@@ -143,6 +143,9 @@ export class Replicator {
         case 'batch':
           pending.push(() => this.replica.applyBody({ type: 'batch', batch: line.batch as never }));
           break;
+        case 'client-disabled':
+          pending.push(() => this.replica.applyBody({ type: 'client-disabled', clientId: line.clientId }));
+          break;
         case 'packs': {
           const code = line.productCode;
           const text = line.packs;

@@ -58,6 +58,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     market: o.market,
     jwksUrl: `${o.issuer}/jwks`,
     caPem: o.caPem,
+    isDisabled: (clientId) => replica.disabledClients.get(clientId) !== undefined,
   });
   const alerts = new AlertOutbox(replica.store, hub, o.logger, { market: o.market, nodeId: o.nodeId });
   const stateChanges = new StateChanges(replica.store, StateChanges.lookupOf(replica), hub, alerts, o.logger);

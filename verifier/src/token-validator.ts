@@ -4,6 +4,11 @@ import { Agent, fetch } from 'undici';
 import { defineError, Unauthenticated } from '../../common/src/errors.ts';
 
 export const TokenInvalid = defineError('NODE_TOKEN_INVALID', 401, 'The access token is not valid for this verifier');
+export const ClientDisabled = defineError(
+  'NODE_CLIENT_DISABLED',
+  401,
+  'This client has been disabled by onboarding staff',
+);
 export const RoleNotAllowed = defineError('NODE_ROLE_NOT_ALLOWED', 403, 'This role may not do this');
 
 export type Role = 'pharmacy' | 'hospital' | 'wholesaler' | 'parallel-distributor';
@@ -26,6 +31,8 @@ export interface TokenValidatorOptions {
   /** The hub's JWKS URL and the CA that signed the hub's TLS certificate. */
   jwksUrl: string;
   caPem?: string;
+  /** The market's deny-list (from the hub's feed): a disabled client's tokens are refused at once. */
+  isDisabled?: (clientId: string) => boolean;
 }
 
 const ROLES = new Set<string>(['pharmacy', 'hospital', 'wholesaler', 'parallel-distributor']);
@@ -64,12 +71,18 @@ export class TokenValidator {
     const cached = this.cache.get(key);
     const now = Math.floor(Date.now() / 1000);
     if (cached) {
-      if (cached.exp > now) return cached;
+      if (cached.exp > now) return this.allowed(cached);
       this.cache.delete(key);
     }
     const caller = await this.verify(token);
     if (this.cache.size >= MAX_CACHED) this.evictExpired(now);
     this.cache.set(key, caller);
+    return this.allowed(caller);
+  }
+
+  private allowed(caller: Caller): Caller {
+    if (this.options.isDisabled?.(caller.clientId))
+      throw new ClientDisabled(`Client ${caller.clientId} is disabled; its tokens are no longer accepted`);
     return caller;
   }
 

@@ -21,7 +21,7 @@ const tokens: Record<string, string> = {};
 
 async function token(market: string, role: 'pharmacy' | 'wholesaler', location: string): Promise<string> {
   const { privateJwk, jwks } = await generateClientKey();
-  const { clientId } = await new ClientRegistry(hub.store.store).add({
+  const { clientId } = await new ClientRegistry(hub.store).add({
     market,
     role,
     location,
@@ -181,5 +181,34 @@ describe('state changes across markets', () => {
     expect(hub.store.packs.get(CODE + serials[10])).toMatchObject({ s: 'SUPPLIED' });
     const later = await change(de, 'supply', 'deA', serials[11]!, 'offline-2');
     expect(later.json).toMatchObject({ outcome: 'refused', code: 'ALREADY_DECOMMISSIONED', alert: { code: 'A7' } });
+  }, 30_000);
+});
+
+describe('disabled clients', () => {
+  it("refuses a disabled client's tokens at the market's nodes, also at a node bootstrapped later", async () => {
+    const { privateJwk, jwks } = await generateClientKey();
+    const registry = new ClientRegistry(hub.store);
+    const { clientId } = await registry.add({ market: 'DE', role: 'pharmacy', location: 'DE-APO-X', org: 'X', jwks });
+    const c = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
+    const held = (await c.token()).accessToken;
+    await c.close();
+    const scan = (n: RunningVerifierNode) => call(n, '/v1/packs/verify', held, pack(serials[20]!));
+    expect((await scan(de)).json).toMatchObject({ returnCode: 'ACTIVE' });
+
+    await registry.disable(clientId);
+    await caughtUp();
+    expect((await scan(de)).json).toMatchObject({ status: 401, code: 'NODE_CLIENT_DISABLED' });
+    // Another DE client is not affected, and FR got no record of a DE client.
+    expect((await verify(de, 'deA', serials[20]!)).json).toMatchObject({ returnCode: 'ACTIVE' });
+    expect(fr.replica.disabledClients.get(clientId)).toBeUndefined();
+
+    const late = await node('DE', 'de-late');
+    try {
+      await late.replicator.waitFor(hub.store.feed('DE').last()!.seq);
+      expect(late.replica.disabledClients.get(clientId)).toEqual(expect.any(Object));
+      expect((await scan(late)).json).toMatchObject({ status: 401, code: 'NODE_CLIENT_DISABLED' });
+    } finally {
+      await late.close();
+    }
   }, 30_000);
 });

@@ -30,7 +30,7 @@ let token: string;
 
 async function pharmacyToken(market: string): Promise<string> {
   const { privateJwk, jwks } = await generateClientKey();
-  const { clientId } = await new ClientRegistry(hub.store.store).add({
+  const { clientId } = await new ClientRegistry(hub.store).add({
     market,
     role: 'pharmacy',
     location: 'APO-1',

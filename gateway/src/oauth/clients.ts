@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { BadRequest, defineError, NotFound } from '../../../common/src/errors.ts';
-import type { Database, Store } from '../../../common/src/store.ts';
+import type { Database } from '../../../common/src/store.ts';
+import type { HubStore } from '../hub-store.ts';
 import type { Stored } from './adapter.ts';
 
 export const ROLES = ['pharmacy', 'hospital', 'wholesaler', 'parallel-distributor'] as const;
@@ -38,8 +39,8 @@ export interface ClientSummary {
 export class ClientRegistry {
   private readonly db: Database<Stored, string>;
 
-  constructor(private readonly store: Store) {
-    this.db = store.db('oauth-Client');
+  constructor(private readonly hub: HubStore) {
+    this.db = clientsDb(hub);
   }
 
   async add(reg: ClientRegistration): Promise<{ clientId: string; clientSecret?: string }> {
@@ -73,7 +74,7 @@ export class ClientRegistry {
       'urn:packtrust:org': reg.org,
       'urn:packtrust:created_at': new Date().toISOString(),
     };
-    await this.store.transaction(() => this.db.putSync(clientId, { payload }));
+    await this.hub.store.transaction(() => this.db.putSync(clientId, { payload }));
     return clientSecret ? { clientId, clientSecret } : { clientId };
   }
 
@@ -81,8 +82,18 @@ export class ClientRegistry {
     return [...this.db.getRange()].map(({ key, value }) => summary(key, value));
   }
 
+  /**
+   * The client gets no new token from now on, and the verifier nodes of its market refuse the
+   * tokens it already holds: the disabling goes out on the market's feed (a deny-list).
+   */
   async disable(clientId: string): Promise<void> {
-    await this.update(clientId, (s) => ({ ...s, disabled: true }));
+    await this.update(clientId, (s) => {
+      if (!s.disabled) {
+        const market = String(s.payload['urn:packtrust:market']);
+        this.hub.publish([market], { type: 'client-disabled', clientId, at: new Date().toISOString() });
+      }
+      return { ...s, disabled: true };
+    });
   }
 
   async rotateSecret(clientId: string): Promise<string> {
@@ -95,11 +106,27 @@ export class ClientRegistry {
   }
 
   private async update(clientId: string, change: (s: Stored) => Stored): Promise<void> {
-    await this.store.transaction(() => {
+    await this.hub.store.transaction(() => {
       const found = this.db.get(clientId);
       if (!found) throw new NotFound(`No client ${clientId}`);
       this.db.putSync(clientId, change(found));
     });
+  }
+}
+
+/** Where oidc-provider's adapter keeps clients (its model name). */
+export function clientsDb(hub: HubStore): Database<Stored, string> {
+  return hub.store.db('oauth-Client');
+}
+
+/** The disabled clients of a market, for the snapshot a node bootstraps from. */
+export function* disabledClients(
+  db: Database<Stored, string>,
+  market: string,
+  options: { transaction?: unknown } = {},
+): Generator<string> {
+  for (const { key, value } of db.getRange(options as never)) {
+    if (value.disabled && value.payload['urn:packtrust:market'] === market) yield key;
   }
 }
 
