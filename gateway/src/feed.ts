@@ -9,7 +9,12 @@ const SHUTDOWN = Symbol('shutdown');
 
 /** Wakes long-polling feed readers after a commit that appended to a market's feed. */
 export class FeedNotifier extends EventEmitter {
-  private closing = false;
+  private shutDown = false;
+
+  /** Whether the server is closing (long-polls answer at once). */
+  get closing(): boolean {
+    return this.shutDown;
+  }
 
   constructor() {
     super();
@@ -23,13 +28,13 @@ export class FeedNotifier extends EventEmitter {
 
   /** Answers every long-poll now and each later one at once: the server is closing. */
   shutdown(): void {
-    this.closing = true;
+    this.shutDown = true;
     this.emit(SHUTDOWN);
   }
 
   /** Resolves when `market` gets a record, after `ms`, on `signal`, or at shutdown. */
   wait(market: string, ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.closing) return Promise.resolve();
+    if (this.shutDown) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);

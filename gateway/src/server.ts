@@ -379,8 +379,15 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       if (records.length === 0 && waitMs > 0) {
         const closed = new AbortController();
         request.raw.once('close', () => closed.abort());
-        await feedNotifier.wait(market, waitMs, closed.signal);
-        records = recordsAfter(store, market, after, limit);
+        // Woken by this process's commits; looking again every second also catches records that
+        // another process appended (`packtrust-gateway client disable` on the same store).
+        const until = Date.now() + waitMs;
+        while (records.length === 0 && !closed.signal.aborted && !feedNotifier.closing) {
+          const left = until - Date.now();
+          if (left <= 0) break;
+          await feedNotifier.wait(market, Math.min(left, 1000), closed.signal);
+          records = recordsAfter(store, market, after, limit);
+        }
       }
       const last = store.feed(market).last();
       return reply
