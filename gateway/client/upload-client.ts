@@ -1,16 +1,14 @@
-import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { contentDigest } from '../../common/src/content-digest.ts';
 import {
   algorithmForKey,
   type HttpMessage,
   parseSignatures,
   type SignatureParameters,
-  signMessage,
   verifySignature,
 } from '../../common/src/http-signatures/index.ts';
-import { fromPem } from '../../common/src/pki.ts';
+import { keyidOf, RequestSigner } from '../../common/src/signed-request.ts';
 
 export interface UploadClientOptions {
   /** `https://hub.example:8443` */
@@ -45,15 +43,11 @@ export interface Receipt {
  * with RFC 9421 by the same key, and the hub's signed receipt checked before it is returned.
  */
 export class UploadClient {
-  private readonly key: KeyObject;
-  private readonly keyid: string;
+  private readonly signer: RequestSigner;
   private readonly agent: Agent;
 
   constructor(private readonly options: UploadClientOptions) {
-    this.key = createPrivateKey(options.keyPem);
-    const leaf = fromPem(options.certPem, 'CERTIFICATE')[0];
-    if (!leaf) throw new Error('certPem holds no certificate');
-    this.keyid = new X509Certificate(leaf).fingerprint256.replaceAll(':', '').toLowerCase();
+    this.signer = new RequestSigner(options.certPem, options.keyPem);
     this.agent = new Agent({ keepAlive: true, cert: options.certPem, key: options.keyPem, ca: options.caPem });
   }
 
@@ -70,28 +64,7 @@ export class UploadClient {
   ): Promise<UploadResponse> {
     const payload = Buffer.isBuffer(body) ? body : Buffer.from(body);
     const targetUri = new URL(path, this.options.baseUrl).toString();
-    const headers: Record<string, string> = {
-      'content-type': options.contentType ?? 'application/json',
-      'content-digest': contentDigest(payload),
-    };
-    const message: HttpMessage = { method, targetUri, headers };
-    const alg = algorithmForKey(this.key);
-    if (!alg) throw new Error('This key type cannot sign packtrust requests (P-256, Ed25519 or RSA)');
-    const params: SignatureParameters = {
-      created: Math.floor(Date.now() / 1000),
-      keyid: this.keyid,
-      nonce: randomBytes(16).toString('base64url'),
-      ...(options.params as SignatureParameters | undefined),
-    };
-    const signed = signMessage(message, {
-      label: 'sig1',
-      components: ['@method', '@target-uri', 'content-digest', 'content-type'],
-      params,
-      key: this.key,
-      alg,
-    });
-    headers['signature-input'] = signed.signatureInput;
-    headers.signature = signed.signature;
+    const { headers, message } = this.signer.sign(method, targetUri, payload, options.contentType, options.params);
     const sent = options.tamper?.(headers) ?? payload;
     const res = await this.send(method, targetUri, headers, sent);
     if (res.status < 300) res.receipt = this.checkReceipt(message, headers, res);
@@ -120,8 +93,7 @@ export class UploadClient {
     };
     const [sig] = parseSignatures(response).filter((s) => s.label === 'receipt');
     if (!sig) throw new Error('The hub answered without a signed receipt');
-    const hubKeyid = hub.fingerprint256.replaceAll(':', '').toLowerCase();
-    if (sig.params.get('keyid') !== hubKeyid)
+    if (sig.params.get('keyid') !== keyidOf(hub))
       throw new Error('The receipt was not signed by the hub certificate of this connection');
     const alg = algorithmForKey(hub.publicKey);
     if (!alg) throw new Error('Unsupported hub key');

@@ -1,6 +1,7 @@
 import { type KeyObject, X509Certificate } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { peerCertificateChain } from '../../common/src/http.ts';
+import { keyidOf } from '../../common/src/signed-request.ts';
 import {
   CertificateExpired,
   CertificateRequired,
@@ -83,7 +84,7 @@ export class ClientIdentifier {
       profile: profile as ClientProfile,
       market: subject.C,
       publicKey: cert.publicKey,
-      fingerprint: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
+      fingerprint: keyidOf(cert),
       certificate: der,
       notAfter: Date.parse(cert.validTo),
     };

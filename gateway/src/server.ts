@@ -51,11 +51,12 @@ export interface GatewayOptions {
 /** What a write does once its request is authenticated: validate (may throw), then write inside the transaction. */
 interface WriteOutcome {
   status: number;
-  payload: unknown;
+  /** The answer; or, when a write is decided inside the transaction, what `apply` returns. */
+  payload?: unknown;
   /** Runs inside the write transaction, after the nonce is claimed; gets the evidence sequence. */
-  apply(evidenceSeq: number): void;
+  apply(evidenceSeq: number): unknown;
   /** The markets whose feed `apply` appends to (their long-polling readers are woken after the commit). */
-  markets?: string[];
+  markets?: Iterable<string>;
 }
 
 /**
@@ -98,7 +99,8 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
           throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
         }
         const seq = (store.evidence.last()?.seq ?? 0) + 1;
-        const payload = { ...(outcome.payload as object), evidence: { seq } };
+        const decided = outcome.apply(seq);
+        const payload = { ...((outcome.payload ?? decided) as object), evidence: { seq } };
         response = signReceipt(message, verified.label, outcome.status, payload, options.receiptSigner);
         const record: EvidenceRecord = {
           receivedAt,
@@ -120,7 +122,6 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         };
         const entry = store.appendEvidence(record, body);
         if (entry.seq !== seq) throw new Error('evidence sequence moved inside the transaction');
-        outcome.apply(seq);
       });
       if (outcome.markets) feedNotifier.notify(outcome.markets);
       const r = response!;
@@ -315,41 +316,52 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   };
 
   const parseEvents = hubContract.jsonBodyParser<{ events: PackEvent[] }>('postPackEvents', BadRequest);
-  app.post('/v1/packs/events', async (request) => {
-    const node = identifier.identify(request, ['verifier-node']);
-    const { events } = parseEvents(Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0));
-    const today = new Date().toISOString().slice(0, 10);
-    const markets = new Set<string>();
-    let results: PackEventResult[] = [];
-    await store.store.transaction(() => {
-      results = events.map((e) => {
-        const r = applyPackEvent(store, e, today);
-        if (r.accepted) for (const m of store.products.get(e.productCode)?.markets ?? []) markets.add(m);
-        return r;
-      });
-    });
-    feedNotifier.notify(markets);
-    request.log.debug({ node: node.serial, events: events.length }, 'pack events decided');
-    return { results };
-  });
+  // Verifier nodes' writes: signed and kept as evidence like the manufacturers'. The hub decides
+  // each pack event by compare-and-set inside the transaction, so the answer comes from `apply`.
+  app.post(
+    '/v1/packs/events',
+    signedWrite(['verifier-node'], (node, body, request) => {
+      const { events } = parseEvents(body);
+      const today = new Date().toISOString().slice(0, 10);
+      const markets = new Set<string>();
+      return {
+        status: 200,
+        markets,
+        apply() {
+          const results: PackEventResult[] = events.map((e) => {
+            const r = applyPackEvent(store, e, today);
+            if (r.accepted) for (const m of store.products.get(e.productCode)?.markets ?? []) markets.add(m);
+            return r;
+          });
+          request.log.debug({ node: node.serial, events: events.length }, 'pack events decided');
+          return { results };
+        },
+      };
+    }),
+  );
 
   const parseAlerts = hubContract.jsonBodyParser<{ alerts: StoredAlert[] }>('postAlerts', BadRequest);
-  app.post('/v1/alerts', async (request) => {
-    const node = identifier.identify(request, ['verifier-node']);
-    const { alerts } = parseAlerts(Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0));
-    const foreign = alerts.find((a) => a.market !== node.market);
-    if (foreign)
-      throw new ForbiddenMarket(`This node serves ${node.market}; alert ${foreign.id} is for ${foreign.market}`);
-    const receivedAt = new Date().toISOString();
-    let stored = 0;
-    await store.store.transaction(() => {
-      for (const a of alerts) {
-        const owner = store.products.get(a.pack.productCode)?.owner;
-        if (store.addAlert({ ...a, receivedAt, ...(owner ? { owner } : {}) })) stored++;
-      }
-    });
-    return { stored, duplicates: alerts.length - stored };
-  });
+  app.post(
+    '/v1/alerts',
+    signedWrite(['verifier-node'], (node, body) => {
+      const { alerts } = parseAlerts(body);
+      const foreign = alerts.find((a) => a.market !== node.market);
+      if (foreign)
+        throw new ForbiddenMarket(`This node serves ${node.market}; alert ${foreign.id} is for ${foreign.market}`);
+      const receivedAt = new Date().toISOString();
+      return {
+        status: 200,
+        apply() {
+          let stored = 0;
+          for (const a of alerts) {
+            const owner = store.products.get(a.pack.productCode)?.owner;
+            if (store.addAlert({ ...a, receivedAt, ...(owner ? { owner } : {}) })) stored++;
+          }
+          return { stored, duplicates: alerts.length - stored };
+        },
+      };
+    }),
+  );
 
   app.get<{ Querystring: { productCode?: string; limit?: number } }>(
     '/v1/alerts',

@@ -5,6 +5,7 @@ import { ConfigInvalid } from '../../common/src/errors.ts';
 import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { fromPem } from '../../common/src/pki.ts';
+import { keyidOf } from '../../common/src/signed-request.ts';
 import { ClientIdentifier } from './client-identity.ts';
 import { type GatewayConfig, oauthPassphrase } from './config.ts';
 import { HubStore } from './hub-store.ts';
@@ -57,7 +58,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     identifier: new ClientIdentifier(trust),
     receiptSigner: {
       key: createPrivateKey(keyPem),
-      keyid: new X509Certificate(leaf).fingerprint256.replaceAll(':', '').toLowerCase(),
+      keyid: keyidOf(new X509Certificate(leaf)),
     },
     tls: { key: keyPem, cert: certPem, ca: chainPem },
     signatureWindowSeconds: config.signatureWindowSeconds,

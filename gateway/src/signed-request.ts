@@ -10,11 +10,12 @@ import {
   SignatureError,
   verifySignature,
 } from '../../common/src/http-signatures/index.ts';
+import { SIGNED_COMPONENTS } from '../../common/src/signed-request.ts';
 import type { ClientIdentity } from './client-identity.ts';
 import { DigestMismatch, SignatureInvalid, SignatureMissing, SignatureStale } from './errors.ts';
 
-/** Components every write must cover (DESIGN.md §2). */
-export const REQUIRED_COMPONENTS = ['"@method"', '"@target-uri"', '"content-digest"', '"content-type"'];
+/** Components every write must cover (DESIGN.md §2), as serialized in `Signature-Input`. */
+export const REQUIRED_COMPONENTS = SIGNED_COMPONENTS.map((c) => `"${c}"`);
 
 export interface VerifiedRequestSignature {
   label: string;

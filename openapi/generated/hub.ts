@@ -237,7 +237,7 @@ export interface paths {
         put?: never;
         /**
          * Pack state changes asked by pharmacies through a verifier node; the hub decides each one
-         * @description Compare-and-set per pack, idempotent by `txId` (a repeated event gets the first answer). Accepted changes are published to every market of the product. Rules: DESIGN.md §1 and common/src/pack-rules.ts.
+         * @description Compare-and-set per pack, idempotent by `txId` (a repeated event gets the first answer). Accepted changes are published to every market of the product. Rules: DESIGN.md §1 and common/src/pack-rules.ts. Signed by the node's key (RFC 9421) and kept as evidence, like every write; the answer carries the gateway's receipt signature.
          */
         post: operations["postPackEvents"];
         delete?: never;
@@ -258,7 +258,7 @@ export interface paths {
         put?: never;
         /**
          * Verifier nodes deliver the alerts their market raised (verifier-node certificate of that market)
-         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product.
+         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product. Signed by the node's key (RFC 9421) and kept as evidence; the answer carries the receipt signature.
          */
         post: operations["postAlerts"];
         delete?: never;
@@ -877,7 +877,13 @@ export interface operations {
     postPackEvents: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description RFC 9530, sha-512 or sha-256, e.g. `sha-512=:…:` */
+                "Content-Digest": components["parameters"]["ContentDigest"];
+                /** @description RFC 9421 signature parameters, e.g. `sig1=("@method" "@target-uri" "content-digest" "content-type");created=…;keyid="<cert sha-256>";nonce="…"` */
+                "Signature-Input": components["parameters"]["SignatureInput"];
+                Signature: components["parameters"]["Signature"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -897,6 +903,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         results: components["schemas"]["PackEventResult"][];
+                        evidence: components["schemas"]["EvidenceRef"];
                     };
                 };
             };
@@ -932,7 +939,13 @@ export interface operations {
     postAlerts: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description RFC 9530, sha-512 or sha-256, e.g. `sha-512=:…:` */
+                "Content-Digest": components["parameters"]["ContentDigest"];
+                /** @description RFC 9421 signature parameters, e.g. `sig1=("@method" "@target-uri" "content-digest" "content-type");created=…;keyid="<cert sha-256>";nonce="…"` */
+                "Signature-Input": components["parameters"]["SignatureInput"];
+                Signature: components["parameters"]["Signature"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -953,6 +966,7 @@ export interface operations {
                     "application/json": {
                         stored: number;
                         duplicates: number;
+                        evidence: components["schemas"]["EvidenceRef"];
                     };
                 };
             };

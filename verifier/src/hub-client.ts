@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import { Agent, request } from 'undici';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
+import { RequestSigner } from '../../common/src/signed-request.ts';
 import type { FeedBody } from './replica.ts';
 
 export interface HubClientOptions {
@@ -22,11 +23,17 @@ export type SnapshotLine =
 
 export class HubUnavailable extends Error {}
 
-/** The node's mutual-TLS connection to the hub: the market's feed, and (later) pack events and alerts. */
+/**
+ * The node's mutual-TLS connection to the hub: the market's feed, and its writes (pack events,
+ * alerts), each signed with RFC 9421 by the node's key like every write the hub accepts, so the
+ * hub keeps them as evidence.
+ */
 export class HubClient {
   private readonly dispatcher: Agent;
+  private readonly signer: RequestSigner;
 
   constructor(private readonly options: HubClientOptions) {
+    this.signer = new RequestSigner(options.certPem, options.keyPem);
     this.dispatcher = new Agent({
       connect: { cert: options.certPem, key: options.keyPem, ca: options.caPem },
       keepAliveTimeout: 60_000,
@@ -68,40 +75,26 @@ export class HubClient {
     return (JSON.parse(text) as { results: [] }).results;
   }
 
-  private async post(path: string, body: unknown): Promise<string> {
-    let res: Awaited<ReturnType<typeof request>>;
-    try {
-      res = await request(new URL(path, this.options.hubUrl), {
-        method: 'POST',
-        dispatcher: this.dispatcher,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-    } catch (err) {
-      throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
-    }
-    const text = await res.body.text();
-    if (res.statusCode !== 200)
-      throw new HubUnavailable(`hub answered ${res.statusCode} for ${path}: ${text.slice(0, 300)}`);
-    return text;
-  }
-
   /** Delivers alerts to the hub (stored there for the products' owners). */
   async sendAlerts(alerts: unknown[]): Promise<void> {
+    await this.post('/v1/alerts', { alerts });
+  }
+
+  /** A signed write; the hub's answer (2xx) as text, else HubUnavailable. */
+  private async post(path: string, body: unknown): Promise<string> {
+    const url = new URL(path, this.options.hubUrl);
+    const payload = Buffer.from(JSON.stringify(body));
+    const { headers } = this.signer.sign('POST', url.toString(), payload);
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(new URL('/v1/alerts', this.options.hubUrl), {
-        method: 'POST',
-        dispatcher: this.dispatcher,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ alerts }),
-      });
+      res = await request(url, { method: 'POST', dispatcher: this.dispatcher, headers, body: payload });
     } catch (err) {
       throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
     }
     const text = await res.body.text();
-    if (res.statusCode !== 200)
-      throw new HubUnavailable(`hub refused alerts (${res.statusCode}): ${text.slice(0, 300)}`);
+    if (res.statusCode < 200 || res.statusCode >= 300)
+      throw new HubUnavailable(`hub answered ${res.statusCode} for ${path}: ${text.slice(0, 300)}`);
+    return text;
   }
 
   async close(): Promise<void> {

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contentDigest } from '../../common/src/content-digest.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
+import { verifyEvidence } from '../../gateway/src/evidence.ts';
 import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
 import { type RunningVerifierNode, startVerifierNode } from '../src/service.ts';
@@ -182,6 +184,29 @@ describe('state changes across markets', () => {
     const later = await change(de, 'supply', 'deA', serials[11]!, 'offline-2');
     expect(later.json).toMatchObject({ outcome: 'refused', code: 'ALREADY_DECOMMISSIONED', alert: { code: 'A7' } });
   }, 30_000);
+});
+
+describe("the nodes' writes at the hub", () => {
+  it('are signed by the node, kept as evidence that re-verifies, and refused unsigned', async () => {
+    await change(de, 'supply', 'deA', serials[30]!, 'evidence-tx');
+    const records = [...hub.store.evidence.entries(1)].map((e) => e.body);
+    const events = records.filter((r) => r.targetUri.endsWith('/v1/packs/events'));
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.at(-1)).toMatchObject({ org: 'NMVO-DE', response: { status: 200 } });
+    expect(records.some((r) => r.targetUri.endsWith('/v1/alerts'))).toBe(true);
+    expect(verifyEvidence(hub.store)).toMatchObject({ ok: true });
+
+    const cred = await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE', ip: ['127.0.0.1'] });
+    const body = JSON.stringify({ events: [] });
+    const unsigned = await request(`${hub.hubUrl}/v1/packs/events`, {
+      method: 'POST',
+      dispatcher: new Agent({ connect: { ca: hub.t.ca.chainPem(), cert: cred.certPem, key: cred.keyPem } }),
+      headers: { 'content-type': 'application/json', 'content-digest': contentDigest(Buffer.from(body)) },
+      body,
+    });
+    expect(unsigned.statusCode).toBe(401);
+    expect(await unsigned.body.json()).toMatchObject({ code: 'HUB_SIGNATURE_MISSING' });
+  });
 });
 
 describe('disabled clients', () => {
