@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
+import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
 import { HubClient } from './hub-client.ts';
 import { Replica } from './replica.ts';
@@ -40,6 +41,10 @@ export interface RunningVerifierNode {
 /** A verifier node: replica and replication, alert and change outboxes, and the HTTPS pharmacy API. */
 export async function startVerifierNode(o: VerifierNodeOptions): Promise<RunningVerifierNode> {
   const replica = new Replica(join(o.dataDir, 'replica'));
+  // The node's own durable state (outboxes, answered transactions) lives apart from the replica:
+  // its small commits then never wait on the replica's free-page list, which a large catch-up
+  // leaves long, and a resynchronisation never touches it.
+  const local = Store.open({ path: join(o.dataDir, 'local') });
   const hub = new HubClient({
     hubUrl: o.hubUrl,
     market: o.market,
@@ -48,7 +53,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     caPem: o.caPem,
   });
   const replicator = new Replicator(replica, hub, o.logger, {
-    pageSize: 1000,
+    pageSize: o.feedPageSize ?? 200,
     waitMs: o.feedWaitMs ?? 20_000,
     retryMs: 500,
   });
@@ -60,8 +65,8 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     caPem: o.caPem,
     isDisabled: (clientId) => replica.disabledClients.get(clientId) !== undefined,
   });
-  const alerts = new AlertOutbox(replica.store, hub, o.logger, { market: o.market, nodeId: o.nodeId });
-  const stateChanges = new StateChanges(replica.store, StateChanges.lookupOf(replica), hub, alerts, o.logger);
+  const alerts = new AlertOutbox(local, hub, o.logger, { market: o.market, nodeId: o.nodeId });
+  const stateChanges = new StateChanges(local, StateChanges.lookupOf(replica), hub, alerts, o.logger);
   replicator.start();
   alerts.start();
   stateChanges.start();
@@ -91,6 +96,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
       await validator.close();
       await hub.close();
       await replica.close();
+      await local.close();
     },
   };
 }
