@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/src/log.ts';
 import type { Database, Store } from '../../common/src/store.ts';
 import type { HubClient } from './hub-client.ts';
+import { OutboxDrain } from './outbox.ts';
 import type { Caller } from './token-validator.ts';
 import type { AlertCode, PackQuery, ReturnCode } from './verification.ts';
 
@@ -25,16 +26,16 @@ export interface Alert {
  */
 export class AlertOutbox {
   private readonly db: Database<Alert, string>;
-  private timer: NodeJS.Timeout | undefined;
-  private sending = false;
+  private readonly drain: OutboxDrain<Alert>;
 
   constructor(
     private readonly store: Store,
-    private readonly hub: HubClient,
-    private readonly logger: Logger,
+    hub: HubClient,
+    logger: Logger,
     private readonly context: { market: string; nodeId: string },
   ) {
     this.db = store.db('alert-outbox');
+    this.drain = new OutboxDrain(store, this.db, (page) => hub.sendAlerts(page.map((e) => e.value)), logger, 'alerts');
   }
 
   /** Records an alert for sending; resolves when it is durable in the outbox. */
@@ -75,31 +76,15 @@ export class AlertOutbox {
   }
 
   start(intervalMs = 1000): void {
-    this.timer = setInterval(() => void this.flush(), intervalMs);
-    this.timer.unref();
+    this.drain.start(intervalMs);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.drain.stop();
   }
 
   /** Sends what is waiting, oldest first, in pages; stops at the first failure and tries later. */
-  async flush(): Promise<void> {
-    if (this.sending) return;
-    this.sending = true;
-    try {
-      for (;;) {
-        const page = [...this.db.getRange({ limit: 500 })];
-        if (page.length === 0) return;
-        await this.hub.sendAlerts(page.map((e) => e.value));
-        await this.store.transaction(() => {
-          for (const e of page) this.db.removeSync(e.key);
-        });
-      }
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'alerts not delivered yet; will retry');
-    } finally {
-      this.sending = false;
-    }
+  flush(): Promise<void> {
+    return this.drain.drain();
   }
 }

@@ -3,6 +3,7 @@ import { type ChangeRequest, decideChange, inactiveReasonOf, type PackState } fr
 import type { Database, Store } from '../../common/src/store.ts';
 import type { AlertOutbox } from './alerts.ts';
 import { type HubClient, HubUnavailable } from './hub-client.ts';
+import { OutboxDrain } from './outbox.ts';
 import type { Replica } from './replica.ts';
 import type { Caller } from './token-validator.ts';
 import { type PackQuery, type ReplicaLookup, verifyPack } from './verification.ts';
@@ -42,8 +43,7 @@ interface PendingEvent {
 export class StateChanges {
   private readonly outbox: Database<PendingEvent, string>;
   private readonly results: Database<ChangeOutcome, string>;
-  private timer: NodeJS.Timeout | undefined;
-  private sending = false;
+  private readonly drain: OutboxDrain<PendingEvent>;
 
   constructor(
     private readonly store: Store,
@@ -54,6 +54,7 @@ export class StateChanges {
   ) {
     this.outbox = store.db('event-outbox');
     this.results = store.db('tx-results');
+    this.drain = new OutboxDrain(store, this.outbox, (page) => this.deliver(page), logger, 'stored state changes');
   }
 
   static lookupOf(replica: Replica): ReplicaLookup {
@@ -149,43 +150,31 @@ export class StateChanges {
   }
 
   start(intervalMs = 1000): void {
-    this.timer = setInterval(() => void this.flush(), intervalMs);
-    this.timer.unref();
+    this.drain.start(intervalMs);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.drain.stop();
   }
 
   /** Sends stored changes in order; a refusal discovered now raises an A24 alert. */
-  async flush(): Promise<void> {
-    if (this.sending) return;
-    this.sending = true;
-    try {
-      for (;;) {
-        const page = [...this.outbox.getRange({ limit: 500 })];
-        if (page.length === 0) return;
-        const results = await this.hub.sendEvents(page.map((e) => hubEvent(e.value)));
-        for (const [i, e] of page.entries()) {
-          const r = results[i]!;
-          const caller = {
-            clientId: e.value.clientId,
-            org: e.value.org,
-            location: e.value.location,
-            role: e.value.role,
-            market: '',
-            exp: 0,
-          };
-          await this.remember(e.value.txId, await this.outcomeOf(e.value, r, caller, true));
-        }
-        await this.store.transaction(() => {
-          for (const e of page) this.outbox.removeSync(e.key);
-        });
-      }
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'stored state changes not delivered yet');
-    } finally {
-      this.sending = false;
+  flush(): Promise<void> {
+    return this.drain.drain();
+  }
+
+  private async deliver(page: { key: string; value: PendingEvent }[]): Promise<void> {
+    const results = await this.hub.sendEvents(page.map((e) => hubEvent(e.value)));
+    for (const [i, e] of page.entries()) {
+      const r = results[i]!;
+      const caller = {
+        clientId: e.value.clientId,
+        org: e.value.org,
+        location: e.value.location,
+        role: e.value.role,
+        market: '',
+        exp: 0,
+      };
+      await this.remember(e.value.txId, await this.outcomeOf(e.value, r, caller, true));
     }
   }
 
