@@ -6,17 +6,16 @@
  *   the time from each decision's commit to the node having applied it (p50/p99).
  * Writes bench/results/replication.json.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { productJson, randomSerials, startTestHub } from '../../gateway/test/fixtures.ts';
 import { HubClient } from '../src/hub-client.ts';
 import { startVerifierNode } from '../src/service.ts';
+import { startNodeProcess } from './node-process.ts';
 
 const PACKS = Number(process.env.BENCH_PACKS ?? 1_000_000);
 const EVENTS_PER_SECOND = Number(process.env.BENCH_EVENT_RATE ?? 10_000);
@@ -24,7 +23,6 @@ const EVENT_SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const PER_REQUEST = 100;
 const CODE = '09506000134352';
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-bench-replication-'));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 
 /** The same packs written with plain puts, in the order the node receives them (the snapshot's key order). */
@@ -52,46 +50,21 @@ async function bootstrapInOwnProcess(
   hubUrl: string,
   issuer: string,
   cred: { certPem: string; keyPem: string },
-  chainPem: string,
+  caPem: string,
 ): Promise<number> {
-  const files = { cert: join(dir, 'node.pem'), key: join(dir, 'node.key'), ca: join(dir, 'chain.pem') };
-  writeFileSync(files.cert, cred.certPem);
-  writeFileSync(files.key, cred.keyPem);
-  writeFileSync(files.ca, chainPem);
-  const child = spawn(
-    process.execPath,
-    ['--import', import.meta.resolve('tsx'), join(ROOT, 'verifier/src/cli.ts'), 'serve'],
-    {
-      env: {
-        ...process.env,
-        LOG_LEVEL: 'info',
-        PACKTRUST_VERIFIER_MARKET: 'DE',
-        PACKTRUST_VERIFIER_NODE_ID: 'bench-process',
-        PACKTRUST_VERIFIER_HUB_URL: hubUrl,
-        PACKTRUST_VERIFIER_ISSUER: issuer,
-        PACKTRUST_VERIFIER_DATA_DIR: join(dir, 'node-process'),
-        PACKTRUST_VERIFIER_PORT: '0',
-        PACKTRUST_VERIFIER_CERT_FILE: files.cert,
-        PACKTRUST_VERIFIER_KEY_FILE: files.key,
-        PACKTRUST_VERIFIER_CA_CHAIN_FILE: files.ca,
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const node = startNodeProcess({
+    dir,
+    nodeId: 'bench-process',
+    dataDir: join(dir, 'node-process'),
+    hubUrl,
+    issuer,
+    ...cred,
+    caPem,
+  });
   try {
-    return await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /"ms":(\d+),"msg":"replica bootstrapped from snapshot"/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.on('exit', (code) => reject(new Error(`node exited ${code}: ${out.slice(-2000)}`)));
-    });
+    return Number((await node.waitForLog(/"ms":(\d+),"msg":"replica bootstrapped from snapshot"/))[1]);
   } finally {
-    child.removeAllListeners('exit');
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await node.stop();
   }
 }
 

@@ -10,7 +10,7 @@
  * The replica is filled with the node's own feed-apply code (records of 10,000 packs), not through
  * the hub, to keep the run short. Writes bench/results/verify.json.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub } from '../../gateway/test/fixtures.ts';
 import { Replica } from '../src/replica.ts';
 import { memoised, verifyPack } from '../src/verification.ts';
+import { startNodeProcess } from './node-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PACKS = Number(process.env.BENCH_PACKS ?? 10_000_000);
@@ -167,35 +168,18 @@ async function main() {
     perAddress: { ratePerSecond: 1e6, burst: 1e6 },
   });
   const nodeCred = await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE', ip: ['127.0.0.1'] });
-  const files = { cert: join(dir, 'node.pem'), key: join(dir, 'node.key'), ca: join(dir, 'chain.pem') };
-  writeFileSync(files.cert, nodeCred.certPem);
-  writeFileSync(files.key, nodeCred.keyPem);
-  writeFileSync(files.ca, hub.t.ca.chainPem());
-  const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'verifier/src/cli.ts'), 'serve'], {
-    env: {
-      ...process.env,
-      LOG_LEVEL: 'info',
-      PACKTRUST_VERIFIER_MARKET: 'DE',
-      PACKTRUST_VERIFIER_NODE_ID: 'bench',
-      PACKTRUST_VERIFIER_HUB_URL: hub.hubUrl,
-      PACKTRUST_VERIFIER_ISSUER: hub.oauth.issuer,
-      PACKTRUST_VERIFIER_DATA_DIR: nodeDir,
-      PACKTRUST_VERIFIER_PORT: '0',
-      PACKTRUST_VERIFIER_CERT_FILE: files.cert,
-      PACKTRUST_VERIFIER_KEY_FILE: files.key,
-      PACKTRUST_VERIFIER_CA_CHAIN_FILE: files.ca,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const nodeProcess = startNodeProcess({
+    dir,
+    nodeId: 'bench',
+    dataDir: nodeDir,
+    hubUrl: hub.hubUrl,
+    issuer: hub.oauth.issuer,
+    certPem: nodeCred.certPem,
+    keyPem: nodeCred.keyPem,
+    caPem: hub.t.ca.chainPem(),
   });
-  const nodeUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /"url":"(https:\/\/[^"]+)".*verifier listening/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.on('exit', (code) => reject(new Error(`node exited ${code}`)));
-  });
+  const caFile = nodeProcess.caFile;
+  const nodeUrl = (await nodeProcess.waitForLog(/"url":"(https:\/\/[^"]+)".*verifier listening/))[1]!;
   try {
     const { privateJwk, jwks } = await generateClientKey();
     const { clientId } = await new ClientRegistry(hub.store).add({
@@ -214,7 +198,7 @@ async function main() {
       JSON.stringify({ productCode: CODE, serial: serial(12345), batch: 'B1', expiry: '291200' }),
     );
 
-    const node = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, files.ca);
+    const node = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, caFile);
     const bare = createHttpServer({ logger, tls: { key: nodeCred.keyPem, cert: nodeCred.certPem } });
     bare.post('/v1/packs/verify', async () => ({
       returnCode: 'ACTIVE',
@@ -224,12 +208,12 @@ async function main() {
       serial: 'x',
     }));
     const bareUrl = await listen(bare, '127.0.0.1', 0);
-    const baseline = await load(`${bareUrl}/v1/packs/verify`, bodyFile, token, files.ca);
+    const baseline = await load(`${bareUrl}/v1/packs/verify`, bodyFile, token, caFile);
     // Half the throughput, paced, over fewer connections (a pharmacy system's pool, not a flood);
     // the bare route at the same rate is the floor of this machine.
     const halfRate = Math.floor(node.perSecond / 2);
-    const half = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, files.ca, halfRate, 4);
-    const bareHalf = await load(`${bareUrl}/v1/packs/verify`, bodyFile, token, files.ca, halfRate, 4);
+    const half = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, caFile, halfRate, 4);
+    const bareHalf = await load(`${bareUrl}/v1/packs/verify`, bodyFile, token, caFile, halfRate, 4);
     await bare.close();
 
     const dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
@@ -364,7 +348,7 @@ async function main() {
     );
     writeBenchResults('verify', results);
   } finally {
-    child.kill('SIGTERM');
+    await nodeProcess.stop();
     await hub.close();
   }
 }
