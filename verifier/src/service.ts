@@ -3,6 +3,7 @@ import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
+import { DEFAULT_FEED_PAGE_SIZE } from './config.ts';
 import { HubClient } from './hub-client.ts';
 import { Replica } from './replica.ts';
 import { Replicator } from './replication.ts';
@@ -53,7 +54,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     caPem: o.caPem,
   });
   const replicator = new Replicator(replica, hub, o.logger, {
-    pageSize: o.feedPageSize ?? 200,
+    pageSize: o.feedPageSize ?? DEFAULT_FEED_PAGE_SIZE,
     waitMs: o.feedWaitMs ?? 20_000,
     retryMs: 500,
   });

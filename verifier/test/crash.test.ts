@@ -57,10 +57,15 @@ afterAll(async () => {
 
 /** Starts the node as its own process and resolves with its URL once it listens. */
 function startNode(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'verifier/src/cli.ts'), 'serve'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // The node itself, not the tsx wrapper: SIGKILL must reach the process that writes the replica.
+  const child = spawn(
+    process.execPath,
+    ['--import', import.meta.resolve('tsx'), join(ROOT, 'verifier/src/cli.ts'), 'serve'],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     const onData = (c: Buffer) => {
