@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { loadConfig } from '../../common/src/config.ts';
 import { ConfigInvalid } from '../../common/src/errors.ts';
+import { FMD_MARKETS, marketListSchema } from '../../common/src/markets.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -10,6 +11,11 @@ export const gatewayConfigSchema = z.object({
   dataDir: z.string().min(1).default('./data/gateway'),
   host: z.string().min(1).default('127.0.0.1'),
   port: port.default(8443),
+  /**
+   * The markets this hub serves (ISO 3166-1 alpha-2; default the FMD markets, common/src/markets.ts).
+   * Products, OAuth clients and verifier nodes may name only these; each has a feed.
+   */
+  markets: marketListSchema.default([...FMD_MARKETS]),
   /** The CA's public listener, where the gateway polls the CRL. */
   caUrl: z.url().default('http://127.0.0.1:7080'),
   /** The packtrust CA chain (issuing CA, then root), PEM: whom the gateway trusts. */

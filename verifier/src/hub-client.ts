@@ -21,7 +21,22 @@ export type SnapshotLine =
   | { type: 'client-disabled'; clientId: string }
   | { type: 'end'; products: number; batches: number; packs: number };
 
+/** The hub could not be reached, or failed (5xx): the request may be tried again later. */
 export class HubUnavailable extends Error {}
+
+/**
+ * The hub answered with a refusal (4xx): trying the same request again gets the same answer.
+ * `code` is the problem's stable code (for example `HUB_CLIENT_CERT_REVOKED`).
+ */
+export class HubRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * The node's mutual-TLS connection to the hub: the market's feed, and its writes (pack events,
@@ -92,8 +107,7 @@ export class HubClient {
       throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
     }
     const text = await res.body.text();
-    if (res.statusCode < 200 || res.statusCode >= 300)
-      throw new HubUnavailable(`hub answered ${res.statusCode} for ${path}: ${text.slice(0, 300)}`);
+    if (res.statusCode < 200 || res.statusCode >= 300) throw answerError(res.statusCode, path, text);
     return text;
   }
 
@@ -112,10 +126,21 @@ export class HubClient {
     } catch (err) {
       throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
     }
-    if (res.statusCode !== 200) {
-      const body = await res.body.text();
-      throw new HubUnavailable(`hub answered ${res.statusCode} for ${path}: ${body.slice(0, 300)}`);
-    }
+    if (res.statusCode !== 200) throw answerError(res.statusCode, path, await res.body.text());
     return res;
   }
+}
+
+/** A 4xx answer is a refusal (HubRefused, with the problem's code); anything else is unavailability. */
+function answerError(status: number, path: string, body: string): Error {
+  const message = `hub answered ${status} for ${path}: ${body.slice(0, 300)}`;
+  if (status < 400 || status >= 500) return new HubUnavailable(message);
+  let code = `HTTP_${status}`;
+  try {
+    const problem = JSON.parse(body) as { code?: unknown };
+    if (typeof problem.code === 'string') code = problem.code;
+  } catch {
+    // Not a problem document: the status alone says what happened.
+  }
+  return new HubRefused(status, code, message);
 }
