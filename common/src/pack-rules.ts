@@ -19,7 +19,9 @@ export type Operation = keyof typeof OPERATIONS | 'undo';
 export type DecommissionedState = (typeof OPERATIONS)[keyof typeof OPERATIONS];
 export type PackState = 'ACTIVE' | DecommissionedState;
 
-export type Role = 'pharmacy' | 'hospital' | 'wholesaler' | 'parallel-distributor';
+export const ROLES = ['pharmacy', 'hospital', 'wholesaler', 'parallel-distributor'] as const;
+/** The roles of the clients that act on packs (pharmacy software, wholesalers…), as their tokens carry them. */
+export type Role = (typeof ROLES)[number];
 
 /** Which role may set which state (and undo it). */
 export const ROLE_OPERATIONS: Record<Role, readonly (keyof typeof OPERATIONS)[]> = {

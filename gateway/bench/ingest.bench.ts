@@ -11,6 +11,8 @@ import { Store } from '../../common/src/store.ts';
 import { UploadClient } from '../client/upload-client.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore, packKey } from '../src/hub-store.ts';
+import { OAuthService } from '../src/oauth/provider.ts';
+import { openSigningKeys } from '../src/oauth/signing-keys.ts';
 import { createGatewayServer } from '../src/server.ts';
 import { CaTrust } from '../src/trust.ts';
 
@@ -78,6 +80,17 @@ async function main() {
   const trust = new CaTrust(ca.chainPem());
   await trust.applyCrl(ca.currentCrl());
   const store = new HubStore(join(dir, 'hub'));
+  const oauth = new OAuthService({
+    issuer: 'https://127.0.0.1/oauth',
+    audienceTemplate: 'urn:packtrust:verifier:{market}',
+    tokenTtlSeconds: 600,
+    perClient: { ratePerSecond: 10, burst: 20 },
+    perAddress: { ratePerSecond: 100, burst: 200 },
+    cookieKeys: [randomBytes(32).toString('base64url')],
+    keys: await openSigningKeys(store, 'benchmark passphrase', 600, ['DE', 'FR']),
+    store: store.store,
+    logger,
+  });
   const app = createGatewayServer({
     store,
     identifier: new ClientIdentifier(trust),
@@ -86,6 +99,8 @@ async function main() {
     signatureWindowSeconds: 300,
     maxBodyBytes: 64 * 1024 * 1024,
     randomisationPolicy: 'reject',
+    oauth,
+    offlineWindowSeconds: 86_400,
     logger,
   });
   const url = await listen(app, '127.0.0.1', 0);

@@ -25,7 +25,7 @@ export interface UploadResponse {
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
   json<T = Record<string, unknown>>(): T;
-  /** The signed receipt, when the hub accepted the write. */
+  /** The signed receipt, when the hub accepted the write or kept its refusal (403) as evidence. */
   receipt?: Receipt;
 }
 
@@ -67,7 +67,8 @@ export class UploadClient {
     const { headers, message } = this.signer.sign(method, targetUri, payload, options.contentType, options.params);
     const sent = options.tamper?.(headers) ?? payload;
     const res = await this.send(method, targetUri, headers, sent);
-    if (res.status < 300) res.receipt = this.checkReceipt(message, headers, res);
+    if (res.status < 300 || res.headers['signature-input'] !== undefined)
+      res.receipt = this.checkReceipt(message, headers, res);
     return res;
   }
 

@@ -5,12 +5,13 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCli, stopOnSignals } from '../../common/src/cli.ts';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
+import { ROLES } from '../../common/src/pack-rules.ts';
 import { toPem } from '../../common/src/pki.ts';
 import { type GatewayConfig, loadGatewayConfig, OAUTH_PASSPHRASE_ENV, oauthPassphrase } from './config.ts';
 import { verifyEvidence } from './evidence.ts';
 import { HubStore } from './hub-store.ts';
-import { ClientInvalid, ClientRegistry, ROLES } from './oauth/clients.ts';
-import { SigningKeys } from './oauth/signing-keys.ts';
+import { ClientInvalid, ClientRegistry } from './oauth/clients.ts';
+import { openSigningKeys } from './oauth/signing-keys.ts';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -175,21 +176,32 @@ export function createCli(): Command {
     );
 
   const keys = program.command('keys').description('the access-token signing keys');
-  const signingKeys = (store: HubStore, file?: string) =>
-    new SigningKeys(store.store, oauthPassphrase({ oauthPassphraseFile: file }));
+  const signingKeys = (store: HubStore, file?: string) => {
+    const c = config();
+    return openSigningKeys(
+      store,
+      oauthPassphrase({ oauthPassphraseFile: file ?? c.oauthPassphraseFile }),
+      c.tokenTtlSeconds,
+      c.markets,
+    );
+  };
   keys
     .command('rotate')
     .description('make a new signing key; the old one stays published until its tokens expire')
     .option('--passphrase-file <file>', `the signing keys' passphrase (else ${OAUTH_PASSPHRASE_ENV})`)
     .action((o) =>
-      withStore(async (store) => console.log(`new signing key ${await signingKeys(store, o.passphraseFile).rotate()}`)),
+      withStore(async (store) =>
+        console.log(`new signing key ${await (await signingKeys(store, o.passphraseFile)).rotate()}`),
+      ),
     );
   keys
     .command('list')
     .description('list signing keys')
     .option('--passphrase-file <file>')
     .action((o) =>
-      withStore((store) => console.log(JSON.stringify(signingKeys(store, o.passphraseFile).list(), null, 2))),
+      withStore(async (store) =>
+        console.log(JSON.stringify((await signingKeys(store, o.passphraseFile)).list(), null, 2)),
+      ),
     );
   return program;
 }

@@ -32,7 +32,18 @@ export const gatewayConfigSchema = z.object({
   publicUrl: z.url().optional(),
   /** Passphrase that encrypts the token signing keys: a file, else PACKTRUST_GATEWAY_OAUTH_PASSPHRASE. */
   oauthPassphraseFile: z.string().optional(),
+  /** Access token lifetime; nodes accept a token until it expires, also while the hub is down. */
   tokenTtlSeconds: z.coerce.number().int().min(60).max(86_400).default(600),
+  /**
+   * How long after its access token expired a pack event or alert queued at a node (hub
+   * unreachable) is still accepted; the event time must lie inside the token's validity.
+   */
+  offlineWindowSeconds: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(86_400),
   /** The access tokens' audience per market: the verifier API of that market. */
   audienceTemplate: z.string().includes('{market}').default('urn:packtrust:verifier:{market}'),
   tokenRatePerClient: z.coerce.number().positive().default(10),

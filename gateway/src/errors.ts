@@ -32,3 +32,17 @@ export const SignatureStale = defineError(
 );
 export const SignatureReplayed = defineError('HUB_SIGNATURE_REPLAYED', 401, 'The signature nonce was already used');
 export const DigestMismatch = defineError('HUB_DIGEST_MISMATCH', 400, 'Content-Digest does not match the body');
+
+// Who acted (ARCHITECTURE.md, "Who acted"): a verifier node relays what a pharmacy did, with the
+// pharmacy's access token as proof; it cannot vouch for anyone, nor act outside its market.
+export const ActorUnproven = defineError(
+  'HUB_ACTOR_UNPROVEN',
+  403,
+  'The request does not carry a valid access token of the client that acted',
+);
+export const EventTimeInvalid = defineError(
+  'HUB_EVENT_TIME_INVALID',
+  403,
+  'The event time lies outside the validity of its access token, or in the future',
+);
+export const WrongMarket = defineError('HUB_WRONG_MARKET', 403, 'A verifier node acts only for its own market');

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
+import type { JWK } from 'jose';
 import type { Transaction } from 'lmdb';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
 import type { FeedRecord, HubStore } from './hub-store.ts';
@@ -68,6 +69,8 @@ export function recordsAfter(
 
 export type SnapshotLine =
   | { type: 'snapshot'; market: string; seq: number; hash: string }
+  /** The public keys that sign access tokens: the node validates tokens with these alone. */
+  | { type: 'signing-keys'; keys: JWK[] }
   | { type: 'product'; product: unknown }
   | { type: 'batch'; batch: unknown }
   /** `packs`: LF-separated `serial TAB batch TAB state [TAB clientId TAB location TAB at]` lines of one product. */
@@ -83,7 +86,11 @@ const PACKS_PER_LINE = 10_000;
  * LMDB read transaction so it is consistent with the feed sequence in its first line: a node
  * loads it, then follows the feed from that sequence.
  */
-export function snapshotStream(store: HubStore, market: string): Readable {
+export function snapshotStream(
+  store: HubStore,
+  market: string,
+  signingKeys: (read: { transaction: Transaction }) => JWK[],
+): Readable {
   // Open (and if need be create) the market's feed before the read transaction starts: a database
   // created after it would be invisible to it (LMDB answers EINVAL).
   const feed = store.feed(market);
@@ -95,6 +102,7 @@ export function snapshotStream(store: HubStore, market: string): Readable {
   function* lines(): Generator<string> {
     try {
       yield json({ type: 'snapshot', market, seq: last?.seq ?? 0, hash: last?.hash ?? '' });
+      yield json({ type: 'signing-keys', keys: signingKeys(opts) });
       let products = 0;
       let batches = 0;
       let packs = 0;

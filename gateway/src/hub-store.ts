@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { JWK } from 'jose';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
@@ -43,6 +44,8 @@ export type FeedRecord =
   | { type: 'product'; product: Product; evidenceSeq: number }
   /** An OAuth client disabled by onboarding staff: the market's nodes refuse its tokens at once. */
   | { type: 'client-disabled'; clientId: string; at: string }
+  /** The public keys that sign access tokens now (after a rotation): nodes validate tokens with these alone. */
+  | { type: 'signing-keys'; keys: JWK[] }
   | { type: 'batch'; batch: Batch; evidenceSeq: number }
   | {
       type: 'pack-state';
@@ -84,6 +87,8 @@ export class HubStore {
   /** Key: owner (or "-" for unknown products) | raisedAt | id. */
   readonly alerts: Database<StoredAlert, string>;
   private readonly alertIds: Database<string, string>;
+  /** Per market: the key ids last published on its feed as `signing-keys`. */
+  private readonly publishedKeys: Database<string, string>;
   private readonly feeds = new Map<string, HashChain<FeedRecord>>();
 
   constructor(path: string) {
@@ -97,6 +102,7 @@ export class HubStore {
     this.alerts = this.store.db('alerts');
     this.packTx = this.store.db('pack-transactions');
     this.alertIds = this.store.db('alert-ids', { encoding: 'string' });
+    this.publishedKeys = this.store.db('published-signing-keys', { encoding: 'string' });
   }
 
   feed(market: string): HashChain<FeedRecord> {
@@ -135,6 +141,22 @@ export class HubStore {
   /** Inside a write transaction: a change to be applied by every market of the product. */
   publish(markets: Iterable<string>, record: FeedRecord): void {
     for (const market of markets) this.feed(market).append(record);
+  }
+
+  /**
+   * Inside a write transaction: puts the token signing keys on the feed of each market whose nodes
+   * have not been sent this key set yet (at a rotation, and at start for a newly served market).
+   */
+  publishSigningKeys(markets: Iterable<string>, keys: JWK[]): void {
+    const tag = keys
+      .map((k) => k.kid)
+      .sort()
+      .join(' ');
+    for (const market of markets) {
+      if (this.publishedKeys.get(market) === tag) continue;
+      this.feed(market).append({ type: 'signing-keys', keys });
+      this.publishedKeys.putSync(market, tag);
+    }
   }
 
   /** Inside a write transaction: keeps an alert for its product's owner, once per id. */

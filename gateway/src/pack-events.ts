@@ -1,22 +1,19 @@
-import {
-  type ChangeRequest,
-  decideChange,
-  inactiveReasonOf,
-  type PackState,
-  type Role,
-} from '../../common/src/pack-rules.ts';
+import type { Actor } from '../../common/src/access-tokens.ts';
+import { type ChangeRequest, decideChange, inactiveReasonOf, type PackState } from '../../common/src/pack-rules.ts';
+import type { components } from '../../openapi/generated/hub.ts';
 import { batchKey, type HubStore, packKey } from './hub-store.ts';
 
-/** A state change a verifier node sends on behalf of a pharmacy. */
+/** A state change as a verifier node forwards it: what the pharmacy asked, and its access token. */
+export type ForwardedEvent = components['schemas']['PackEvent'];
+
+/** A state change the hub decides: the pharmacy's request, with the actor its token proved (gateway/src/actors.ts). */
 export interface PackEvent {
+  /** The client's own transaction id; unique per client, not globally. */
   txId: string;
   productCode: string;
   serial: string;
   op: ChangeRequest['op'];
-  clientId: string;
-  location: string;
-  org: string;
-  role: Role;
+  actor: Pick<Actor, 'clientId' | 'location' | 'role'>;
   /** Epoch ms when the pharmacy asked (offline events arrive later). */
   at: number;
 }
@@ -32,14 +29,16 @@ export interface PackEventResult {
 
 /**
  * The hub decides every pack state change (compare-and-set per pack inside the write
- * transaction, which serialises them), idempotently by client transaction id, and publishes an
- * accepted change to every market of the product. Inside a write transaction.
+ * transaction, which serialises them), idempotently by the client's transaction id, and publishes
+ * an accepted change to every market of the product. Transaction ids are scoped by the client the
+ * token proved, so no one can claim another client's id. Inside a write transaction.
  */
 export function applyPackEvent(store: HubStore, e: PackEvent, today: string): PackEventResult {
-  const seen = store.packTx.get(e.txId) as PackEventResult | undefined;
+  const key = `${e.actor.clientId}|${e.txId}`;
+  const seen = store.packTx.get(key) as PackEventResult | undefined;
   if (seen) return seen;
   const result = decide(store, e, today);
-  store.packTx.putSync(e.txId, result as unknown as Record<string, unknown>);
+  store.packTx.putSync(key, result as unknown as Record<string, unknown>);
   return result;
 }
 
@@ -56,13 +55,14 @@ function decide(store: HubStore, e: PackEvent, today: string): PackEventResult {
     ...(pack.by ? { by: pack.by } : {}),
     ...(pack.at !== undefined ? { at: pack.at } : {}),
   };
-  const decision = decideChange(current, e, inactive);
+  const { clientId, location, role } = e.actor;
+  const decision = decideChange(current, { op: e.op, clientId, location, role, at: e.at }, inactive);
   if (decision.accepted) {
     const decommissioned = decision.state !== 'ACTIVE';
     const updated = {
       b: pack.b,
       s: decision.state,
-      ...(decommissioned ? { by: { clientId: e.clientId, location: e.location }, at: e.at } : {}),
+      ...(decommissioned ? { by: { clientId, location }, at: e.at } : {}),
     };
     store.packs.putSync(key, updated);
     store.publish(product.markets, {

@@ -26,10 +26,11 @@ export function signReceipt(
   status: number,
   payload: unknown,
   signer: ReceiptSigner,
+  contentType = 'application/json',
   now = Date.now(),
 ): SignedResponse {
   const body = Buffer.from(JSON.stringify(payload));
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-digest': contentDigest(body) };
+  const headers: Record<string, string> = { 'content-type': contentType, 'content-digest': contentDigest(body) };
   const alg = algorithmForKey(signer.key);
   if (!alg) throw new Error('The gateway key cannot make an accepted signature algorithm');
   const signed = signMessage(

@@ -1,9 +1,11 @@
 import type { FastifyRequest } from 'fastify';
-import { BadRequest, defineError, NotFound } from '../../common/src/errors.ts';
+import { BadRequest, NotFound, PacktrustError, PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
 import { createHttpServer, type HttpServer, peerCertificateChain } from '../../common/src/http.ts';
 import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { putIfAbsent } from '../../common/src/store.ts';
+import type { components } from '../../openapi/generated/hub.ts';
+import { ActorProof, type EventRefusal } from './actors.ts';
 import {
   BatchClosed,
   checkBatchFields,
@@ -13,7 +15,7 @@ import {
   RandomisationRejected,
 } from './batches.ts';
 import type { ClientIdentifier, ClientIdentity, ClientProfile } from './client-identity.ts';
-import { SignatureReplayed } from './errors.ts';
+import { SignatureReplayed, WrongMarket } from './errors.ts';
 import { FeedNotifier, recordsAfter, snapshotStream } from './feed.ts';
 import {
   type Batch,
@@ -27,11 +29,14 @@ import {
   sha256Hex,
 } from './hub-store.ts';
 import { hubContract, MasterDataInvalid, NotOwner, parseProductInput, parseReason } from './master-data.ts';
+import { clientsDb, disabledSince } from './oauth/clients.ts';
 import { OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
-import { applyPackEvent, type PackEvent, type PackEventResult } from './pack-events.ts';
+import { applyPackEvent, type ForwardedEvent, type PackEvent, type PackEventResult } from './pack-events.ts';
 import { analyseSerials, DEFAULT_RANDOMISATION_OPTIONS, type RandomisationOptions } from './randomisation.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
 import { verifyRequestSignature } from './signed-request.ts';
+
+type ForwardedAlert = components['schemas']['Alert'];
 
 export interface GatewayOptions {
   store: HubStore;
@@ -43,14 +48,20 @@ export interface GatewayOptions {
   /** `reject`: uploads whose serials break the regulation are refused; `warn`: accepted with the report. */
   randomisationPolicy: 'reject' | 'warn';
   randomisation?: RandomisationOptions;
-  /** The OAuth provider for pharmacies, mounted under /oauth. */
-  oauth?: OAuthService;
+  /**
+   * The OAuth provider for pharmacies, mounted under /oauth. Its tokens are also the proof of who
+   * acted in the pack events and alerts nodes forward; its public keys travel in every snapshot.
+   */
+  oauth: OAuthService;
+  /** How long after its access token expired a queued offline event is accepted (gateway config). */
+  offlineWindowSeconds: number;
   logger: Logger;
 }
 
 /** What a write does once its request is authenticated: validate (may throw), then write inside the transaction. */
 interface WriteOutcome {
   status: number;
+  contentType?: string;
   /** The answer; or, when a write is decided inside the transaction, what `apply` returns. */
   payload?: unknown;
   /** Runs inside the write transaction, after the nonce is claimed; gets the evidence sequence. */
@@ -65,8 +76,16 @@ interface WriteOutcome {
  * data they change.
  */
 export function createGatewayServer(options: GatewayOptions): HttpServer {
-  const { store, identifier } = options;
+  const { store, identifier, oauth } = options;
   const feedNotifier = new FeedNotifier();
+  const clients = clientsDb(store);
+  const actors = new ActorProof({
+    issuer: () => oauth.issuer,
+    audience: (market) => oauth.audience(market),
+    keys: oauth.signingKeys,
+    offlineWindowSeconds: options.offlineWindowSeconds,
+    disabledSince: (clientId) => disabledSince(clients, clientId),
+  });
   const app = createHttpServer({
     logger: options.logger,
     bodyLimit: options.maxBodyBytes,
@@ -80,7 +99,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   const signedWrite =
     (
       profiles: readonly ClientProfile[],
-      write: (client: ClientIdentity, body: Buffer, request: FastifyRequest) => WriteOutcome,
+      write: (client: ClientIdentity, body: Buffer, request: FastifyRequest) => WriteOutcome | Promise<WriteOutcome>,
     ) =>
     async (request: FastifyRequest, reply: import('fastify').FastifyReply) => {
       const client = identifier.identify(request, profiles);
@@ -90,7 +109,16 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       if (store.nonceSeen(client.fingerprint, verified.nonce)) {
         throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
       }
-      const outcome = write(client, body, request);
+      let outcome: WriteOutcome;
+      try {
+        outcome = await write(client, body, request);
+      } catch (err) {
+        if (!(err instanceof PacktrustError && err.status === 403)) throw err;
+        // An authenticated party tried to act beyond its rights: the attempt is kept as evidence,
+        // and the refusal is signed like a receipt. Nothing else is written.
+        request.log.warn({ client: client.serial, org: client.org, code: err.code }, err.message);
+        outcome = { status: 403, contentType: PROBLEM_CONTENT_TYPE, payload: err.toProblem(), apply: () => undefined };
+      }
       const receivedAt = new Date().toISOString();
       let response: SignedResponse | undefined;
       await store.store.transaction(() => {
@@ -101,7 +129,14 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         const seq = (store.evidence.last()?.seq ?? 0) + 1;
         const decided = outcome.apply(seq);
         const payload = { ...((outcome.payload ?? decided) as object), evidence: { seq } };
-        response = signReceipt(message, verified.label, outcome.status, payload, options.receiptSigner);
+        response = signReceipt(
+          message,
+          verified.label,
+          outcome.status,
+          payload,
+          options.receiptSigner,
+          outcome.contentType,
+        );
         const record: EvidenceRecord = {
           receivedAt,
           method: request.method,
@@ -128,10 +163,8 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       return reply.code(r.status).headers(r.headers).send(r.body);
     };
 
-  if (options.oauth) {
-    app.all(OAUTH_PREFIX, options.oauth.handle);
-    app.all(`${OAUTH_PREFIX}/*`, options.oauth.handle);
-  }
+  app.all(OAUTH_PREFIX, oauth.handle);
+  app.all(`${OAUTH_PREFIX}/*`, oauth.handle);
 
   app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async () => ({
     status: 'ok',
@@ -307,28 +340,40 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     }),
   );
 
-  /** Feed readers are the verifier nodes of that market. */
-  const feedReader = (request: FastifyRequest, market: string): ClientIdentity => {
-    const client = identifier.identify(request, ['verifier-node']);
-    if (client.market !== market)
-      throw new ForbiddenMarket(`This node serves ${client.market ?? 'no market'}, not ${market}`);
-    return client;
+  /** A node acts only for its market: a product the hub knows must be sold there (an unknown one is decided as unknown). */
+  const soldInNodeMarket = (node: ClientIdentity, productCode: string): void => {
+    const product = store.products.get(productCode);
+    if (product && !product.markets.includes(node.market ?? ''))
+      throw new WrongMarket(`Product ${productCode} is not sold in ${node.market}, the market this node serves`);
   };
 
-  const parseEvents = hubContract.jsonBodyParser<{ events: PackEvent[] }>('postPackEvents', BadRequest);
-  // Verifier nodes' writes: signed and kept as evidence like the manufacturers'. The hub decides
-  // each pack event by compare-and-set inside the transaction, so the answer comes from `apply`.
+  const parseEvents = hubContract.jsonBodyParser<{ events: ForwardedEvent[] }>('postPackEvents', BadRequest);
+  // Verifier nodes' writes: signed and kept as evidence like the manufacturers'. Each event is
+  // the act of the client whose token it carries (gateway/src/actors.ts); the hub decides each
+  // one by compare-and-set inside the transaction, so the answer comes from `apply`.
   app.post(
     '/v1/packs/events',
-    signedWrite(['verifier-node'], (node, body, request) => {
+    signedWrite(['verifier-node'], async (node, body, request) => {
       const { events } = parseEvents(body);
-      const today = new Date().toISOString().slice(0, 10);
+      const now = Date.now();
+      const proven: (PackEvent | PackEventResult)[] = [];
+      for (const e of events) {
+        soldInNodeMarket(node, e.productCode);
+        const { actor, refusal } = await actors.prove(e.token, node, e.at, now);
+        proven.push(
+          refusal
+            ? refused(e.txId, refusal)
+            : { txId: e.txId, productCode: e.productCode, serial: e.serial, op: e.op, at: e.at, actor },
+        );
+      }
+      const today = new Date(now).toISOString().slice(0, 10);
       const markets = new Set<string>();
       return {
         status: 200,
         markets,
         apply() {
-          const results: PackEventResult[] = events.map((e) => {
+          const results: PackEventResult[] = proven.map((e) => {
+            if (!('actor' in e)) return e;
             const r = applyPackEvent(store, e, today);
             if (r.accepted) for (const m of store.products.get(e.productCode)?.markets ?? []) markets.add(m);
             return r;
@@ -340,24 +385,30 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     }),
   );
 
-  const parseAlerts = hubContract.jsonBodyParser<{ alerts: StoredAlert[] }>('postAlerts', BadRequest);
+  const parseAlerts = hubContract.jsonBodyParser<{ alerts: ForwardedAlert[] }>('postAlerts', BadRequest);
   app.post(
     '/v1/alerts',
-    signedWrite(['verifier-node'], (node, body) => {
+    signedWrite(['verifier-node'], async (node, body) => {
       const { alerts } = parseAlerts(body);
-      const foreign = alerts.find((a) => a.market !== node.market);
-      if (foreign)
-        throw new ForbiddenMarket(`This node serves ${node.market}; alert ${foreign.id} is for ${foreign.market}`);
       const receivedAt = new Date().toISOString();
+      const now = Date.now();
+      const accepted: StoredAlert[] = [];
+      for (const { token, ...a } of alerts) {
+        if (a.market !== node.market)
+          throw new WrongMarket(`This node serves ${node.market}; alert ${a.id} is for ${a.market}`);
+        soldInNodeMarket(node, a.pack.productCode);
+        const { actor, refusal } = await actors.prove(token, node, Date.parse(a.raisedAt), now);
+        if (refusal) continue;
+        const owner = store.products.get(a.pack.productCode)?.owner;
+        const raisedBy = { clientId: actor.clientId, org: actor.org, location: actor.location, role: actor.role };
+        accepted.push({ ...a, raisedBy, receivedAt, ...(owner ? { owner } : {}) });
+      }
       return {
         status: 200,
         apply() {
           let stored = 0;
-          for (const a of alerts) {
-            const owner = store.products.get(a.pack.productCode)?.owner;
-            if (store.addAlert({ ...a, receivedAt, ...(owner ? { owner } : {}) })) stored++;
-          }
-          return { stored, duplicates: alerts.length - stored };
+          for (const a of accepted) if (store.addAlert(a)) stored++;
+          return { stored, duplicates: accepted.length - stored, refused: alerts.length - accepted.length };
         },
       };
     }),
@@ -374,9 +425,19 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     },
   );
 
+  /** Feed readers are the verifier nodes of that market. */
+  const feedReader = (request: FastifyRequest, market: string): ClientIdentity => {
+    const client = identifier.identify(request, ['verifier-node']);
+    if (client.market !== market)
+      throw new WrongMarket(`This node serves ${client.market ?? 'no market'}, not ${market}`);
+    return client;
+  };
+
   app.get<{ Params: { market: string } }>('/v1/feed/:market/snapshot', async (request, reply) => {
     feedReader(request, request.params.market);
-    return reply.type('application/x-ndjson').send(snapshotStream(store, request.params.market));
+    return reply
+      .type('application/x-ndjson')
+      .send(snapshotStream(store, request.params.market, (opts) => oauth.signingKeys.publicJwks(0, opts)));
   });
 
   app.get<{ Params: { market: string }; Querystring: { after?: string; limit?: string; wait?: string } }>(
@@ -445,7 +506,12 @@ function headerPairs(request: FastifyRequest): [string, string][] {
   return pairs;
 }
 
-const ForbiddenMarket = defineError('HUB_WRONG_MARKET', 403, 'A node reads only the feed of its own market');
+const refused = (txId: string, r: EventRefusal): PackEventResult => ({
+  txId,
+  accepted: false,
+  code: r.code,
+  detail: r.detail,
+});
 
 function nonNegativeInt(value: string, name: string): number {
   const n = Number(value);

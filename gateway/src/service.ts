@@ -10,7 +10,7 @@ import { ClientIdentifier } from './client-identity.ts';
 import { type GatewayConfig, oauthPassphrase } from './config.ts';
 import { HubStore } from './hub-store.ts';
 import { OAUTH_PREFIX, OAuthService } from './oauth/provider.ts';
-import { SigningKeys } from './oauth/signing-keys.ts';
+import { openSigningKeys } from './oauth/signing-keys.ts';
 import { DEFAULT_RANDOMISATION_OPTIONS } from './randomisation.ts';
 import { createGatewayServer } from './server.ts';
 import { CaTrust } from './trust.ts';
@@ -39,8 +39,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const trust = new CaTrust(chainPem);
   await trust.startPolling(`${config.caUrl}/crl`, config.crlPollMs, logger);
   const store = new HubStore(join(config.dataDir, 'hub'));
-  const keys = new SigningKeys(store.store, oauthPassphrase(config));
-  await keys.ensure();
+  const keys = await openSigningKeys(store, oauthPassphrase(config), config.tokenTtlSeconds, config.markets);
   const publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
   const oauth = new OAuthService({
     issuer: `${publicUrl}${OAUTH_PREFIX}`,
@@ -66,6 +65,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     randomisationPolicy: config.randomisationPolicy,
     randomisation: { ...DEFAULT_RANDOMISATION_OPTIONS, minSample: config.randomisationMinSample },
     oauth,
+    offlineWindowSeconds: config.offlineWindowSeconds,
     logger,
   });
   let url: string;

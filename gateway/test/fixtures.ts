@@ -6,11 +6,12 @@ import { type RunningCaServer, startCaServer } from '../../ca/src/server.ts';
 import { createTestCa, opensslCsr, P256, PASSPHRASE, type TestCa } from '../../ca/test/fixtures.ts';
 import { type HttpServer, listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
+import { FMD_MARKETS } from '../../common/src/markets.ts';
 import { UploadClient } from '../client/upload-client.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore } from '../src/hub-store.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
-import { SigningKeys } from '../src/oauth/signing-keys.ts';
+import { openSigningKeys, type SigningKeys } from '../src/oauth/signing-keys.ts';
 import { createGatewayServer } from '../src/server.ts';
 import { CaTrust } from '../src/trust.ts';
 
@@ -36,6 +37,10 @@ export interface TestHub {
   client(c: Pick<Credential, 'certPem' | 'keyPem'>): UploadClient;
   /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
   restart(): Promise<void>;
+  /** Stops the gateway (the hub is down) until `start()`; the CA keeps running. */
+  stop(): Promise<void>;
+  /** Starts the gateway again on the same data and port. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -44,8 +49,11 @@ export async function startTestHub(
   options: {
     perClient?: { ratePerSecond: number; burst: number };
     perAddress?: { ratePerSecond: number; burst: number };
+    tokenTtlSeconds?: number;
+    offlineWindowSeconds?: number;
   } = {},
 ): Promise<TestHub> {
+  const tokenTtlSeconds = options.tokenTtlSeconds ?? 600;
   const logger = createLogger('gateway-test', 'silent');
   const t = await createTestCa();
   const caServer = await startCaServer(t.ca, {
@@ -82,12 +90,11 @@ export async function startTestHub(
   /** The gateway on a store directory: what a process start does (used again by restart). */
   const boot = async (port: number) => {
     const store = new HubStore(join(dir, 'hub'));
-    const keys = new SigningKeys(store.store, 'oauth key passphrase for tests');
-    await keys.ensure();
+    const keys = await openSigningKeys(store, 'oauth key passphrase for tests', tokenTtlSeconds, FMD_MARKETS);
     const oauth = new OAuthService({
       issuer: 'https://127.0.0.1/oauth',
       audienceTemplate: 'urn:packtrust:verifier:{market}',
-      tokenTtlSeconds: 600,
+      tokenTtlSeconds,
       perClient: options.perClient ?? { ratePerSecond: 1000, burst: 1000 },
       perAddress: options.perAddress ?? { ratePerSecond: 1000, burst: 1000 },
       cookieKeys,
@@ -104,6 +111,7 @@ export async function startTestHub(
       randomisationPolicy: 'reject',
       maxBodyBytes: 64 * 1024 * 1024,
       oauth,
+      offlineWindowSeconds: options.offlineWindowSeconds ?? 86_400,
       logger,
     });
     const hubUrl = await listen(gateway, '127.0.0.1', port);
@@ -129,9 +137,15 @@ export async function startTestHub(
       return u;
     },
     async restart() {
+      await hub.stop();
+      await hub.start();
+    },
+    async stop() {
       for (const c of clients.splice(0)) c.close();
       await hub.gateway.close();
       await hub.store.close();
+    },
+    async start() {
       Object.assign(hub, await boot(Number(new URL(hub.hubUrl).port)));
     },
     async close() {

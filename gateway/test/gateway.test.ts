@@ -44,7 +44,7 @@ describe('signed uploads with receipts', () => {
     const seq = res.json<{ evidence: { seq: number } }>().evidence.seq;
     expect(store.evidence.db.get(seq)!.body).toMatchObject({ org: 'ACME', method: 'POST', response: { status: 201 } });
     expect([...store.feed('DE').entries()].at(-1)!.body).toMatchObject({ type: 'product', evidenceSeq: seq });
-    expect([...store.feed('FR').entries()]).toHaveLength(1);
+    expect([...store.feed('FR').entries()].filter((e) => e.body.type !== 'signing-keys')).toHaveLength(1);
     expect(verifyEvidence(store)).toMatchObject({ ok: true });
   });
 
@@ -205,13 +205,27 @@ describe('refusals write nothing', () => {
       'HUB_MASTER_DATA_INVALID',
     );
     const before = store.products.get('09506000134352');
-    await refused(
-      () =>
-        client(beta).write('POST', '/v1/products', JSON.stringify({ ...product('09506000134352'), name: 'Hijacked' })),
-      403,
-      'HUB_NOT_OWNER',
+    const seq = evidenceCount() + 1;
+    const res = await client(beta).write(
+      'POST',
+      '/v1/products',
+      JSON.stringify({ ...product('09506000134352'), name: 'Hijacked' }),
     );
+    // Acting beyond one's rights is refused, and the attempt is kept as evidence with a signed answer.
+    expect(res.status).toBe(403);
+    expect(res.headers['content-type']).toBe('application/problem+json');
+    expect(res.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-not-owner',
+      title: 'Only the organisation that owns the product may do this',
+      status: 403,
+      code: 'HUB_NOT_OWNER',
+      detail: 'Product 09506000134352 is registered by another organisation',
+      evidence: { seq },
+    });
+    expect(res.receipt?.verified).toBe(true);
+    expect(store.evidence.db.get(seq)!.body).toMatchObject({ org: 'BETA', response: { status: 403 } });
     expect(store.products.get('09506000134352')).toEqual(before);
+    expect(verifyEvidence(store)).toMatchObject({ ok: true });
   });
 
   it('refuses a foreign CA, a wrong profile and a missing certificate', async () => {
@@ -532,7 +546,7 @@ function rawGet(agent: Agent, path: string) {
 }
 
 describe('feed of a market without any data yet', () => {
-  it('serves an empty snapshot at sequence 0', async () => {
+  it('serves a snapshot with only the token signing keys', async () => {
     const node = client(await credential('verifier-node', 'NMVO-PL', undefined, { market: 'PL' }));
     const res = await node.get('/v1/feed/PL/snapshot');
     expect(res.status).toBe(200);
@@ -541,7 +555,9 @@ describe('feed of a market without any data yet', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    expect(lines[0]).toMatchObject({ type: 'snapshot', market: 'PL', seq: 0 });
+    expect(lines[0]).toMatchObject({ type: 'snapshot', market: 'PL', seq: 1 });
+    expect(lines[1]).toEqual({ type: 'signing-keys', keys: hub.keys.publicJwks() });
+    expect(lines[1].keys[0]).not.toHaveProperty('d');
     expect(lines.at(-1)).toMatchObject({ type: 'end', packs: 0 });
   });
 });

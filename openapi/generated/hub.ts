@@ -237,7 +237,7 @@ export interface paths {
         put?: never;
         /**
          * Pack state changes asked by pharmacies through a verifier node; the hub decides each one
-         * @description Compare-and-set per pack, idempotent by `txId` (a repeated event gets the first answer). Accepted changes are published to every market of the product. Rules: DESIGN.md §1 and common/src/pack-rules.ts. Signed by the node's key (RFC 9421) and kept as evidence, like every write; the answer carries the gateway's receipt signature.
+         * @description Compare-and-set per pack, idempotent by `txId` per client (a repeated event gets the first answer). Each event carries the access token of the client that acted: the hub takes the client, organisation, location, role and market from it, never from the node. The token's market must be the node's market and a market of the product, and the event time must lie inside the token's validity and not in the future, else the whole request is refused (403); an event whose token expired longer ago than the offline window (`OFFLINE_WINDOW_PASSED`), or whose client was disabled before it (`CLIENT_DISABLED`), is refused alone. Accepted changes are published to every market of the product. Rules: docs/domain.md and common/src/pack-rules.ts. Signed by the node's key (RFC 9421) and kept as evidence, like every write; the answer carries the gateway's receipt signature.
          */
         post: operations["postPackEvents"];
         delete?: never;
@@ -258,7 +258,7 @@ export interface paths {
         put?: never;
         /**
          * Verifier nodes deliver the alerts their market raised (verifier-node certificate of that market)
-         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product. Signed by the node's key (RFC 9421) and kept as evidence; the answer carries the receipt signature.
+         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product. Each alert carries the access token of the client whose scan raised it; `raisedBy` is taken from that token. Alerts of another market, for a product not sold in the node's market, or without a valid token are refused as a whole (403). Signed by the node's key (RFC 9421) and kept as evidence; the answer carries the receipt signature.
          */
         post: operations["postAlerts"];
         delete?: never;
@@ -364,18 +364,16 @@ export interface components {
             reason: string;
         };
         PackEvent: {
+            /** @description The client's transaction id (unique per client) */
             txId: string;
             productCode: string;
             serial: string;
             /** @enum {string} */
             op: "supply" | "destroy" | "export" | "sample" | "free-sample" | "lock" | "stolen" | "check-out" | "undo";
-            clientId: string;
-            location: string;
-            org: string;
-            /** @enum {string} */
-            role: "pharmacy" | "hospital" | "wholesaler" | "parallel-distributor";
-            /** @description Epoch milliseconds when the pharmacy asked */
+            /** @description Epoch milliseconds when the client asked; inside the token's validity, not in the future */
             at: number;
+            /** @description The access token (RFC 9068) the client presented to the node for this request */
+            token: string;
         };
         PackEventResult: {
             txId: string;
@@ -400,6 +398,29 @@ export interface components {
                 batch: string;
                 expiry: string;
             };
+            /**
+             * Format: date-time
+             * @description Inside the token's validity, not in the future
+             */
+            raisedAt: string;
+            /** @description The access token of the client whose scan raised the alert */
+            token: string;
+        };
+        StoredAlert: {
+            id: string;
+            /** @enum {string} */
+            code: "A2" | "A3" | "A7" | "A24" | "A52" | "A68";
+            returnCode: string;
+            detail: string;
+            market: components["schemas"]["Market"];
+            nodeId: string;
+            pack: {
+                productCode: string;
+                serial: string;
+                batch: string;
+                expiry: string;
+            };
+            /** @description The client whose scan raised the alert, as its access token proved it */
             raisedBy: {
                 clientId: string;
                 org: string;
@@ -408,8 +429,6 @@ export interface components {
             };
             /** Format: date-time */
             raisedAt: string;
-        };
-        StoredAlert: components["schemas"]["Alert"] & {
             /** Format: date-time */
             receivedAt: string;
             /** @description Owner of the product; absent when the product code is unknown to the hub */

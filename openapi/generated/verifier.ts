@@ -138,7 +138,7 @@ export interface components {
             txId: string;
             /** @enum {string} */
             outcome: "accepted" | "refused" | "pending";
-            /** @description CHANGED, ALREADY_IN_STATE_HERE, ALREADY_DECOMMISSIONED, NOT_ACTIVE, PACK_INACTIVE, ROLE_NOT_ALLOWED, UNDO_NOT_DECOMMISSIONED, UNDO_STATE_FINAL, UNDO_OTHER_CLIENT, UNDO_TOO_LATE, PENDING, or a verification return code */
+            /** @description CHANGED, ALREADY_IN_STATE_HERE, ALREADY_DECOMMISSIONED, NOT_ACTIVE, PACK_INACTIVE, ROLE_NOT_ALLOWED, UNDO_NOT_DECOMMISSIONED, UNDO_STATE_FINAL, UNDO_OTHER_CLIENT, UNDO_TOO_LATE, PENDING, CHANGE_PENDING (another change of the pack waits for the hub at this node), OFFLINE_WINDOW_PASSED, CLIENT_DISABLED, a hub problem code when the hub refused the request (e.g. HUB_WRONG_MARKET), or a verification return code */
             code: string;
             state?: string;
             alert?: {
@@ -150,8 +150,11 @@ export interface components {
             serial: string;
         };
         VerifyResult: {
-            /** @enum {string} */
-            returnCode: "ACTIVE" | "DECOMMISSIONED" | "INACTIVE" | "PRODUCT_UNKNOWN" | "BATCH_UNKNOWN" | "SERIAL_UNKNOWN" | "BATCH_MISMATCH" | "EXPIRY_MISMATCH";
+            /**
+             * @description PENDING: a state change of this pack made at this node waits for the hub's decision (the hub was unreachable); until then no other change of it is taken at this node.
+             * @enum {string}
+             */
+            returnCode: "ACTIVE" | "DECOMMISSIONED" | "INACTIVE" | "PRODUCT_UNKNOWN" | "BATCH_UNKNOWN" | "SERIAL_UNKNOWN" | "BATCH_MISMATCH" | "EXPIRY_MISMATCH" | "PENDING";
             /** @description ACTIVE, SUPPLIED, DESTROYED, EXPORTED, SAMPLE, FREE_SAMPLE, LOCKED, STOLEN, CHECKED_OUT */
             state?: string;
             /** @enum {string} */
@@ -179,6 +182,8 @@ export interface components {
             alertsPending: number;
             /** @description State changes waiting for the hub (offline mode) */
             changesPending?: number;
+            /** @description Alerts and state changes the hub refused for good; set aside, logged, never retried */
+            deadLetters?: number;
             lastError?: string;
         };
     };

@@ -6,7 +6,11 @@ import { OutboxDrain } from './outbox.ts';
 import type { Caller } from './token-validator.ts';
 import type { AlertCode, PackQuery, ReturnCode } from './verification.ts';
 
-/** An alert as the node raises it and the hub keeps it for the product's owner. */
+/**
+ * An alert as the node raises it and sends it to the hub, which keeps it for the product's owner.
+ * It carries the access token of the client whose scan raised it: the hub takes `raisedBy` from
+ * that token, never from the node.
+ */
 export interface Alert {
   id: string;
   code: AlertCode;
@@ -15,8 +19,8 @@ export interface Alert {
   market: string;
   nodeId: string;
   pack: PackQuery;
-  raisedBy: { clientId: string; org: string; location: string; role: string };
   raisedAt: string;
+  token: string;
 }
 
 /**
@@ -35,7 +39,10 @@ export class AlertOutbox {
     private readonly context: { market: string; nodeId: string },
   ) {
     this.db = store.db('alert-outbox');
-    this.drain = new OutboxDrain(store, this.db, (page) => hub.sendAlerts(page.map((e) => e.value)), logger, 'alerts');
+    this.drain = new OutboxDrain(store, this.db, (page) => hub.sendAlerts(page.map((e) => e.value)), logger, {
+      what: 'alerts',
+      deadLetters: 'alert-dead-letters',
+    });
   }
 
   /** Records an alert for sending; resolves when it is durable in the outbox. */
@@ -44,24 +51,29 @@ export class AlertOutbox {
     returnCode: ReturnCode,
     detail: string,
     pack: PackQuery,
-    caller: Caller,
+    caller: Pick<Caller, 'token'>,
+    raisedAt?: Date,
   ): Promise<Alert> {
-    const [alert] = await this.raiseAll([{ code, returnCode, detail, pack }], caller);
+    const [alert] = await this.raiseAll([{ code, returnCode, detail, pack }], caller, raisedAt);
     return alert!;
   }
 
-  /** Records several alerts in one durable write (a bulk request raises them together). */
+  /**
+   * Records several alerts in one durable write (a bulk request raises them together). `raisedAt`
+   * is now, or the time of the scan the alert concerns (it must lie inside the token's validity).
+   */
   async raiseAll(
     items: { code: AlertCode; returnCode: ReturnCode; detail: string; pack: PackQuery }[],
-    caller: Caller,
+    caller: Pick<Caller, 'token'>,
+    at = new Date(),
   ): Promise<Alert[]> {
-    const raisedAt = new Date().toISOString();
+    const raisedAt = at.toISOString();
     const alerts: Alert[] = items.map((i) => ({
       id: randomUUID(),
       ...i,
       ...this.context,
-      raisedBy: { clientId: caller.clientId, org: caller.org, location: caller.location, role: caller.role },
       raisedAt,
+      token: caller.token,
     }));
     if (alerts.length === 0) return alerts;
     await this.store.transaction(() => {
@@ -73,6 +85,11 @@ export class AlertOutbox {
 
   pending(): number {
     return this.db.getCount();
+  }
+
+  /** Alerts the hub refused for good (see OutboxDrain). */
+  deadLetters(): number {
+    return this.drain.deadLetters();
   }
 
   start(intervalMs = 1000): void {

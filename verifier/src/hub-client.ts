@@ -1,4 +1,5 @@
 import { createInterface } from 'node:readline';
+import type { JWK } from 'jose';
 import { Agent, request } from 'undici';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
 import { RequestSigner } from '../../common/src/signed-request.ts';
@@ -15,6 +16,7 @@ export interface HubClientOptions {
 
 export type SnapshotLine =
   | { type: 'snapshot'; market: string; seq: number; hash: string }
+  | { type: 'signing-keys'; keys: JWK[] }
   | { type: 'product'; product: Record<string, unknown> }
   | { type: 'batch'; batch: Record<string, unknown> }
   | { type: 'packs'; productCode: string; count: number; packs: string }

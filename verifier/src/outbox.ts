@@ -1,22 +1,48 @@
 import type { Logger } from '../../common/src/log.ts';
 import type { Database, Store } from '../../common/src/store.ts';
+import { HubRefused } from './hub-client.ts';
+
+/** An entry the hub refused for good, kept for the operator beside the outbox. */
+export interface DeadLetter<V> {
+  value: V;
+  code: string;
+  detail: string;
+  at: string;
+}
+
+export interface OutboxDrainOptions<V> {
+  /** What the outbox holds, for the log ("alerts", "stored state changes"). */
+  what: string;
+  /** The database that keeps refused entries (the dead letters). */
+  deadLetters: string;
+  /** Inside the transaction that sets `entry` aside: the caller records the final answer. */
+  onRefused?: (entry: { key: string; value: V }, refusal: HubRefused) => void;
+}
 
 /**
  * Sends a durable LMDB outbox to the hub in the background: oldest first, in pages; a page is
- * removed only after `deliver` resolved for it; a failure ends the round and the next tick (or
- * `drain()` call) tries again. One round at a time.
+ * removed only after `deliver` resolved for it; a failure to reach the hub ends the round and the
+ * next tick (or `drain()` call) tries again. One round at a time.
+ *
+ * A refusal (a 4xx answer other than 401, which concerns the node's own credentials) is final:
+ * trying again gets the same answer, so it must never block what follows. The page is then sent
+ * one entry at a time, and each entry the hub refuses is moved to the dead letters, logged as an
+ * error and counted in `/health` and `/metrics`, with its final answer recorded by `onRefused`.
  */
 export class OutboxDrain<V> {
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
+  private readonly dead: Database<DeadLetter<V>, string>;
 
   constructor(
     private readonly store: Store,
     private readonly db: Database<V, string>,
     private readonly deliver: (page: { key: string; value: V }[]) => Promise<void>,
     private readonly logger: Logger,
-    private readonly what: string,
-  ) {}
+    private readonly options: OutboxDrainOptions<V>,
+  ) {
+    this.dead = store.db(options.deadLetters);
+  }
 
   start(intervalMs = 1000): void {
     this.timer = setInterval(() => void this.drain(), intervalMs);
@@ -27,6 +53,11 @@ export class OutboxDrain<V> {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /** Entries the hub refused for good. */
+  deadLetters(): number {
+    return this.dead.getCount();
+  }
+
   async drain(): Promise<void> {
     if (this.sending) return;
     this.sending = true;
@@ -34,15 +65,52 @@ export class OutboxDrain<V> {
       for (;;) {
         const page = [...this.db.getRange({ limit: 500 })] as { key: string; value: V }[];
         if (page.length === 0) return;
-        await this.deliver(page);
-        await this.store.transaction(() => {
-          for (const e of page) this.db.removeSync(e.key);
-        });
+        try {
+          await this.deliver(page);
+          await this.remove(page);
+        } catch (err) {
+          if (!isFinal(err)) throw err;
+          for (const entry of page) await this.deliverAlone(entry);
+        }
       }
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, `${this.what} not delivered yet; will retry`);
+      this.logger.warn({ err: (err as Error).message }, `${this.options.what} not delivered yet; will retry`);
     } finally {
       this.sending = false;
     }
   }
+
+  private async deliverAlone(entry: { key: string; value: V }): Promise<void> {
+    try {
+      await this.deliver([entry]);
+      await this.remove([entry]);
+    } catch (err) {
+      if (!isFinal(err)) throw err;
+      this.logger.error(
+        { key: entry.key, status: err.status, code: err.code, err: err.message },
+        `the hub refused one of the ${this.options.what}; set aside as a dead letter`,
+      );
+      await this.store.transaction(() => {
+        this.db.removeSync(entry.key);
+        this.dead.putSync(entry.key, {
+          value: entry.value,
+          code: err.code,
+          detail: err.message,
+          at: new Date().toISOString(),
+        });
+        this.options.onRefused?.(entry, err);
+      });
+    }
+  }
+
+  private remove(page: { key: string }[]): Promise<void> {
+    return this.store.transaction(() => {
+      for (const e of page) this.db.removeSync(e.key);
+    });
+  }
+}
+
+/** A refusal of the entry itself; a 401 is about the node's certificate or signature, not the entry. */
+function isFinal(err: unknown): err is HubRefused {
+  return err instanceof HubRefused && err.status !== 401;
 }

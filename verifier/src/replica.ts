@@ -1,3 +1,4 @@
+import type { JWK } from 'jose';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, Store } from '../../common/src/store.ts';
 
@@ -46,7 +47,15 @@ export type FeedBody =
       at?: number;
       txId: string;
     }
-  | { type: 'client-disabled'; clientId: string; at?: string };
+  | { type: 'client-disabled'; clientId: string; at?: string }
+  /** The hub's token signing keys (public): the node validates access tokens with these alone. */
+  | { type: 'signing-keys'; keys: JWK[] };
+
+/** The hub's token signing keys as the replica holds them; `seq`-independent tag for caches. */
+export interface SigningKeySet {
+  keys: JWK[];
+  tag: string;
+}
 
 export class FeedIntegrityError extends Error {}
 
@@ -63,6 +72,7 @@ export class Replica {
   /** The deny-list: clients onboarding staff disabled, whose tokens this market refuses. */
   readonly disabledClients: Database<{ at?: string }, string>;
   private readonly meta: Database<Checkpoint, string>;
+  private readonly keys: Database<SigningKeySet, string>;
 
   constructor(path: string) {
     this.store = Store.open({ path });
@@ -71,6 +81,12 @@ export class Replica {
     this.packs = this.store.db('packs');
     this.disabledClients = this.store.db('disabled-clients');
     this.meta = this.store.db('meta');
+    this.keys = this.store.db('signing-keys');
+  }
+
+  /** The hub's token signing keys, as the feed last delivered them. */
+  signingKeys(): SigningKeySet | undefined {
+    return this.keys.get('current');
   }
 
   checkpoint(): Checkpoint | undefined {
@@ -136,6 +152,15 @@ export class Replica {
       case 'client-disabled':
         this.disabledClients.putSync(body.clientId, body.at ? { at: body.at } : {});
         return;
+      case 'signing-keys':
+        this.keys.putSync('current', {
+          keys: body.keys,
+          tag: body.keys
+            .map((k) => k.kid)
+            .sort()
+            .join(' '),
+        });
+        return;
       case 'packs': {
         const pack: ReplicaPack = { b: body.batch, s: 'ACTIVE' };
         for (const serial of body.serials.split('\n')) this.packs.putSync(body.productCode + serial, pack);
@@ -150,6 +175,7 @@ export class Replica {
     this.batches.clearSync();
     this.packs.clearSync();
     this.disabledClients.clearSync();
+    this.keys.clearSync();
     this.meta.removeSync('checkpoint');
   }
 

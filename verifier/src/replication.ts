@@ -146,6 +146,9 @@ export class Replicator {
         case 'client-disabled':
           pending.push(() => this.replica.applyBody({ type: 'client-disabled', clientId: line.clientId }));
           break;
+        case 'signing-keys':
+          pending.push(() => this.replica.applyBody({ type: 'signing-keys', keys: line.keys }));
+          break;
         case 'packs': {
           const code = line.productCode;
           const text = line.packs;

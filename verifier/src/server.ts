@@ -99,6 +99,12 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
         productCode: q.productCode,
         serial: q.serial,
       };
+      // A change of this pack waits for the hub here: until it decides, the pack is not ACTIVE here.
+      const waiting = v.alert ? undefined : options.stateChanges.pendingFor(q.productCode, q.serial);
+      if (waiting) {
+        result.returnCode = 'PENDING';
+        result.detail = `a ${waiting} of this pack at this node is waiting for the hub's decision`;
+      }
       if (v.state) result.state = v.state;
       if (v.inactiveReason) result.inactiveReason = v.inactiveReason;
       if (v.alert) raised.push({ index, code: v.alert, returnCode: v.returnCode, detail: v.detail, pack: q });
@@ -183,6 +189,12 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
       '# HELP packtrust_alerts_pending Alerts waiting to be delivered to the hub.',
       '# TYPE packtrust_alerts_pending gauge',
       `packtrust_alerts_pending{market="${h.market}",node="${h.nodeId}"} ${h.alertsPending}`,
+      '# HELP packtrust_changes_pending State changes waiting for the hub (offline mode).',
+      '# TYPE packtrust_changes_pending gauge',
+      `packtrust_changes_pending{market="${h.market}",node="${h.nodeId}"} ${h.changesPending}`,
+      '# HELP packtrust_dead_letters Alerts and state changes the hub refused for good (see the node log).',
+      '# TYPE packtrust_dead_letters gauge',
+      `packtrust_dead_letters{market="${h.market}",node="${h.nodeId}"} ${h.deadLetters}`,
       '# HELP process_resident_memory_bytes Resident memory of the node process.',
       '# TYPE process_resident_memory_bytes gauge',
       `process_resident_memory_bytes ${process.memoryUsage().rss}`,
@@ -206,6 +218,7 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
       packs: (replica.packs.getStats() as { entryCount: number }).entryCount,
       alertsPending: alerts.pending(),
       changesPending: options.stateChanges.pending(),
+      deadLetters: alerts.deadLetters() + options.stateChanges.deadLetters(),
       ...(s.lastError ? { lastError: s.lastError } : {}),
     };
   }

@@ -62,8 +62,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     issuer: o.issuer,
     audience: o.audience,
     market: o.market,
-    jwksUrl: `${o.issuer}/jwks`,
-    caPem: o.caPem,
+    signingKeys: () => replica.signingKeys(),
     isDisabled: (clientId) => replica.disabledClients.get(clientId) !== undefined,
   });
   const alerts = new AlertOutbox(local, hub, o.logger, { market: o.market, nodeId: o.nodeId });
@@ -94,7 +93,6 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
       stateChanges.stop();
       await app.close();
       await replicator.stop();
-      await validator.close();
       await hub.close();
       await replica.close();
       await local.close();

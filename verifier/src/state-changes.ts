@@ -2,7 +2,7 @@ import type { Logger } from '../../common/src/log.ts';
 import { type ChangeRequest, decideChange, inactiveReasonOf, type PackState } from '../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../common/src/store.ts';
 import type { AlertOutbox } from './alerts.ts';
-import { type HubClient, HubUnavailable } from './hub-client.ts';
+import { type HubClient, HubRefused, HubUnavailable } from './hub-client.ts';
 import { OutboxDrain } from './outbox.ts';
 import type { Replica } from './replica.ts';
 import type { Caller } from './token-validator.ts';
@@ -20,29 +20,43 @@ export interface ChangeOutcome {
   serial: string;
 }
 
+/** A change kept while the hub is unreachable, with the token that proves who asked. */
 interface PendingEvent {
+  /** The client's transaction id. */
   txId: string;
+  clientId: string;
   productCode: string;
   serial: string;
   batch: string;
   expiry: string;
   op: ChangeRequest['op'];
-  clientId: string;
-  location: string;
-  org: string;
-  role: Caller['role'];
   at: number;
+  token: string;
+}
+
+/** A pack with a change waiting for the hub at this node: which request, which operation. */
+interface PendingPack {
+  key: string;
+  op: ChangeRequest['op'];
 }
 
 /**
  * Pack state changes at a node: checked locally with the same rules as the hub, then decided by
- * the hub (the authority). When the hub cannot be reached the change is kept in a durable outbox
- * and answered `pending` (offline mode, Art. 29); it is sent when the hub is back, and a conflict
- * found then raises an alert. Idempotent by the client's transaction id.
+ * the hub (the authority), to which the node forwards the caller's access token as the proof of
+ * who acted. When the hub cannot be reached the change is kept in a durable outbox and answered
+ * `pending` (offline mode, Art. 29); it is sent when the hub is back, and a conflict found then
+ * raises an alert. Until the hub has decided, the pack answers `PENDING` at this node and no
+ * other change of it is taken here, so it cannot be dispensed twice during an outage.
+ * A refusal by the hub is final: answered at once when online, recorded as the request's answer
+ * when found later (the outbox sets the event aside, see OutboxDrain). Idempotent by the client's
+ * transaction id: a repeated request gets the recorded answer.
  */
 export class StateChanges {
   private readonly outbox: Database<PendingEvent, string>;
   private readonly results: Database<ChangeOutcome, string>;
+  private readonly pendingDb: Database<PendingPack, string>;
+  /** `pendingDb` in memory: verification asks it for every pack, and it is small. */
+  private readonly pendingPacks = new Map<string, PendingPack>();
   private readonly drain: OutboxDrain<PendingEvent>;
 
   constructor(
@@ -54,7 +68,21 @@ export class StateChanges {
   ) {
     this.outbox = store.db('event-outbox');
     this.results = store.db('tx-results');
-    this.drain = new OutboxDrain(store, this.outbox, (page) => this.deliver(page), logger, 'stored state changes');
+    this.pendingDb = store.db('pending-packs');
+    for (const { key, value } of this.pendingDb.getRange()) this.pendingPacks.set(key, value);
+    this.drain = new OutboxDrain(store, this.outbox, (page) => this.deliver(page), logger, {
+      what: 'stored state changes',
+      deadLetters: 'event-dead-letters',
+      onRefused: ({ value: e }, refusal) => {
+        this.results.putSync(resultKey(e), {
+          ...base(e),
+          outcome: 'refused',
+          code: refusal.code,
+          detail: `the hub refused the change: ${refusal.message}`,
+        });
+        this.clearPending(e);
+      },
+    });
   }
 
   static lookupOf(replica: Replica): ReplicaLookup {
@@ -69,6 +97,16 @@ export class StateChanges {
     return this.outbox.getCount();
   }
 
+  /** Changes the hub refused after they were kept offline (see OutboxDrain). */
+  deadLetters(): number {
+    return this.drain.deadLetters();
+  }
+
+  /** The change waiting for the hub for this pack at this node, if any. */
+  pendingFor(productCode: string, serial: string): ChangeRequest['op'] | undefined {
+    return this.pendingPacks.size === 0 ? undefined : this.pendingPacks.get(productCode + serial)?.op;
+  }
+
   async change(
     op: ChangeRequest['op'],
     txId: string,
@@ -79,22 +117,35 @@ export class StateChanges {
     const key = `${caller.clientId}|${txId}`;
     const earlier = this.results.get(key);
     if (earlier) return earlier;
-    const base = { txId, productCode: q.productCode, serial: q.serial };
+    const now = Date.now();
+    const event: PendingEvent = {
+      txId,
+      clientId: caller.clientId,
+      productCode: q.productCode,
+      serial: q.serial,
+      batch: q.batch,
+      expiry: q.expiry,
+      op,
+      at: now,
+      token: caller.token,
+    };
+    const waiting = this.pendingPacks.get(q.productCode + q.serial);
+    if (waiting?.key === key) return pendingOutcome(event, waiting.op);
     const v = verifyPack(q, this.replica, today);
     if (v.alert) {
       const alert = await this.alerts.raise(v.alert, v.returnCode, v.detail, q, caller);
       return this.remember(key, {
-        ...base,
+        ...base(event),
         outcome: 'refused',
         code: v.returnCode,
         detail: v.detail,
         alert: { code: v.alert, id: alert.id },
       });
     }
+    if (waiting) return this.remember(key, changePending(event, waiting.op));
     const pack = this.replica.pack(q.productCode, q.serial)!;
     const product = this.replica.product(q.productCode)!;
     const inactive = inactiveReasonOf(product.status, this.replica.batch(q.productCode, pack.b), today);
-    const now = Date.now();
     const current = {
       state: pack.s as PackState,
       ...(pack.by ? { by: pack.by } : {}),
@@ -107,7 +158,7 @@ export class StateChanges {
     );
     if (!local.accepted) {
       const outcome: ChangeOutcome = {
-        ...base,
+        ...base(event),
         outcome: 'refused',
         code: local.code,
         state: local.state,
@@ -119,33 +170,20 @@ export class StateChanges {
       }
       return this.remember(key, outcome);
     }
-    const event: PendingEvent = {
-      txId: key,
-      productCode: q.productCode,
-      serial: q.serial,
-      batch: q.batch,
-      expiry: q.expiry,
-      op,
-      clientId: caller.clientId,
-      location: caller.location,
-      org: caller.org,
-      role: caller.role,
-      at: now,
-    };
     try {
       const [decided] = await this.hub.sendEvents([hubEvent(event)]);
-      return this.remember(key, await this.outcomeOf(event, decided!, caller));
+      return this.remember(key, await this.outcomeOf(event, decided!));
     } catch (err) {
+      if (err instanceof HubRefused && err.status !== 401) {
+        return this.remember(key, {
+          ...base(event),
+          outcome: 'refused',
+          code: err.code,
+          detail: `the hub refused the change: ${err.message}`,
+        });
+      }
       if (!(err instanceof HubUnavailable)) throw err;
-      await this.store.transaction(() => this.outbox.putSync(`${String(now).padStart(15, '0')}|${key}`, event));
-      this.logger.warn({ txId, err: err.message }, 'hub unreachable; state change kept for later');
-      return {
-        ...base,
-        outcome: 'pending',
-        code: 'PENDING',
-        state: pack.s,
-        detail: 'the hub is unreachable; the change is stored and will be sent',
-      };
+      return this.keepForLater(event, key, err);
     }
   }
 
@@ -162,47 +200,67 @@ export class StateChanges {
     return this.drain.drain();
   }
 
+  /** Keeps the change in the outbox and marks its pack pending here, in one durable write. */
+  private async keepForLater(event: PendingEvent, key: string, err: Error): Promise<ChangeOutcome> {
+    const packKey = event.productCode + event.serial;
+    let other: PendingPack | undefined;
+    await this.store.transaction(() => {
+      // Another request for this pack may have been kept while this one waited for the hub.
+      other = this.pendingDb.get(packKey);
+      if (other) return;
+      this.outbox.putSync(`${String(event.at).padStart(15, '0')}|${key}`, event);
+      this.pendingDb.putSync(packKey, { key, op: event.op });
+    });
+    if (other && other.key !== key) return this.remember(key, changePending(event, other.op));
+    this.pendingPacks.set(packKey, { key, op: event.op });
+    this.logger.warn({ txId: event.txId, err: err.message }, 'hub unreachable; state change kept for later');
+    return pendingOutcome(event, event.op);
+  }
+
   private async deliver(page: { key: string; value: PendingEvent }[]): Promise<void> {
     const results = await this.hub.sendEvents(page.map((e) => hubEvent(e.value)));
-    for (const [i, e] of page.entries()) {
-      const r = results[i]!;
-      const caller = {
-        clientId: e.value.clientId,
-        org: e.value.org,
-        location: e.value.location,
-        role: e.value.role,
-        market: '',
-        exp: 0,
-      };
-      await this.remember(e.value.txId, await this.outcomeOf(e.value, r, caller, true));
-    }
+    const outcomes: ChangeOutcome[] = [];
+    for (const [i, e] of page.entries()) outcomes.push(await this.outcomeOf(e.value, results[i]!, true));
+    await this.store.transaction(() => {
+      for (const [i, e] of page.entries()) {
+        this.results.putSync(resultKey(e.value), outcomes[i]!);
+        this.clearPending(e.value);
+      }
+    });
+  }
+
+  /** Inside a write transaction. */
+  private clearPending(e: PendingEvent): void {
+    const packKey = e.productCode + e.serial;
+    if (this.pendingDb.get(packKey)?.key !== resultKey(e)) return;
+    this.pendingDb.removeSync(packKey);
+    this.pendingPacks.delete(packKey);
   }
 
   private async outcomeOf(
     e: PendingEvent,
     r: { accepted: boolean; code: string; state?: string; alert?: string; detail: string },
-    caller: Caller,
     late = false,
   ): Promise<ChangeOutcome> {
     const outcome: ChangeOutcome = {
-      txId: e.txId.slice(e.txId.indexOf('|') + 1),
+      ...base(e),
       outcome: r.accepted ? 'accepted' : 'refused',
       code: r.code,
       ...(r.state ? { state: r.state } : {}),
       detail: r.detail,
-      productCode: e.productCode,
-      serial: e.serial,
     };
     // A refusal the node could not foresee is a conflict (another market changed the pack first).
-    const alertCode = r.alert ?? (late && !r.accepted ? 'A24' : undefined);
+    const alertCode = r.alert ?? (late && !r.accepted && r.code !== 'OFFLINE_WINDOW_PASSED' ? 'A24' : undefined);
     if (alertCode) {
       const q = { productCode: e.productCode, serial: e.serial, batch: e.batch, expiry: e.expiry };
+      // Raised as of the request it concerns, which its token covers.
       const alert = await this.alerts.raise(
         alertCode as 'A24',
         'DECOMMISSIONED',
         `state change ${e.op} refused by the hub: ${r.detail}`,
         q,
-        caller,
+        e,
+        new Date(e.at),
       );
       outcome.alert = { code: alertCode, id: alert.id };
     }
@@ -215,16 +273,29 @@ export class StateChanges {
   }
 }
 
-function hubEvent(e: PendingEvent) {
+const resultKey = (e: Pick<PendingEvent, 'clientId' | 'txId'>): string => `${e.clientId}|${e.txId}`;
+
+const base = (e: PendingEvent) => ({ txId: e.txId, productCode: e.productCode, serial: e.serial });
+
+function pendingOutcome(e: PendingEvent, op: ChangeRequest['op']): ChangeOutcome {
   return {
-    txId: e.txId,
-    productCode: e.productCode,
-    serial: e.serial,
-    op: e.op,
-    clientId: e.clientId,
-    location: e.location,
-    org: e.org,
-    role: e.role,
-    at: e.at,
+    ...base(e),
+    outcome: 'pending',
+    code: 'PENDING',
+    detail: `the hub is unreachable; the ${op} is stored and will be sent`,
   };
+}
+
+function changePending(e: PendingEvent, op: ChangeRequest['op']): ChangeOutcome {
+  return {
+    ...base(e),
+    outcome: 'refused',
+    code: 'CHANGE_PENDING',
+    detail: `a ${op} of this pack at this node is waiting for the hub's decision; try again once it is decided`,
+  };
+}
+
+/** The event as the hub takes it (openapi/hub.yaml PackEvent): the request and the caller's token. */
+function hubEvent(e: PendingEvent) {
+  return { txId: e.txId, productCode: e.productCode, serial: e.serial, op: e.op, at: e.at, token: e.token };
 }

@@ -211,7 +211,7 @@ describe('verifier node pharmacy API', () => {
       status: 401,
       code: 'NODE_TOKEN_INVALID',
     });
-    const hubKey = hub.keys.privateJwks(600)[0]!;
+    const hubKey = hub.keys.privateJwks()[0]!;
     const expired = await new SignJWT({ market: 'DE', role: 'pharmacy', org: 'X', location: 'Y', client_id: 'c' })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: hubKey.kid! })
       .setIssuer(hub.oauth.issuer)

@@ -15,6 +15,8 @@ export interface Stored {
   expiresAt?: number;
   /** Clients only: set by onboarding staff; a disabled client is not found. */
   disabled?: boolean;
+  /** Epoch ms of the disabling: events the client made before it still count (offline queues). */
+  disabledAt?: number;
 }
 
 /**

@@ -1,11 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { BadRequest, defineError, NotFound } from '../../../common/src/errors.ts';
+import { ROLES, type Role } from '../../../common/src/pack-rules.ts';
 import type { Database } from '../../../common/src/store.ts';
 import type { HubStore } from '../hub-store.ts';
 import type { Stored } from './adapter.ts';
-
-export const ROLES = ['pharmacy', 'hospital', 'wholesaler', 'parallel-distributor'] as const;
-export type Role = (typeof ROLES)[number];
 
 export const ClientInvalid = defineError('OAUTH_CLIENT_INVALID', 400, 'Invalid client registration');
 
@@ -92,7 +90,7 @@ export class ClientRegistry {
         const market = String(s.payload['urn:packtrust:market']);
         this.hub.publish([market], { type: 'client-disabled', clientId, at: new Date().toISOString() });
       }
-      return { ...s, disabled: true };
+      return s.disabled ? s : { ...s, disabled: true, disabledAt: Date.now() };
     });
   }
 
@@ -117,6 +115,16 @@ export class ClientRegistry {
 /** Where oidc-provider's adapter keeps clients (its model name). */
 export function clientsDb(hub: HubStore): Database<Stored, string> {
   return hub.store.db('oauth-Client');
+}
+
+/**
+ * When the client was disabled (epoch ms; 0 when the time was not kept, or the client is unknown),
+ * or undefined while it is enabled.
+ */
+export function disabledSince(db: Database<Stored, string>, clientId: string): number | undefined {
+  const found = db.get(clientId);
+  if (!found) return 0;
+  return found.disabled ? (found.disabledAt ?? 0) : undefined;
 }
 
 /** The disabled clients of a market, for the snapshot a node bootstraps from. */

@@ -67,6 +67,11 @@ export class OAuthService {
     return this.options.issuer;
   }
 
+  /** The keys that sign the access tokens. */
+  get signingKeys(): SigningKeys {
+    return this.options.keys;
+  }
+
   audience(market: string): string {
     return this.options.audienceTemplate.replace('{market}', market);
   }
@@ -107,7 +112,7 @@ export class OAuthService {
     const provider = new Provider(o.issuer, {
       adapter: lmdbAdapterFactory(o.store),
       clients: [],
-      jwks: { keys: o.keys.privateJwks(o.tokenTtlSeconds) as never[] },
+      jwks: { keys: o.keys.privateJwks() as never[] },
       cookies: { keys: o.cookieKeys },
       clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
       clientDefaults: {

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { defineError } from '../../../common/src/errors.ts';
 import type { Database, Store } from '../../../common/src/store.ts';
+import type { HubStore } from '../hub-store.ts';
 
 export const KeyPassphraseInvalid = defineError(
   'OAUTH_KEY_PASSPHRASE_INVALID',
@@ -14,11 +15,20 @@ interface StoredKey {
   createdAt: number;
   /** Set when a newer key took over; the key stays published until its tokens have expired. */
   retiredAt?: number;
+  /** The public half, kept in the clear: published to the nodes without the passphrase. */
+  publicJwk?: JWK;
   salt: Buffer;
   iv: Buffer;
   tag: Buffer;
   ciphertext: Buffer;
 }
+
+/**
+ * Called inside the write transaction that changes the key set, with the public keys a verifier
+ * should now accept: the hub publishes them on every market's feed, so nodes validate tokens from
+ * their replica alone (ARCHITECTURE.md, "Who acted").
+ */
+export type KeysChanged = (publicKeys: JWK[]) => void;
 
 /**
  * The access-token signing keys (ES256): generated on first start, encrypted at rest
@@ -32,6 +42,9 @@ export class SigningKeys {
   constructor(
     private readonly store: Store,
     private readonly passphrase: string,
+    /** How long a retired key stays published: the longest token lifetime. */
+    private readonly tokenTtlSeconds: number,
+    private readonly onChange?: KeysChanged,
   ) {
     this.db = store.db('oauth-signing-keys');
     this.meta = store.db('oauth-meta');
@@ -42,7 +55,15 @@ export class SigningKeys {
     return this.meta.get('keys-version') ?? 0;
   }
 
+  /** Makes a key on first start; keeps the public half of older stores' keys in the clear. */
   async ensure(): Promise<void> {
+    const missing = [...this.db.getRange()].filter((e) => !e.value.publicJwk);
+    if (missing.length > 0) {
+      await this.store.transaction(() => {
+        for (const { key, value } of missing)
+          this.db.putSync(key, { ...value, publicJwk: publicOf(this.decrypt(value)) });
+      });
+    }
     if (this.active()) return;
     await this.add();
   }
@@ -55,16 +76,31 @@ export class SigningKeys {
       if (current) this.db.putSync(current.kid, { ...current, retiredAt: Date.now() });
       this.db.putSync(fresh.kid, fresh);
       this.meta.putSync('keys-version', this.version() + 1);
+      this.onChange?.(this.publicJwks());
     });
     return fresh.kid;
+  }
+
+  /**
+   * The public keys a verifier accepts: the active key and the retired keys whose tokens may still
+   * be presented, `extraSeconds` after they expired (the hub's offline window for queued events).
+   * Read inside `transaction` when given (a consistent snapshot).
+   */
+  publicJwks(extraSeconds = 0, options: { transaction?: unknown } = {}): JWK[] {
+    const keep = Date.now() - (this.tokenTtlSeconds + extraSeconds + 60) * 1000;
+    return [...this.db.getRange(options as never)]
+      .map((e) => e.value)
+      .filter((k) => k.publicJwk && (k.retiredAt === undefined || k.retiredAt > keep))
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .map((k) => k.publicJwk!);
   }
 
   /**
    * Private JWKs for oidc-provider: the active key first (it signs), then retired keys whose
    * tokens may still be valid (`maxTokenTtlSeconds` plus a minute for clock skew).
    */
-  privateJwks(maxTokenTtlSeconds: number): JWK[] {
-    const keep = Date.now() - (maxTokenTtlSeconds + 60) * 1000;
+  privateJwks(): JWK[] {
+    const keep = Date.now() - (this.tokenTtlSeconds + 60) * 1000;
     const all = [...this.db.getRange()].map((e) => e.value);
     const active = all.filter((k) => k.retiredAt === undefined).sort((a, b) => b.createdAt - a.createdAt);
     const retired = all.filter((k) => k.retiredAt !== undefined && k.retiredAt > keep);
@@ -88,6 +124,7 @@ export class SigningKeys {
     await this.store.transaction(() => {
       this.db.putSync(fresh.kid, fresh);
       this.meta.putSync('keys-version', this.version() + 1);
+      this.onChange?.(this.publicJwks());
     });
   }
 
@@ -100,7 +137,7 @@ export class SigningKeys {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', scryptSync(this.passphrase, salt, 32), iv);
     const ciphertext = Buffer.concat([cipher.update(JSON.stringify(full)), cipher.final()]);
-    return { kid, createdAt: Date.now(), salt, iv, tag: cipher.getAuthTag(), ciphertext };
+    return { kid, createdAt: Date.now(), publicJwk: publicOf(full), salt, iv, tag: cipher.getAuthTag(), ciphertext };
   }
 
   private decrypt(k: StoredKey): JWK {
@@ -116,4 +153,25 @@ export class SigningKeys {
       );
     }
   }
+}
+
+function publicOf(jwk: JWK): JWK {
+  const { d: _d, ...pub } = jwk;
+  return pub;
+}
+
+/**
+ * The hub's signing keys, made on first start and published on the feed of every served market
+ * whenever they change (and now, for a market whose nodes have not been sent them yet).
+ */
+export async function openSigningKeys(
+  hub: HubStore,
+  passphrase: string,
+  tokenTtlSeconds: number,
+  markets: readonly string[],
+): Promise<SigningKeys> {
+  const keys = new SigningKeys(hub.store, passphrase, tokenTtlSeconds, (pub) => hub.publishSigningKeys(markets, pub));
+  await keys.ensure();
+  await hub.store.transaction(() => hub.publishSigningKeys(markets, keys.publicJwks()));
+  return keys;
 }
