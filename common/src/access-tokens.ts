@@ -59,7 +59,11 @@ export class AccessTokenVerifier {
 
   constructor(private readonly options: AccessTokenVerifierOptions) {}
 
-  async verify(token: string, audience: string): Promise<Actor> {
+  /**
+   * The actor of a token whose audience is `audience`, or, given a function, the audience of the
+   * market the token names (the caller then compares markets and says which one was wrong).
+   */
+  async verify(token: string, audience: string | ((market: string) => string)): Promise<Actor> {
     const hash = createHash('sha256').update(token).digest('base64url');
     let actor = this.cache.get(hash);
     if (!actor) {
@@ -67,12 +71,12 @@ export class AccessTokenVerifier {
       if (this.cache.size >= (this.options.cacheSize ?? DEFAULT_CACHE)) this.evict();
       this.cache.set(hash, actor);
     }
-    if (actor.audience !== audience)
-      throw new AccessTokenRejected(`the token is for ${actor.audience}, not ${audience}`);
+    const expected = typeof audience === 'string' ? audience : audience(actor.market);
+    if (actor.audience !== expected) throw new AccessTokenRejected("the token's aud claim is not accepted here");
     return actor;
   }
 
-  private async verifySignature(token: string, audience: string): Promise<Actor> {
+  private async verifySignature(token: string, audience: string | ((market: string) => string)): Promise<Actor> {
     let iat: number;
     try {
       iat = Number(decodeJwt(token).iat);
@@ -85,7 +89,7 @@ export class AccessTokenVerifier {
       // Time is judged by the caller; jose checks the rest as of the token's own issue time.
       ({ payload } = await jwtVerify(token, this.currentKeys(), {
         issuer: this.options.issuer,
-        audience,
+        ...(typeof audience === 'string' ? { audience } : {}),
         typ: 'at+jwt',
         algorithms: ['ES256'],
         currentDate: new Date(iat * 1000),
@@ -101,13 +105,18 @@ export class AccessTokenVerifier {
       if (typeof payload[claim] !== 'string' || payload[claim] === '')
         throw new AccessTokenRejected(`the token carries no ${claim}`);
     }
+    const market = payload.market as string;
+    const expected = typeof audience === 'string' ? audience : audience(market);
+    const aud = payload.aud;
+    if (!(aud === expected || (Array.isArray(aud) && aud.length === 1 && aud[0] === expected)))
+      throw new AccessTokenRejected(`the token's aud claim is not accepted here`);
     return {
       clientId: payload.client_id as string,
       org: payload.org as string,
       location: payload.location as string,
       role: role as Role,
-      market: payload.market as string,
-      audience,
+      market,
+      audience: expected,
       iat,
       exp: Number(payload.exp),
     };

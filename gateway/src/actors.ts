@@ -63,7 +63,8 @@ export class ActorProof {
     const market = node.market ?? '';
     let actor: Actor;
     try {
-      actor = await this.tokens.verify(token, this.o.audience(market));
+      // The audience of the token's own market, so that a token of another market is named as such.
+      actor = await this.tokens.verify(token, (m) => this.o.audience(m));
     } catch (err) {
       if (err instanceof AccessTokenRejected)
         throw new ActorUnproven(`The access token is not accepted: ${err.message}`);
