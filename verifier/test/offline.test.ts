@@ -1,0 +1,178 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/src/log.ts';
+import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
+import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
+import { productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
+import { type RunningVerifierNode, startVerifierNode } from '../src/service.ts';
+
+/**
+ * Offline mode (Art. 29) from the replica alone, with the lifetimes shortened: tokens live 3 s
+ * (600 s in the default configuration) and queued events are accepted 120 s after their token
+ * expired (24 h by default). The hub stays down longer than a token lives, as a 15-minute outage
+ * would with the defaults.
+ */
+
+const logger = createLogger('offline-test', 'silent');
+const dir = mkdtempSync(join(tmpdir(), 'packtrust-offline-'));
+const CODE = '09506000134352';
+const TTL = 3;
+let hub: TestHub;
+let node: RunningVerifierNode;
+let serials: string[];
+let dispatcher: Agent;
+const pharmacies: Record<string, { clientId: string; client: TokenClient }> = {};
+
+async function register(location: string) {
+  const { privateJwk, jwks } = await generateClientKey();
+  const { clientId } = await new ClientRegistry(hub.store).add({
+    market: 'DE',
+    role: 'pharmacy',
+    location,
+    org: `ORG-${location}`,
+    jwks,
+  });
+  pharmacies[location] = {
+    clientId,
+    client: new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() }),
+  };
+}
+
+async function call(path: string, bearer: string, body: unknown) {
+  const res = await request(`${node.url}${path}`, {
+    method: 'POST',
+    dispatcher,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` },
+    body: JSON.stringify(body),
+  });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+}
+
+const pack = (serial: string) => ({ productCode: CODE, serial, batch: 'B1', expiry: '291200' });
+const expiryOf = (token: string) =>
+  1000 * JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp;
+
+/** Polls `check` until it holds, within a budget that survives a loaded machine. */
+async function until(what: string, check: () => boolean, budgetMs = 30_000): Promise<void> {
+  const deadline = Date.now() + budgetMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+beforeAll(async () => {
+  hub = await startTestHub({ tokenTtlSeconds: TTL, offlineWindowSeconds: 120 });
+  const up = hub.client(await hub.credential('manufacturer', 'ACME'));
+  expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
+  serials = randomSerials(1000);
+  const batch = await up.write('POST', `/v1/products/${CODE}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
+    contentType: 'text/plain',
+  });
+  expect(batch.status).toBe(201);
+  const cred = await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE', ip: ['127.0.0.1'] });
+  node = await startVerifierNode({
+    market: 'DE',
+    nodeId: 'de-1',
+    hubUrl: hub.hubUrl,
+    issuer: hub.oauth.issuer,
+    audience: 'urn:packtrust:verifier:DE',
+    dataDir: join(dir, 'de-1'),
+    host: '127.0.0.1',
+    port: 0,
+    certPem: cred.certPem,
+    keyPem: cred.keyPem,
+    caPem: hub.t.ca.chainPem(),
+    feedWaitMs: 500,
+    logger,
+  });
+  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
+  await register('DE-APO-A');
+  await register('DE-APO-B');
+  await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
+}, 90_000);
+
+afterAll(async () => {
+  for (const p of Object.values(pharmacies)) await p.client.close();
+  await dispatcher?.close();
+  await node?.close();
+  await hub?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the hub down longer than a token lives', () => {
+  it('keeps verifying unseen tokens, never dispenses a pending pack twice, and delivers the queued supply once, in the right name', async () => {
+    // Tokens the node has never seen, taken just before the outage.
+    const a = (await pharmacies['DE-APO-A']!.client.token()).accessToken;
+    const b = (await pharmacies['DE-APO-B']!.client.token()).accessToken;
+    await hub.stop();
+
+    expect((await call('/v1/packs/verify', b, pack(serials[0]!))).json).toMatchObject({ returnCode: 'ACTIVE' });
+    const supply = await call('/v1/packs/supply', a, { txId: 'out-1', ...pack(serials[0]!) });
+    expect(supply).toEqual({
+      status: 202,
+      json: {
+        txId: 'out-1',
+        productCode: CODE,
+        serial: serials[0],
+        outcome: 'pending',
+        code: 'PENDING',
+        detail: 'the hub is unreachable; the supply is stored and will be sent',
+      },
+    });
+    // At this node the pack is pending, not active, and a second supply of it is refused.
+    expect((await call('/v1/packs/verify', b, pack(serials[0]!))).json).toEqual({
+      returnCode: 'PENDING',
+      detail: "a supply of this pack at this node is waiting for the hub's decision",
+      productCode: CODE,
+      serial: serials[0],
+      state: 'ACTIVE',
+    });
+    expect((await call('/v1/packs/supply', b, { txId: 'out-2', ...pack(serials[0]!) })).json).toMatchObject({
+      outcome: 'refused',
+      code: 'CHANGE_PENDING',
+    });
+    // The same request again is still pending, not refused.
+    expect((await call('/v1/packs/supply', a, { txId: 'out-1', ...pack(serials[0]!) })).status).toBe(202);
+
+    // The outage outlasts the tokens: new requests with them are refused, the queued one is kept.
+    await until('the tokens to expire', () => Date.now() > expiryOf(a) + 200 && Date.now() > expiryOf(b) + 200);
+    expect((await call('/v1/packs/verify', b, pack(serials[1]!))).json).toMatchObject({
+      status: 401,
+      code: 'NODE_TOKEN_INVALID',
+      detail: 'the token has expired',
+    });
+    expect(node.stateChanges.pending()).toBe(1);
+
+    await hub.start();
+    await until('the queued supply to be delivered', () => node.stateChanges.pending() === 0);
+    const { clientId } = pharmacies['DE-APO-A']!;
+    expect(hub.store.packs.get(CODE + serials[0])).toMatchObject({
+      s: 'SUPPLIED',
+      by: { clientId, location: 'DE-APO-A' },
+    });
+    expect(hub.store.packTx.get(`${clientId}|out-1`)).toMatchObject({ accepted: true, code: 'CHANGED' });
+    const decisions = [...hub.store.feed('DE').entries()].filter(
+      (e) => e.body.type === 'pack-state' && e.body.serial === serials[0],
+    );
+    expect(decisions).toHaveLength(1);
+
+    // Once the hub decided, the node answers with the decision; a repeat gets the recorded answer.
+    await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
+    const fresh = (await pharmacies['DE-APO-A']!.client.token()).accessToken;
+    expect((await call('/v1/packs/verify', fresh, pack(serials[0]!))).json).toMatchObject({
+      returnCode: 'DECOMMISSIONED',
+      state: 'SUPPLIED',
+    });
+    expect((await call('/v1/packs/supply', fresh, { txId: 'out-1', ...pack(serials[0]!) })).json).toMatchObject({
+      outcome: 'accepted',
+      code: 'CHANGED',
+      state: 'SUPPLIED',
+    });
+    expect(hub.store.feed('DE').last()!.seq).toBe(decisions[0]!.seq);
+  }, 90_000);
+});
