@@ -285,6 +285,101 @@ async function main(): Promise<void> {
     });
     say(`fr-1 -> ${back.json.returnCode} again`);
 
+    step("Verifier fr-1's own certificate tries to act beyond its rights at the hub");
+    // An insider with a valid certificate: the FR node signs its own requests to the hub. A node
+    // relays what pharmacies did, with their access tokens; it cannot act in another market, in
+    // another client's name, or back-date an event (ARCHITECTURE.md, "Who acted").
+    const frKeys = join(stack.verifierDir, 'fr-1', 'keys');
+    const insider = new UploadClient({
+      baseUrl: urls.gateway,
+      certPem: read(join(frKeys, 'node.pem'), 'fr-1 certificate'),
+      keyPem: read(join(frKeys, 'node.key.pem'), 'fr-1 key'),
+      caPem: chainPem,
+    });
+    closers.push(() => insider.close());
+    const deOnly = freshGtin();
+    const deProduct = await upload.write(
+      'POST',
+      '/v1/products',
+      JSON.stringify({
+        productCode: deOnly,
+        name: 'Demoxan 40 mg film-coated tablets',
+        commonName: 'demoxanide',
+        form: 'film-coated tablet',
+        strength: '40 mg',
+        packSize: 28,
+        markets: ['DE'],
+      }),
+    );
+    check(deProduct.status === 201, 'a second product, sold only in DE, is registered', deProduct.json());
+    const target = { productCode: gtin, serial: serials[2]!, batch: BATCH, expiry: EXPIRY };
+    const event = (over: Json) => ({
+      txId: `demo-${org}-insider-${randomBytes(3).toString('hex')}`,
+      productCode: gtin,
+      serial: target.serial,
+      op: 'supply',
+      at: Date.now(),
+      token: pharmacies.FR.token,
+      ...over,
+    });
+    const refusals: number[] = [];
+    const attempt = async (what: string, path: string, body: Json, code: string) => {
+      const res = await insider.write('POST', path, JSON.stringify(body));
+      const problem = res.json<Json>();
+      check(
+        res.status === 403 && problem.code === code && res.receipt?.verified === true,
+        `${what}: refused with ${code} and a signed answer`,
+        problem,
+      );
+      const seq = (problem.evidence as { seq: number }).seq;
+      refusals.push(seq);
+      say(`${what} -> 403 ${code} (evidence record ${seq})`);
+    };
+    await attempt(
+      "supply in the DE pharmacy's name, with its captured token",
+      '/v1/packs/events',
+      { events: [event({ token: pharmacies.DE.token })] },
+      'HUB_WRONG_MARKET',
+    );
+    await attempt(
+      `supply a pack of ${deOnly}, sold only in DE`,
+      '/v1/packs/events',
+      { events: [event({ productCode: deOnly })] },
+      'HUB_WRONG_MARKET',
+    );
+    await attempt(
+      'supply back-dated by 11 days',
+      '/v1/packs/events',
+      { events: [event({ at: Date.now() - 11 * 86_400_000 })] },
+      'HUB_EVENT_TIME_INVALID',
+    );
+    await attempt(
+      `raise an alert on ${deOnly}`,
+      '/v1/alerts',
+      {
+        alerts: [
+          {
+            id: randomBytes(8).toString('hex'),
+            code: 'A3',
+            returnCode: 'SERIAL_UNKNOWN',
+            detail: 'serial is not registered for this product',
+            market: 'FR',
+            nodeId: 'fr-1',
+            pack: { productCode: deOnly, serial: 'INVENTED', batch: BATCH, expiry: EXPIRY },
+            raisedAt: new Date().toISOString(),
+            token: pharmacies.FR.token,
+          },
+        ],
+      },
+      'HUB_WRONG_MARKET',
+    );
+    for (const n of urls.nodes) {
+      const r = await verify(n.nodeId, n.market as 'DE' | 'FR', target);
+      check(r.json.state === 'ACTIVE', `the pack is still active at ${n.nodeId}`, r.json);
+    }
+    say(`the pack is still ACTIVE at ${urls.nodes.map((n) => n.nodeId).join(', ')}`);
+    say(`refusals kept as evidence: records ${refusals.join(', ')}`);
+
     step('A pack that does not exist is scanned at de-1');
     const fake = { ...pack, serial: `FAKE${randomBytes(4).toString('hex').toUpperCase()}` };
     const unknown = await verify('de-1', 'DE', fake);

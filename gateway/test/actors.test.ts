@@ -168,7 +168,10 @@ describe('transaction ids belong to the client the token proves', () => {
     const de = hub.client(await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE' }));
     const real = await send(de, [event({ productCode: BOTH, serial: serials[4], txId, token: tokens.de!.token })]);
     expect(real.json()).toMatchObject({ results: [{ txId, accepted: true, code: 'CHANGED', state: 'SUPPLIED' }] });
-    expect(hub.store.packs.get(BOTH + serials[4])).toMatchObject({ s: 'SUPPLIED', by: { clientId: tokens.de!.clientId } });
+    expect(hub.store.packs.get(BOTH + serials[4])).toMatchObject({
+      s: 'SUPPLIED',
+      by: { clientId: tokens.de!.clientId },
+    });
   });
 });
 
@@ -267,9 +270,9 @@ describe('ActorProof (the rules, with keys of our own)', () => {
     await expect(proof.prove(t, { market: 'FR' }, T0 - CLOCK_SKEW_MS - 1, T0)).rejects.toMatchObject({
       code: 'HUB_EVENT_TIME_INVALID',
     });
-    await expect(proof.prove(t, { market: 'FR' }, T0 + 600_000 + CLOCK_SKEW_MS + 1, T0 + 700_000)).rejects.toMatchObject(
-      { code: 'HUB_EVENT_TIME_INVALID' },
-    );
+    await expect(
+      proof.prove(t, { market: 'FR' }, T0 + 600_000 + CLOCK_SKEW_MS + 1, T0 + 700_000),
+    ).rejects.toMatchObject({ code: 'HUB_EVENT_TIME_INVALID' });
     await expect(proof.prove(t, { market: 'FR' }, T0 + 500_000, T0 + 100_000)).rejects.toMatchObject({
       code: 'HUB_EVENT_TIME_INVALID',
     });

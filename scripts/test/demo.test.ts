@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HubStore } from '../../gateway/src/hub-store.ts';
 import { ROOT, type StackProcess, stackEnv, startStack, stopStack, TSX } from './stack-process.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'packtrust-demo-'));
@@ -45,6 +46,22 @@ describe('npm run demo against npm start', () => {
     expect(out).toMatch(/accepted: CHANGED, state SUPPLIED/);
     expect(out).toMatch(/fr-1 -> DECOMMISSIONED, state SUPPLIED/);
     expect(out).toMatch(/accepted: state ACTIVE/);
+    // An insider: fr-1's own certificate tries to act beyond its rights; each attempt is refused,
+    // nothing changes at any node, and every refusal is in the hub's evidence log.
+    expect(out).toMatch(/supply in the DE pharmacy's name, with its captured token -> 403 HUB_WRONG_MARKET/);
+    expect(out).toMatch(/supply a pack of \d{14}, sold only in DE -> 403 HUB_WRONG_MARKET/);
+    expect(out).toMatch(/supply back-dated by 11 days -> 403 HUB_EVENT_TIME_INVALID/);
+    expect(out).toMatch(/raise an alert on \d{14} -> 403 HUB_WRONG_MARKET/);
+    expect(out).toMatch(/the pack is still ACTIVE at de-1, de-2, fr-1/);
+    const seqs = /refusals kept as evidence: records ([\d, ]+)/.exec(out)![1]!.split(', ').map(Number);
+    const store = new HubStore(join(dataDir, 'gateway', 'hub'));
+    try {
+      for (const seq of seqs) {
+        expect(store.evidence.db.get(seq)!.body).toMatchObject({ org: 'packtrust-fr', response: { status: 403 } });
+      }
+    } finally {
+      await store.close();
+    }
     expect(out).toMatch(/SERIAL_UNKNOWN, alert A3/);
     expect(out).toMatch(/the manufacturer reads it at the hub: A3 in DE/);
     expect(out).toMatch(/INACTIVE \(RECALLED\): the batch is recalled: demo: out-of-specification assay/);

@@ -53,8 +53,7 @@ async function call(path: string, bearer: string, body: unknown) {
 }
 
 const pack = (serial: string) => ({ productCode: CODE, serial, batch: 'B1', expiry: '291200' });
-const expiryOf = (token: string) =>
-  1000 * JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp;
+const expiryOf = (token: string) => 1000 * JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp;
 
 /** Polls `check` until it holds, within a budget that survives a loaded machine. */
 async function until(what: string, check: () => boolean, budgetMs = 30_000): Promise<void> {
