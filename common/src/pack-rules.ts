@@ -1,6 +1,6 @@
 /**
  * The pack state machine and the rules of Delegated Regulation (EU) 2016/161 for changing it
- * (DESIGN.md §1): who may decommission how, what a repeated request means, and when an undo
+ * (docs/domain.md §2–4): who may decommission how, what a repeated request means, and when an undo
  * (Art. 13) is allowed. Pure; the hub decides with these rules, and the verifier nodes check
  * with the same rules before they ask.
  */

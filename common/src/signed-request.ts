@@ -1,5 +1,5 @@
 /**
- * The packtrust profile of RFC 9421 for writes to the hub (DESIGN.md §2): the key of the
+ * The packtrust profile of RFC 9421 for writes to the hub (ARCHITECTURE.md, "The gateway"): the key of the
  * client's mTLS certificate signs `@method`, `@target-uri`, `content-digest` (RFC 9530, SHA-512)
  * and `content-type`, with `created`, `keyid` (the certificate's SHA-256 fingerprint) and a fresh
  * `nonce`. Manufacturers' uploads and verifier nodes' pack events and alerts are signed alike.

@@ -14,7 +14,7 @@ import { SIGNED_COMPONENTS } from '../../common/src/signed-request.ts';
 import type { ClientIdentity } from './client-identity.ts';
 import { DigestMismatch, SignatureInvalid, SignatureMissing, SignatureStale } from './errors.ts';
 
-/** Components every write must cover (DESIGN.md §2), as serialized in `Signature-Input`. */
+/** Components every write must cover (ARCHITECTURE.md, "The gateway"), as serialized in `Signature-Input`. */
 export const REQUIRED_COMPONENTS = SIGNED_COMPONENTS.map((c) => `"${c}"`);
 
 export interface VerifiedRequestSignature {

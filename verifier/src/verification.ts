@@ -9,7 +9,7 @@ export interface PackQuery {
   expiry: string;
 }
 
-/** DESIGN.md §1 alert codes (as the European hub numbers them). */
+/** The alert codes of docs/domain.md §5 (as the European hub numbers them). */
 export type AlertCode = 'A2' | 'A3' | 'A7' | 'A24' | 'A52' | 'A68';
 
 export type ReturnCode =
@@ -60,7 +60,7 @@ export function memoised(lookup: ReplicaLookup): ReplicaLookup {
 }
 
 /**
- * Verifies a scanned pack against the market's replica (DESIGN.md §1): unknown or mismatching
+ * Verifies a scanned pack against the market's replica (docs/domain.md §2, §5): unknown or mismatching
  * identifiers raise an alert; a pack of a recalled, withdrawn or expired batch answers with its
  * reason and no alert; a decommissioned pack answers with its state.
  * `today` is the date (YYYY-MM-DD) against which expiry is judged.
