@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
+import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
+import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub } from '../../gateway/test/fixtures.ts';
 import { HubClient } from '../src/hub-client.ts';
 import { startVerifierNode } from '../src/service.ts';
@@ -114,6 +116,18 @@ async function main() {
     keyPem: nodeCred.keyPem,
     caPem: hub.t.ca.chainPem(),
   });
+  // The pharmacy whose token every event carries (the hub takes the actor from it).
+  const { privateJwk, jwks } = await generateClientKey();
+  const { clientId } = await new ClientRegistry(hub.store).add({
+    market: 'DE',
+    role: 'pharmacy',
+    location: 'BENCH',
+    org: 'BENCH',
+    jwks,
+  });
+  const tokens = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
+  const token = (await tokens.token()).accessToken;
+  await tokens.close();
   const commits: { seq: number; at: number }[] = [];
   const applied = new Map<number, number>();
   let watching = true;
@@ -141,11 +155,8 @@ async function main() {
       productCode: CODE,
       serial,
       op: 'supply',
-      clientId: 'bench-client',
-      location: 'BENCH',
-      org: 'BENCH',
-      role: 'pharmacy',
       at: Date.now(),
+      token,
     }));
     next += PER_REQUEST;
     inflight.push(
