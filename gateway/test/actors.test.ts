@@ -1,10 +1,8 @@
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateClientKey, TokenClient } from '../client/token-client.ts';
 import type { UploadClient } from '../client/upload-client.ts';
 import { ActorProof, CLOCK_SKEW_MS } from '../src/actors.ts';
 import { verifyEvidence } from '../src/evidence.ts';
-import { ClientRegistry } from '../src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 
 /**
@@ -23,18 +21,8 @@ let serials: string[];
 const tokens: Record<string, { token: string; clientId: string }> = {};
 
 async function token(market: string, location: string) {
-  const { privateJwk, jwks } = await generateClientKey();
-  const { clientId } = await new ClientRegistry(hub.store).add({
-    market,
-    role: 'pharmacy',
-    location,
-    org: `ORG-${location}`,
-    jwks,
-  });
-  const c = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
-  const t = (await c.token()).accessToken;
-  await c.close();
-  return { token: t, clientId };
+  const p = await hub.pharmacy(market, location);
+  return { token: await p.token(), clientId: p.clientId };
 }
 
 const event = (over: Record<string, unknown>) => ({

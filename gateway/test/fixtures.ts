@@ -7,9 +7,12 @@ import { createTestCa, opensslCsr, P256, PASSPHRASE, type TestCa } from '../../c
 import { type HttpServer, listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { FMD_MARKETS } from '../../common/src/markets.ts';
+import type { Role } from '../../common/src/pack-rules.ts';
+import { generateClientKey, TokenClient } from '../client/token-client.ts';
 import { UploadClient } from '../client/upload-client.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore } from '../src/hub-store.ts';
+import { ClientRegistry } from '../src/oauth/clients.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
 import { openSigningKeys, type SigningKeys } from '../src/oauth/signing-keys.ts';
 import { createGatewayServer } from '../src/server.ts';
@@ -21,6 +24,11 @@ export interface Credential {
   serial: string;
   fingerprint: string;
   keyPath: string;
+}
+
+export interface Pharmacy {
+  clientId: string;
+  token(): Promise<string>;
 }
 
 export interface TestHub {
@@ -35,6 +43,11 @@ export interface TestHub {
   dir: string;
   credential(profile: string, org: string, keyArgs?: string[], extra?: Record<string, unknown>): Promise<Credential>;
   client(c: Pick<Credential, 'certPem' | 'keyPem'>): UploadClient;
+  /**
+   * Registers an OAuth client as onboarding staff would (private_key_jwt, org `ORG-<location>`);
+   * `token()` gets a fresh access token from the hub's provider.
+   */
+  pharmacy(market: string, location: string, role?: Role): Promise<Pharmacy>;
   /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
   restart(): Promise<void>;
   /** Stops the gateway (the hub is down) until `start()`; the CA keeps running. */
@@ -68,6 +81,7 @@ export async function startTestHub(
   await trust.startPolling(`${caServer.publicUrl}/crl`, 200, logger);
   const dir = mkdtempSync(join(tmpdir(), 'packtrust-hub-'));
   const clients: UploadClient[] = [];
+  const tokenClients: TokenClient[] = [];
   const credential = async (
     profile: string,
     org: string,
@@ -136,6 +150,20 @@ export async function startTestHub(
       clients.push(u);
       return u;
     },
+    async pharmacy(market, location, role = 'pharmacy') {
+      const { privateJwk, jwks } = await generateClientKey();
+      const { clientId } = await new ClientRegistry(hub.store).add({
+        market,
+        role,
+        location,
+        org: `ORG-${location}`,
+        jwks,
+      });
+      // A restarted hub keeps its port, so this issuer stays right.
+      const tokens = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: t.ca.chainPem() });
+      tokenClients.push(tokens);
+      return { clientId, token: async () => (await tokens.token()).accessToken };
+    },
     async restart() {
       await hub.stop();
       await hub.start();
@@ -150,6 +178,7 @@ export async function startTestHub(
     },
     async close() {
       for (const c of clients) c.close();
+      for (const c of tokenClients) await c.close();
       await hub.gateway.close();
       trust.stop();
       await caServer.close();

@@ -4,14 +4,13 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentDigest } from '../../common/src/content-digest.ts';
-import { createLogger } from '../../common/src/log.ts';
 import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
 import { verifyEvidence } from '../../gateway/src/evidence.ts';
 import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
-import { type RunningVerifierNode, startVerifierNode } from '../src/service.ts';
+import type { RunningVerifierNode } from '../src/service.ts';
+import { startTestNode } from './fixtures.ts';
 
-const logger = createLogger('markets-test', 'silent');
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-markets-'));
 const CODE = '09506000134352';
 let hub: TestHub;
@@ -21,39 +20,9 @@ let serials: string[];
 let dispatcher: Agent;
 const tokens: Record<string, string> = {};
 
-async function token(market: string, role: 'pharmacy' | 'wholesaler', location: string): Promise<string> {
-  const { privateJwk, jwks } = await generateClientKey();
-  const { clientId } = await new ClientRegistry(hub.store).add({
-    market,
-    role,
-    location,
-    org: `ORG-${location}`,
-    jwks,
-  });
-  const c = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
-  const t = (await c.token()).accessToken;
-  await c.close();
-  return t;
-}
-
-async function node(market: string, nodeId: string): Promise<RunningVerifierNode> {
-  const cred = await hub.credential('verifier-node', `NMVO-${market}`, undefined, { market, ip: ['127.0.0.1'] });
-  return startVerifierNode({
-    market,
-    nodeId,
-    hubUrl: hub.hubUrl,
-    issuer: hub.oauth.issuer,
-    audience: `urn:packtrust:verifier:${market}`,
-    dataDir: join(dir, nodeId),
-    host: '127.0.0.1',
-    port: 0,
-    certPem: cred.certPem,
-    keyPem: cred.keyPem,
-    caPem: hub.t.ca.chainPem(),
-    feedWaitMs: 500,
-    logger,
-  });
-}
+const token = async (market: string, role: 'pharmacy' | 'wholesaler', location: string): Promise<string> =>
+  (await hub.pharmacy(market, location, role)).token();
+const node = (market: string, nodeId: string): Promise<RunningVerifierNode> => startTestNode(hub, market, nodeId, dir);
 
 async function call(n: RunningVerifierNode, path: string, bearer: string, body: unknown) {
   const res = await request(`${n.url}${path}`, {

@@ -4,11 +4,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/src/log.ts';
-import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
-import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
-import { productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
-import { type RunningVerifierNode, startVerifierNode } from '../src/service.ts';
+import { type Pharmacy, productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
+import type { RunningVerifierNode } from '../src/service.ts';
+import { startTestNode } from './fixtures.ts';
 
 /**
  * Offline mode (Art. 29) from the replica alone, with the lifetimes shortened: tokens live 3 s
@@ -17,7 +15,6 @@ import { type RunningVerifierNode, startVerifierNode } from '../src/service.ts';
  * would with the defaults.
  */
 
-const logger = createLogger('offline-test', 'silent');
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-offline-'));
 const CODE = '09506000134352';
 const TTL = 3;
@@ -25,22 +22,7 @@ let hub: TestHub;
 let node: RunningVerifierNode;
 let serials: string[];
 let dispatcher: Agent;
-const pharmacies: Record<string, { clientId: string; client: TokenClient }> = {};
-
-async function register(location: string) {
-  const { privateJwk, jwks } = await generateClientKey();
-  const { clientId } = await new ClientRegistry(hub.store).add({
-    market: 'DE',
-    role: 'pharmacy',
-    location,
-    org: `ORG-${location}`,
-    jwks,
-  });
-  pharmacies[location] = {
-    clientId,
-    client: new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() }),
-  };
-}
+const pharmacies: Record<string, Pharmacy> = {};
 
 async function call(path: string, bearer: string, body: unknown) {
   const res = await request(`${node.url}${path}`, {
@@ -73,30 +55,14 @@ beforeAll(async () => {
     contentType: 'text/plain',
   });
   expect(batch.status).toBe(201);
-  const cred = await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE', ip: ['127.0.0.1'] });
-  node = await startVerifierNode({
-    market: 'DE',
-    nodeId: 'de-1',
-    hubUrl: hub.hubUrl,
-    issuer: hub.oauth.issuer,
-    audience: 'urn:packtrust:verifier:DE',
-    dataDir: join(dir, 'de-1'),
-    host: '127.0.0.1',
-    port: 0,
-    certPem: cred.certPem,
-    keyPem: cred.keyPem,
-    caPem: hub.t.ca.chainPem(),
-    feedWaitMs: 500,
-    logger,
-  });
+  node = await startTestNode(hub, 'DE', 'de-1', dir);
   dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
-  await register('DE-APO-A');
-  await register('DE-APO-B');
+  pharmacies.A = await hub.pharmacy('DE', 'DE-APO-A');
+  pharmacies.B = await hub.pharmacy('DE', 'DE-APO-B');
   await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
 }, 90_000);
 
 afterAll(async () => {
-  for (const p of Object.values(pharmacies)) await p.client.close();
   await dispatcher?.close();
   await node?.close();
   await hub?.close();
@@ -106,8 +72,8 @@ afterAll(async () => {
 describe('the hub down longer than a token lives', () => {
   it('keeps verifying unseen tokens, never dispenses a pending pack twice, and delivers the queued supply once, in the right name', async () => {
     // Tokens the node has never seen, taken just before the outage.
-    const a = (await pharmacies['DE-APO-A']!.client.token()).accessToken;
-    const b = (await pharmacies['DE-APO-B']!.client.token()).accessToken;
+    const a = await pharmacies.A!.token();
+    const b = await pharmacies.B!.token();
     await hub.stop();
 
     expect((await call('/v1/packs/verify', b, pack(serials[0]!))).json).toMatchObject({ returnCode: 'ACTIVE' });
@@ -149,7 +115,7 @@ describe('the hub down longer than a token lives', () => {
 
     await hub.start();
     await until('the queued supply to be delivered', () => node.stateChanges.pending() === 0);
-    const { clientId } = pharmacies['DE-APO-A']!;
+    const { clientId } = pharmacies.A!;
     expect(hub.store.packs.get(CODE + serials[0])).toMatchObject({
       s: 'SUPPLIED',
       by: { clientId, location: 'DE-APO-A' },
@@ -162,7 +128,7 @@ describe('the hub down longer than a token lives', () => {
 
     // Once the hub decided, the node answers with the decision; a repeat gets the recorded answer.
     await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
-    const fresh = (await pharmacies['DE-APO-A']!.client.token()).accessToken;
+    const fresh = await pharmacies.A!.token();
     expect((await call('/v1/packs/verify', fresh, pack(serials[0]!))).json).toMatchObject({
       returnCode: 'DECOMMISSIONED',
       state: 'SUPPLIED',

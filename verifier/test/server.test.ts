@@ -5,9 +5,7 @@ import { importJWK, SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeElementString } from '../../common/src/gs1.ts';
-import { createLogger } from '../../common/src/log.ts';
-import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
-import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
+import { generateClientKey } from '../../gateway/client/token-client.ts';
 import {
   type Credential,
   productJson,
@@ -15,9 +13,8 @@ import {
   startTestHub,
   type TestHub,
 } from '../../gateway/test/fixtures.ts';
-import { startVerifierNode } from '../src/service.ts';
+import { startTestNode } from './fixtures.ts';
 
-const logger = createLogger('node-test', 'silent');
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-verifier-'));
 const CODE = '09506000134352';
 let hub: TestHub;
@@ -28,20 +25,7 @@ let stopNode: () => Promise<void>;
 let dispatcher: Agent;
 let token: string;
 
-async function pharmacyToken(market: string): Promise<string> {
-  const { privateJwk, jwks } = await generateClientKey();
-  const { clientId } = await new ClientRegistry(hub.store).add({
-    market,
-    role: 'pharmacy',
-    location: 'APO-1',
-    org: 'APO',
-    jwks,
-  });
-  const c = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
-  const t = (await c.token()).accessToken;
-  await c.close();
-  return t;
-}
+const pharmacyToken = async (market: string): Promise<string> => (await hub.pharmacy(market, 'APO-1')).token();
 
 beforeAll(async () => {
   hub = await startTestHub();
@@ -68,26 +52,7 @@ beforeAll(async () => {
       .status,
   ).toBe(200);
 
-  const node = await hub.credential('verifier-node', 'NMVO-DE', undefined, {
-    market: 'DE',
-    ip: ['127.0.0.1'],
-    dns: ['localhost'],
-  });
-  const running = await startVerifierNode({
-    market: 'DE',
-    nodeId: 'de-1',
-    hubUrl: hub.hubUrl,
-    issuer: hub.oauth.issuer,
-    audience: 'urn:packtrust:verifier:DE',
-    dataDir: join(dir, 'de-1'),
-    host: '127.0.0.1',
-    port: 0,
-    certPem: node.certPem,
-    keyPem: node.keyPem,
-    caPem: hub.t.ca.chainPem(),
-    feedWaitMs: 500,
-    logger,
-  });
+  const running = await startTestNode(hub, 'DE', 'de-1', dir);
   await running.replicator.waitFor(hub.store.feed('DE').last()!.seq);
   nodeUrl = running.url;
   dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });

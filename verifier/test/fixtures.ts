@@ -1,0 +1,40 @@
+import { join } from 'node:path';
+import { createLogger } from '../../common/src/log.ts';
+import type { TestHub } from '../../gateway/test/fixtures.ts';
+import { type RunningVerifierNode, startVerifierNode, type VerifierNodeOptions } from '../src/service.ts';
+
+const logger = createLogger('node-test', 'silent');
+
+/**
+ * A real verifier node of `market` on 127.0.0.1:0 following `hub`, with a verifier-node
+ * certificate its CA issued, its data under `dir/<nodeId>`, and a short feed long-poll.
+ */
+export async function startTestNode(
+  hub: TestHub,
+  market: string,
+  nodeId: string,
+  dir: string,
+  overrides: Partial<VerifierNodeOptions> = {},
+): Promise<RunningVerifierNode> {
+  const cred = await hub.credential('verifier-node', `NMVO-${market}`, undefined, {
+    market,
+    ip: ['127.0.0.1'],
+    dns: ['localhost'],
+  });
+  return startVerifierNode({
+    market,
+    nodeId,
+    hubUrl: hub.hubUrl,
+    issuer: hub.oauth.issuer,
+    audience: `urn:packtrust:verifier:${market}`,
+    dataDir: join(dir, nodeId),
+    host: '127.0.0.1',
+    port: 0,
+    certPem: cred.certPem,
+    keyPem: cred.keyPem,
+    caPem: hub.t.ca.chainPem(),
+    feedWaitMs: 500,
+    logger,
+    ...overrides,
+  });
+}
