@@ -11,6 +11,7 @@ import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore } from '../src/hub-store.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
 import { SigningKeys } from '../src/oauth/signing-keys.ts';
+import { PrefixRegistry } from '../src/prefixes.ts';
 import { createGatewayServer } from '../src/server.ts';
 import { CaTrust } from '../src/trust.ts';
 
@@ -34,6 +35,8 @@ export interface TestHub {
   dir: string;
   credential(profile: string, org: string, keyArgs?: string[], extra?: Record<string, unknown>): Promise<Credential>;
   client(c: Pick<Credential, 'certPem' | 'keyPem'>): UploadClient;
+  /** Registers a GS1 company prefix for an organisation, as onboarding staff do before its first product. */
+  registerPrefix(org: string, prefix: string): Promise<void>;
   /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -127,6 +130,9 @@ export async function startTestHub(
       const u = new UploadClient({ baseUrl: hubUrl, certPem: c.certPem, keyPem: c.keyPem, caPem: t.ca.chainPem() });
       clients.push(u);
       return u;
+    },
+    async registerPrefix(org, prefix) {
+      await new PrefixRegistry(hub.store, 'test').add(org, prefix);
     },
     async restart() {
       for (const c of clients.splice(0)) c.close();
