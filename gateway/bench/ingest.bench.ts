@@ -11,11 +11,14 @@ import { Store } from '../../common/src/store.ts';
 import { UploadClient } from '../client/upload-client.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore, packKey } from '../src/hub-store.ts';
+import { PrefixRegistry } from '../src/prefixes.ts';
 import { createGatewayServer } from '../src/server.ts';
 import { CaTrust } from '../src/trust.ts';
 
 const PACKS = Number(process.env.BENCH_PACKS ?? 1_000_000);
 const PRODUCT = '09506000134352';
+/** The GS1 company prefix PRODUCT falls under, registered for the benchmark's manufacturer. */
+const PREFIX = '9506000';
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-bench-ingest-'));
 const logger = createLogger('bench', 'silent');
 
@@ -78,6 +81,7 @@ async function main() {
   const trust = new CaTrust(ca.chainPem());
   await trust.applyCrl(ca.currentCrl());
   const store = new HubStore(join(dir, 'hub'));
+  await new PrefixRegistry(store, 'bench').add('ACME', PREFIX);
   const app = createGatewayServer({
     store,
     identifier: new ClientIdentifier(trust),

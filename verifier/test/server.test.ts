@@ -46,6 +46,7 @@ async function pharmacyToken(market: string): Promise<string> {
 beforeAll(async () => {
   hub = await startTestHub();
   maker = await hub.credential('manufacturer', 'ACME');
+  await hub.registerPrefix('ACME', '9506000');
   const up = hub.client(maker);
   expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
   serials = randomSerials(2000);
