@@ -5,8 +5,9 @@ import type { CompanyPrefix, HubStore, PrefixAuditRecord, Product } from './hub-
 
 /**
  * Which organisation may register which product codes: the hub's registry of GS1 company
- * prefixes (ARCHITECTURE.md, "Hub store"). Onboarding staff keep it with `packtrust-gateway
- * prefix`; the product route asks it before a new product code is registered.
+ * prefixes (ARCHITECTURE.md, "Product codes belong to company prefixes"). Onboarding staff keep
+ * it with `packtrust-gateway prefix`; the product route asks it before a new product code is
+ * registered.
  *
  * Rules: one owner per prefix, and no two registered prefixes overlap (GS1 never issues a prefix
  * inside another, so an overlap is an onboarding mistake, whoever holds the other one). A prefix
@@ -16,20 +17,20 @@ import type { CompanyPrefix, HubStore, PrefixAuditRecord, Product } from './hub-
  */
 
 // Product registration (documented in openapi/hub.yaml)
-export const PrefixNotOwned = defineError(
+const PrefixNotOwned = defineError(
   'HUB_PREFIX_NOT_OWNED',
   403,
   "The product code is not under a GS1 company prefix of the caller's organisation",
 );
 // The registry (packtrust-gateway prefix; documented in docs/onboarding.md)
-export const PrefixInvalid = defineError('HUB_PREFIX_INVALID', 400, 'Not a GS1 company prefix or organisation id');
-export const PrefixOverlap = defineError(
+const PrefixInvalid = defineError('HUB_PREFIX_INVALID', 400, 'Not a GS1 company prefix or organisation id');
+const PrefixOverlap = defineError(
   'HUB_PREFIX_OVERLAP',
   409,
   'The prefix overlaps a registered prefix or products of another organisation',
 );
-export const PrefixUnknown = defineError('HUB_PREFIX_UNKNOWN', 404, 'No such prefix is registered');
-export const PrefixInUse = defineError('HUB_PREFIX_IN_USE', 409, 'Products are registered under the prefix');
+const PrefixUnknown = defineError('HUB_PREFIX_UNKNOWN', 404, 'No such prefix is registered');
+const PrefixInUse = defineError('HUB_PREFIX_IN_USE', 409, 'Products are registered under the prefix');
 
 /** The organisation id as the CA writes it into certificates (ca/src/profiles.ts). */
 const ORG_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
@@ -50,7 +51,7 @@ export function checkNewProductCode(store: Pick<HubStore, 'prefixOf'>, org: stri
   );
 }
 
-export interface PrefixMove {
+interface PrefixMove {
   prefix: string;
   from: string;
   to: string;
