@@ -1,12 +1,13 @@
 /**
  * `npm run demo`: the end-to-end story against the stack `npm start` runs, each step printed and
  * checked. It plays every user in turn: onboarding staff (CA admin API with the operator
- * certificate, `packtrust-gateway client add`), a manufacturer (signed mutual-TLS uploads with
- * receipts) and pharmacies in two markets (OAuth tokens, verifier nodes). Any step that does not
- * behave as described stops the demo with a non-zero exit code.
+ * certificate, `packtrust-gateway prefix add` and `client add`), a manufacturer (signed
+ * mutual-TLS uploads with receipts) and pharmacies in two markets (OAuth tokens, verifier nodes).
+ * Any step that does not behave as described stops the demo with a non-zero exit code.
  *
- * Each run onboards a new manufacturer with its own product code, so the demo can be repeated
- * against the same stack. Its files (keys, certificates, receipts) go to <data>/demo/<org>/.
+ * Each run onboards a new manufacturer with its own GS1 company prefix and product code, so the
+ * demo can be repeated against the same stack. Its files (keys, certificates, receipts) go to
+ * <data>/demo/<org>/.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -79,9 +80,14 @@ async function call(
   return { status: res.statusCode, json };
 }
 
-/** A product code nobody has used: a GS1 test prefix, random digits and the check digit. */
-function freshGtin(): string {
-  const body = `0950${String(randomInt(0, 1e9)).padStart(9, '0')}`;
+/** A company prefix of this run: 10 digits in the GS1 range for examples (950), 7 of them random. */
+function freshPrefix(): string {
+  return `950${String(randomInt(0, 1e7)).padStart(7, '0')}`;
+}
+
+/** A product code under a 10-digit company prefix: indicator digit 0, a random item reference, the check digit. */
+function gtinUnder(prefix: string): string {
+  const body = `0${prefix}${String(randomInt(0, 100)).padStart(2, '0')}`;
   return `${body}${gs1CheckDigit(body)}`;
 }
 
@@ -115,6 +121,18 @@ async function main(): Promise<void> {
     },
   });
   const closers: (() => unknown)[] = [() => publicAgent.close(), () => operatorAgent.close()];
+  /** `packtrust-gateway` as onboarding staff run it on the hub machine; its standard output. */
+  const gatewayCli = async (...args: string[]): Promise<string> => {
+    const { stdout } = await promisify(execFile)(TSX, [
+      join(ROOT, 'gateway/src/cli.ts'),
+      '--data-dir',
+      stack.gatewayDir,
+      ...args,
+    ]).catch((err: Error & { stderr?: string }) => {
+      throw new Deviation(`packtrust-gateway ${args.slice(0, 2).join(' ')} failed: ${err.stderr ?? err.message}`);
+    });
+    return stdout;
+  };
 
   try {
     step('The stack is up');
@@ -147,6 +165,12 @@ async function main(): Promise<void> {
     writeFileSync(join(workDir, 'manufacturer.key.pem'), maker.keyPem, { mode: 0o600 });
     say(`issued serial ${serialHex} to organisation ${certificate.org}, valid to ${certificate.notAfter}`);
 
+    const prefix = freshPrefix();
+    step(`Onboarding staff register the GS1 company prefix ${prefix} for ${org}`);
+    const registered = JSON.parse(await gatewayCli('prefix', 'add', org, prefix)) as Json;
+    check(registered.prefix === prefix && registered.org === org, 'the hub registers the prefix', registered);
+    say(`packtrust-gateway prefix add ${org} ${prefix}: only ${org} may register product codes under it`);
+
     step('Onboarding staff register a pharmacy client in each market (private_key_jwt)');
     const pharmacies: Record<'DE' | 'FR', { token: string; clientId: string }> = {} as never;
     for (const market of ['DE', 'FR'] as const) {
@@ -155,10 +179,7 @@ async function main(): Promise<void> {
       writeFileSync(jwksFile, JSON.stringify(jwks));
       writeFileSync(join(workDir, `pharmacy-${market}.key.json`), JSON.stringify(privateJwk), { mode: 0o600 });
       const location = `${market}-APO-${randomBytes(2).toString('hex').toUpperCase()}`;
-      const { stdout } = await promisify(execFile)(TSX, [
-        join(ROOT, 'gateway/src/cli.ts'),
-        '--data-dir',
-        stack.gatewayDir,
+      const stdout = await gatewayCli(
         'client',
         'add',
         '--market',
@@ -171,9 +192,7 @@ async function main(): Promise<void> {
         `${location}-ORG`,
         '--jwks',
         jwksFile,
-      ]).catch((err: Error & { stderr?: string }) => {
-        throw new Deviation(`packtrust-gateway client add failed: ${err.stderr ?? err.message}`);
-      });
+      );
       const clientId = (JSON.parse(stdout) as { clientId: string }).clientId;
       const tokens = new TokenClient({ issuer: urls.oauthIssuer, clientId, privateJwk, ca: chainPem });
       closers.push(() => tokens.close());
@@ -195,20 +214,27 @@ async function main(): Promise<void> {
       check(res.receipt?.verified, `the hub answers ${name} with a signed receipt that verifies`, res.status);
       writeFileSync(join(workDir, 'receipts', `${name}.json`), `${JSON.stringify(res.receipt as Receipt, null, 2)}\n`);
     };
-    const gtin = freshGtin();
-    const product = await upload.write(
-      'POST',
-      '/v1/products',
+    const productJson = (productCode: string) =>
       JSON.stringify({
-        productCode: gtin,
+        productCode,
         name: 'Demoxan 20 mg film-coated tablets',
         commonName: 'demoxanide',
         form: 'film-coated tablet',
         strength: '20 mg',
         packSize: 28,
         markets: ['DE', 'FR'],
-      }),
+      });
+    const outside = gtinUnder('9519000000');
+    const foreign = await upload.write('POST', '/v1/products', productJson(outside));
+    const notOwned = foreign.json<Json>();
+    check(
+      foreign.status === 403 && notOwned.code === 'HUB_PREFIX_NOT_OWNED',
+      'a product code outside its prefix is refused',
+      notOwned,
     );
+    say(`product ${outside} (not under ${prefix}) -> ${foreign.status} ${notOwned.code}`);
+    const gtin = gtinUnder(prefix);
+    const product = await upload.write('POST', '/v1/products', productJson(gtin));
     check(product.status === 201, 'the product is registered', product.json());
     keep('product', product);
     say(`product ${gtin} registered for DE and FR (signed RFC 9421 request over mutual TLS)`);
@@ -297,7 +323,8 @@ async function main(): Promise<void> {
       caPem: chainPem,
     });
     closers.push(() => insider.close());
-    const deOnly = freshGtin();
+    let deOnly = gtinUnder(prefix);
+    while (deOnly === gtin) deOnly = gtinUnder(prefix);
     const deProduct = await upload.write(
       'POST',
       '/v1/products',

@@ -1,10 +1,9 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runCli, stopOnSignals } from '../../common/src/cli.ts';
+import { cliActor as actor, runCli, stopOnSignals } from '../../common/src/cli.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
 import { CertificateAuthority, type IssuedCertificate } from './authority.ts';
@@ -17,7 +16,6 @@ import { buildPkcs12, readPrivateKey } from './p12.ts';
 import { PROFILE_NAMES } from './profiles.ts';
 import { startCaServer } from './server.ts';
 
-const actor = (): string => `cli:${userInfo().username}@${hostname()}`;
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 interface GlobalOptions {

@@ -1,5 +1,9 @@
+import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { PacktrustError } from './errors.ts';
+
+/** Who runs a command, as the audit logs record it. */
+export const cliActor = (): string => `cli:${userInfo().username}@${hostname()}`;
 
 /**
  * Runs a command-line tool: a PacktrustError ends with `error [CODE]: message` and exit status 1

@@ -26,6 +26,29 @@ export function isGtin14(code: string): boolean {
   return /^\d{14}$/.test(code) && gs1CheckDigit(code.slice(0, 13)) === code.charCodeAt(13) - 48;
 }
 
+/**
+ * A GS1 Company Prefix has 4 to 12 digits (GS1 General Specifications, "GS1 Company Prefix"). A
+ * GTIN-14 carries it right after the indicator digit, at the head of the GTIN-13 it contains; an
+ * NTIN is read the same way, a national agency's range of codes standing in for the prefix.
+ */
+export const COMPANY_PREFIX_DIGITS = { min: 4, max: 12 } as const;
+
+/** Why `prefix` cannot be a GS1 Company Prefix, or undefined when it can. */
+export function companyPrefixProblem(prefix: string): string | undefined {
+  if (!/^\d+$/.test(prefix)) return 'must be digits only';
+  const { min, max } = COMPANY_PREFIX_DIGITS;
+  if (prefix.length < min || prefix.length > max)
+    return `has ${prefix.length} digits; a company prefix has ${min} to ${max}`;
+  return undefined;
+}
+
+/** The company prefixes a GTIN-14 could belong to, longest first: the digits after the indicator digit. */
+export function companyPrefixesOf(productCode: string): string[] {
+  const out: string[] = [];
+  for (let n = COMPANY_PREFIX_DIGITS.max; n >= COMPANY_PREFIX_DIGITS.min; n--) out.push(productCode.slice(1, 1 + n));
+  return out;
+}
+
 /** Serial numbers and batch numbers: 1 to 20 characters of set 82. */
 export function isSerialOrBatch(value: string): boolean {
   return value.length >= 1 && value.length <= 20 && CHARSET_82_RE.test(value);

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   CHARSET_82,
   charset82Problem,
+  companyPrefixesOf,
+  companyPrefixProblem,
   encodeElementString,
   expiryDate,
   GS,
@@ -22,6 +24,35 @@ describe('GS1 check digits', () => {
     expect(isGtin14('09506000134353')).toBe(false);
     expect(gtinProblem('0950600013435')).toBe('must be 14 digits');
     expect(gtinProblem('09506000134359')).toBe('check digit must be 2');
+  });
+});
+
+describe('companyPrefixProblem', () => {
+  it('accepts 4 to 12 digits and says what is wrong with anything else', () => {
+    expect(companyPrefixProblem('9506')).toBeUndefined();
+    expect(companyPrefixProblem('950600013435')).toBeUndefined();
+    expect(companyPrefixProblem('950')).toBe('has 3 digits; a company prefix has 4 to 12');
+    expect(companyPrefixProblem('9506000134352')).toBe('has 13 digits; a company prefix has 4 to 12');
+    expect(companyPrefixProblem('95O6000')).toBe('must be digits only');
+    expect(companyPrefixProblem('')).toBe('must be digits only');
+  });
+});
+
+describe('companyPrefixesOf', () => {
+  it('reads after the indicator digit, longest first, down to 4 digits', () => {
+    expect(companyPrefixesOf('09506000134352')).toEqual([
+      '950600013435',
+      '95060001343',
+      '9506000134',
+      '950600013',
+      '95060001',
+      '9506000',
+      '950600',
+      '95060',
+      '9506',
+    ]);
+    // A GTIN-14 with another indicator digit belongs to the same company prefix.
+    expect(companyPrefixesOf('19506000134359')).toContain('9506000');
   });
 });
 

@@ -13,11 +13,14 @@ import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore, packKey } from '../src/hub-store.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
 import { openSigningKeys } from '../src/oauth/signing-keys.ts';
+import { PrefixRegistry } from '../src/prefixes.ts';
 import { createGatewayServer } from '../src/server.ts';
 import { CaTrust } from '../src/trust.ts';
 
 const PACKS = Number(process.env.BENCH_PACKS ?? 1_000_000);
 const PRODUCT = '09506000134352';
+/** The GS1 company prefix PRODUCT falls under, registered for the benchmark's manufacturer. */
+const PREFIX = '9506000';
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-bench-ingest-'));
 const logger = createLogger('bench', 'silent');
 
@@ -91,6 +94,7 @@ async function main() {
     store: store.store,
     logger,
   });
+  await new PrefixRegistry(store, 'bench').add('ACME', PREFIX);
   const app = createGatewayServer({
     store,
     identifier: new ClientIdentifier(trust),

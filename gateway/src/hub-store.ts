@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
+import { companyPrefixesOf } from '../../common/src/gs1.ts';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
@@ -39,9 +40,34 @@ export interface PackRecord {
   at?: number;
 }
 
+/** A GS1 company prefix (or a national agency's range of NTINs) and the organisation it belongs to. */
+export interface CompanyPrefix {
+  /** 4 to 12 digits, read after the indicator digit of a product code (common/src/gs1.ts). */
+  prefix: string;
+  org: string;
+  /** When it was registered for, or moved to, this organisation. */
+  since: string;
+}
+
+/** One change of the prefix registry, made by onboarding staff (`packtrust-gateway prefix`). */
+export interface PrefixAuditRecord {
+  time: string;
+  /** Who ran the command (`cli:user@host`). */
+  actor: string;
+  action: 'add' | 'move' | 'remove';
+  prefix: string;
+  /** The owner after the change; for `remove`, the owner it had. */
+  org: string;
+  /** `move`: the owner before, and how many products changed owner with the prefix. */
+  from?: string;
+  products?: number;
+}
+
 /** A change the verifier nodes of a market apply. */
 export type FeedRecord =
   | { type: 'product'; product: Product; evidenceSeq: number }
+  /** A product that changed owner with its prefix: the prefix registry's audit entry says so. */
+  | { type: 'product'; product: Product; prefixAuditSeq: number }
   /** An OAuth client disabled by onboarding staff: the market's nodes refuse its tokens at once. */
   | { type: 'client-disabled'; clientId: string; at: string }
   /** The public keys that sign access tokens now (after a rotation): nodes validate tokens with these alone. */
@@ -89,6 +115,9 @@ export class HubStore {
   private readonly alertIds: Database<string, string>;
   /** Per market: the key ids last published on its feed as `signing-keys`. */
   private readonly publishedKeys: Database<string, string>;
+  /** Key: the prefix digits. No two registered prefixes overlap (gateway/src/prefixes.ts). */
+  private readonly prefixes: Database<CompanyPrefix, string>;
+  readonly prefixAudit: HashChain<PrefixAuditRecord>;
   private readonly feeds = new Map<string, HashChain<FeedRecord>>();
 
   constructor(path: string) {
@@ -103,6 +132,8 @@ export class HubStore {
     this.packTx = this.store.db('pack-transactions');
     this.alertIds = this.store.db('alert-ids', { encoding: 'string' });
     this.publishedKeys = this.store.db('published-signing-keys', { encoding: 'string' });
+    this.prefixes = this.store.db('prefixes');
+    this.prefixAudit = new HashChain(this.store.db<ChainEntry<PrefixAuditRecord>, number>('prefix-audit'));
   }
 
   feed(market: string): HashChain<FeedRecord> {
@@ -175,6 +206,56 @@ export class HubStore {
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  /** The registry's entry for exactly these digits. */
+  companyPrefix(prefix: string): CompanyPrefix | undefined {
+    return this.prefixes.get(prefix);
+  }
+
+  /** The registered prefix a product code falls under: the longest one that matches. */
+  prefixOf(productCode: string): CompanyPrefix | undefined {
+    for (const candidate of companyPrefixesOf(productCode)) {
+      const found = this.prefixes.get(candidate);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  /** Registered prefixes that overlap `prefix`: itself, the shorter ones it extends, the longer ones extending it. */
+  prefixesOverlapping(prefix: string): CompanyPrefix[] {
+    const out: CompanyPrefix[] = [];
+    for (let n = 1; n < prefix.length; n++) {
+      const shorter = this.prefixes.get(prefix.slice(0, n));
+      if (shorter) out.push(shorter);
+    }
+    for (const { value } of this.prefixes.getRange({ start: prefix, end: `${prefix}\uffff` })) out.push(value);
+    return out;
+  }
+
+  /** Every registered prefix in digit order, or an organisation's. */
+  prefixList(org?: string): CompanyPrefix[] {
+    const out: CompanyPrefix[] = [];
+    for (const { value } of this.prefixes.getRange()) if (org === undefined || value.org === org) out.push(value);
+    return out;
+  }
+
+  /** The products whose code falls under `prefix`, whatever their indicator digit. */
+  *productsUnder(prefix: string): Generator<Product> {
+    for (let indicator = 0; indicator <= 9; indicator++) {
+      const start = `${indicator}${prefix}`;
+      for (const { value } of this.products.getRange({ start, end: `${start}\uffff` })) yield value;
+    }
+  }
+
+  /** Inside a write transaction: registers a prefix, or gives it its new owner. */
+  putPrefix(entry: CompanyPrefix): void {
+    this.prefixes.putSync(entry.prefix, entry);
+  }
+
+  /** Inside a write transaction. */
+  removePrefix(prefix: string): void {
+    this.prefixes.removeSync(prefix);
   }
 
   close(): Promise<void> {

@@ -32,6 +32,7 @@ import { hubContract, MasterDataInvalid, NotOwner, parseProductInput, parseReaso
 import { clientsDb, disabledSince } from './oauth/clients.ts';
 import { OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
 import { applyPackEvent, type ForwardedEvent, type PackEvent, type PackEventResult } from './pack-events.ts';
+import { checkNewProductCode } from './prefixes.ts';
 import { analyseSerials, DEFAULT_RANDOMISATION_OPTIONS, type RandomisationOptions } from './randomisation.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
 import { verifyRequestSignature } from './signed-request.ts';
@@ -176,10 +177,16 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     '/v1/products',
     signedWrite(['manufacturer'], (client, body) => {
       const input = parseProductInput(body);
-      const existing = store.products.get(input.productCode);
-      if (existing && existing.owner !== client.org) {
-        throw new NotOwner(`Product ${input.productCode} is registered by another organisation`);
-      }
+      /** The product as stored, if the caller may write it; a new code must be under one of its prefixes. */
+      const writable = () => {
+        const found = store.products.get(input.productCode);
+        if (found && found.owner !== client.org) {
+          throw new NotOwner(`Product ${input.productCode} is registered by another organisation`);
+        }
+        if (!found) checkNewProductCode(store, client.org, input.productCode);
+        return found;
+      };
+      const existing = writable();
       if (existing?.status === 'WITHDRAWN') throw new MasterDataInvalid(`Product ${input.productCode} is withdrawn`);
       const now = new Date().toISOString();
       const product: Product = {
@@ -195,6 +202,8 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         payload: { product },
         markets,
         apply(evidenceSeq) {
+          // Asked again where it counts: `prefix move` (another process) may have committed since.
+          writable();
           store.products.putSync(product.productCode, product);
           // A market the product leaves still learns of the change, so its nodes stop listing it.
           store.publish(markets, { type: 'product', product, evidenceSeq });

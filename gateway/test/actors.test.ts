@@ -41,6 +41,7 @@ const feedLength = (market: string) => hub.store.feed(market).last()?.seq ?? 0;
 
 beforeAll(async () => {
   hub = await startTestHub();
+  await hub.registerPrefix('ACME', '9506000');
   const up = hub.client(await hub.credential('manufacturer', 'ACME'));
   serials = randomSerials(1000);
   for (const [code, markets] of [

@@ -17,6 +17,7 @@ let files: { cert: string; key: string; ca: string; receipts: string };
 beforeAll(async () => {
   hub = await startTestHub();
   maker = await hub.credential('manufacturer', 'ACME');
+  await hub.registerPrefix('ACME', '9506000');
   files = {
     cert: join(work, 'acme.pem'),
     key: maker.keyPath,
@@ -182,4 +183,70 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('OAUTH_CLIENT_INVALID');
   });
+});
+
+describe('packtrust-gateway prefix', () => {
+  const prefix = (...args: string[]) => run(GATEWAY, ['--data-dir', hub.dir, 'prefix', ...args]);
+
+  it('registers, lists, moves with its products and removes prefixes while the gateway runs', async () => {
+    const added = await prefix('add', 'BETA', '4012345');
+    expect(added.status).toBe(0);
+    expect(JSON.parse(added.stdout)).toEqual({ prefix: '4012345', org: 'BETA', since: expect.any(String) });
+    const again = await prefix('add', 'BETA', '4012345');
+    expect(again.status).toBe(0);
+    expect(again.stderr).toBe('Prefix 4012345 was already registered for BETA; nothing changed.\n');
+    expect(JSON.parse((await prefix('list', '--org', 'BETA')).stdout)).toEqual([JSON.parse(added.stdout)]);
+
+    const overlap = await prefix('add', 'BETA', '95060001');
+    expect(overlap.status).toBe(1);
+    expect(overlap.stderr).toBe(
+      'error [HUB_PREFIX_OVERLAP]: Prefix 95060001 overlaps 9506000, registered for ACME; GS1 prefixes never overlap\n',
+    );
+    const inUse = await prefix('remove', '9506000');
+    expect(inUse.status).toBe(1);
+    expect(inUse.stderr).toMatch(
+      /^error \[HUB_PREFIX_IN_USE\]: Products are registered under 9506000 \(09506000134352\)/,
+    );
+
+    const moved = await prefix('move', '9506000', '--to', 'BETA');
+    expect(moved.status).toBe(0);
+    expect(JSON.parse(moved.stdout)).toEqual({ prefix: '9506000', from: 'ACME', to: 'BETA', products: 1 });
+    expect(
+      JSON.parse((await prefix('list')).stdout).map((p: { prefix: string; org: string }) => `${p.prefix} ${p.org}`),
+    ).toEqual(['4012345 BETA', '9506000 BETA']);
+    const serialsFile = join(work, 'after-move.txt');
+    writeFileSync(serialsFile, randomSerials(100).join('\n'));
+    const refused = await upload(
+      'packs',
+      '--product',
+      '09506000134352',
+      '--batch',
+      'LOT/44',
+      '--expiry',
+      '290100',
+      '--file',
+      serialsFile,
+    );
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('HUB_NOT_OWNER');
+
+    const removed = await prefix('remove', '4012345');
+    expect(removed.stdout).toBe('removed prefix 4012345 of BETA\n');
+    const unknown = await prefix('remove', '4012345');
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toBe('error [HUB_PREFIX_UNKNOWN]: Prefix 4012345 is not registered\n');
+    const invalid = await prefix('add', 'BETA', '123');
+    expect(invalid.status).toBe(1);
+    expect(invalid.stderr).toBe(
+      'error [HUB_PREFIX_INVALID]: prefix "123" has 3 digits; a company prefix has 4 to 12\n',
+    );
+
+    // Four changes: ACME's prefix (registered by the test fixture), BETA's, the move, the removal.
+    const verified = await prefix('audit', 'verify');
+    expect(verified.stdout).toBe('prefix audit log intact: 4 entries checked, last 4\n');
+    const lines = (await prefix('audit', 'list', '--from', '3')).stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^3\t\S+\tcli:\S+@\S+\tmove\t9506000\tACME -> BETA\t1 products$/);
+    expect(lines[1]).toMatch(/^4\t\S+\tcli:\S+@\S+\tremove\t4012345\tBETA$/);
+  }, 120_000);
 });

@@ -15,6 +15,7 @@ import { HubStore } from '../src/hub-store.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
 import { openSigningKeys, type SigningKeys } from '../src/oauth/signing-keys.ts';
+import { PrefixRegistry } from '../src/prefixes.ts';
 import { createGatewayServer } from '../src/server.ts';
 import { CaTrust } from '../src/trust.ts';
 
@@ -48,6 +49,8 @@ export interface TestHub {
    * `token()` gets a fresh access token from the hub's provider.
    */
   pharmacy(market: string, location: string, role?: Role): Promise<Pharmacy>;
+  /** Registers a GS1 company prefix for an organisation, as onboarding staff do before its first product. */
+  registerPrefix(org: string, prefix: string): Promise<void>;
   /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
   restart(): Promise<void>;
   /** Stops the gateway (the hub is down) until `start()`; the CA keeps running. */
@@ -163,6 +166,9 @@ export async function startTestHub(
       const tokens = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: t.ca.chainPem() });
       tokenClients.push(tokens);
       return { clientId, token: async () => (await tokens.token()).accessToken };
+    },
+    async registerPrefix(org, prefix) {
+      await new PrefixRegistry(hub.store, 'test').add(org, prefix);
     },
     async restart() {
       await hub.stop();

@@ -28,6 +28,9 @@ beforeAll(async () => {
   ({ t, trust, store, hubUrl, credential, client } = hub);
   acme = await credential('manufacturer', 'ACME');
   beta = await credential('manufacturer', 'BETA', ['-newkey', 'ed25519']);
+  await hub.registerPrefix('ACME', '9506000');
+  await hub.registerPrefix('BETA', '4012345');
+  await hub.registerPrefix('GAMMA', '5012345');
 }, 60_000);
 
 afterAll(() => hub?.close());

@@ -114,7 +114,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Register or update a product; the owner is the organisation of the client certificate */
+        /**
+         * Register or update a product; the owner is the organisation of the client certificate
+         * @description A new product code is registered only under a GS1 company prefix that onboarding staff registered for the caller's organisation (read after the indicator digit; for an NTIN, the national agency's range registered for it); otherwise 403 `HUB_PREFIX_NOT_OWNED` and nothing is written. The owner updates an existing product (200); another organisation gets 403 `HUB_NOT_OWNER`.
+         */
         post: operations["createProduct"];
         delete?: never;
         options?: never;

@@ -39,6 +39,8 @@ describe('npm run demo against npm start', () => {
     expect(run.code, `${run.stdout}\n${run.stderr}\n--- stack ---\n${stack.output()}`).toBe(0);
     const out = run.stdout;
     expect(out).toMatch(/Onboarding staff issue a manufacturer certificate/);
+    expect(out).toMatch(/Onboarding staff register the GS1 company prefix 950\d{7} for DEMO-PHARMA-/);
+    expect(out).toMatch(/\(not under 950\d{7}\) -> 403 HUB_PREFIX_NOT_OWNED/);
     expect(out).toMatch(/DE: client .* got a token for urn:packtrust:verifier:DE/);
     expect(out).toMatch(/FR: client .* got a token for urn:packtrust:verifier:FR/);
     expect(out).toMatch(/batch DEMO-B1: 10000 packs accepted .* randomisation pass/);

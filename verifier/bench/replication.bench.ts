@@ -74,6 +74,7 @@ async function main() {
   const logger = createLogger('bench', 'silent');
   const hub = await startTestHub();
   const up = hub.client(await hub.credential('manufacturer', 'ACME'));
+  await hub.registerPrefix('ACME', '9506000');
   if ((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status !== 201)
     throw new Error('product');
   const serials = randomSerials(PACKS);

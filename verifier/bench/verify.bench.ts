@@ -246,6 +246,7 @@ async function main() {
     // A single state change: supply at the node, decided by the hub (durable commit), one at a
     // time on one connection; a single verify on the same connection is the baseline.
     const maker = await hub.credential('manufacturer', 'ACME');
+    await hub.registerPrefix('ACME', '9506000');
     const up = hub.client(maker);
     const supplyCode = `0950600013437${gs1CheckDigit('0950600013437')}`;
     const supplySerials = randomSerials(SUPPLIES + 1);

@@ -90,6 +90,7 @@ describe('a node killed with SIGKILL while applying a large feed', () => {
     expect(await appliedSeq(first.url)).toBe(0);
     // 300,000 packs arrive through the feed (30 records of 10,000), after the node has bootstrapped.
     const up = hub.client(await hub.credential('manufacturer', 'ACME'));
+    await hub.registerPrefix('ACME', '9506000');
     expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
     for (const batch of ['B1', 'B2', 'B3']) {
       const res = await up.write(

@@ -48,6 +48,7 @@ const caughtUp = async () => {
 beforeAll(async () => {
   hub = await startTestHub();
   const maker = await hub.credential('manufacturer', 'ACME');
+  await hub.registerPrefix('ACME', '9506000');
   const up = hub.client(maker);
   expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE', 'FR'])))).status).toBe(201);
   serials = randomSerials(1000);

@@ -48,6 +48,7 @@ async function until(what: string, check: () => boolean, budgetMs = 30_000): Pro
 
 beforeAll(async () => {
   hub = await startTestHub({ tokenTtlSeconds: TTL, offlineWindowSeconds: 120 });
+  await hub.registerPrefix('ACME', '9506000');
   const up = hub.client(await hub.credential('manufacturer', 'ACME'));
   expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
   serials = randomSerials(1000);

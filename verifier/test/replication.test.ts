@@ -23,6 +23,7 @@ const logger = createLogger('node-test', 'silent');
 beforeAll(async () => {
   hub = await startTestHub();
   maker = await hub.credential('manufacturer', 'ACME');
+  await hub.registerPrefix('ACME', '9506000');
   node = await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE' });
 }, 60_000);
 afterAll(async () => {

@@ -30,6 +30,7 @@ const pharmacyToken = async (market: string): Promise<string> => (await hub.phar
 beforeAll(async () => {
   hub = await startTestHub();
   maker = await hub.credential('manufacturer', 'ACME');
+  await hub.registerPrefix('ACME', '9506000');
   const up = hub.client(maker);
   expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
   serials = randomSerials(2000);
