@@ -118,7 +118,12 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         // An authenticated party tried to act beyond its rights: the attempt is kept as evidence,
         // and the refusal is signed like a receipt. Nothing else is written.
         request.log.warn({ client: client.serial, org: client.org, code: err.code }, err.message);
-        outcome = { status: 403, contentType: PROBLEM_CONTENT_TYPE, payload: err.toProblem(), apply: () => undefined };
+        outcome = {
+          status: 403,
+          contentType: `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
+          payload: err.toProblem(),
+          apply: () => undefined,
+        };
       }
       const receivedAt = new Date().toISOString();
       let response: SignedResponse | undefined;

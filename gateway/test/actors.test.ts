@@ -65,7 +65,7 @@ afterAll(() => hub?.close());
 async function refusedAndKept(res: Awaited<ReturnType<typeof send>>, code: string, detail: string) {
   const seq = evidenceCount();
   expect(res.status).toBe(403);
-  expect(res.headers['content-type']).toBe('application/problem+json');
+  expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
   expect(res.json()).toEqual({
     type: `https://packtrust.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`,
     title: expect.any(String),

@@ -216,7 +216,7 @@ describe('refusals write nothing', () => {
     );
     // Acting beyond one's rights is refused, and the attempt is kept as evidence with a signed answer.
     expect(res.status).toBe(403);
-    expect(res.headers['content-type']).toBe('application/problem+json');
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(res.json()).toEqual({
       type: 'https://packtrust.dev/problems/hub-not-owner',
       title: 'Only the organisation that owns the product may do this',

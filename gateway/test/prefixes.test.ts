@@ -39,18 +39,21 @@ const notOwnedProblem = (detail: string) => ({
 });
 
 describe('POST /v1/products and the prefix registry', () => {
-  it('refuses a product code under no registered prefix with the whole problem, and writes nothing', async () => {
+  it('refuses a product code under no registered prefix with the whole problem, and writes nothing but the evidence of the refusal', async () => {
     const before = { evidence: evidenceSeq(), feed: hub.store.feed('DE').last()?.seq ?? 0 };
     const res = await register(acme, ACME_CODE);
     expect(res.status).toBe(403);
     expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
-    expect(res.json()).toEqual(
-      notOwnedProblem(
+    expect(res.json()).toEqual({
+      ...notOwnedProblem(
         'Product code 09506000134352 is under no GS1 company prefix registered for ACME; ask onboarding to register your company prefix',
       ),
-    );
-    expect(res.receipt).toBeUndefined();
-    expect(evidenceSeq()).toBe(before.evidence);
+      evidence: { seq: before.evidence + 1 },
+    });
+    // Acting beyond one's rights is kept as evidence, answered with a signed receipt.
+    expect(res.receipt?.verified).toBe(true);
+    expect(evidenceSeq()).toBe(before.evidence + 1);
+    expect(hub.store.evidence.last()!.body).toMatchObject({ org: 'ACME', response: { status: 403 } });
     expect(hub.store.feed('DE').last()?.seq ?? 0).toBe(before.feed);
     expect(hub.store.products.get(ACME_CODE)).toBeUndefined();
   });
@@ -61,12 +64,13 @@ describe('POST /v1/products and the prefix registry', () => {
     const res = await register(acme, '04012345000009');
     expect(res.status).toBe(403);
     expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
-    expect(res.json()).toEqual(
-      notOwnedProblem(
+    expect(res.json()).toEqual({
+      ...notOwnedProblem(
         'Product code 04012345000009 is under GS1 company prefix 4012345, which is registered for another organisation',
       ),
-    );
-    expect(evidenceSeq()).toBe(before);
+      evidence: { seq: before + 1 },
+    });
+    expect(evidenceSeq()).toBe(before + 1);
     expect(hub.store.products.get('04012345000009')).toBeUndefined();
   });
 
@@ -237,13 +241,15 @@ describe('PrefixRegistry.move', () => {
       status: 403,
       detail: 'No product 09506000134352 owned by ACME',
       code: 'HUB_NOT_OWNER',
+      evidence: { seq: evidenceSeq() },
     });
     expect((await register(acme, ACME_CODE)).json()).toMatchObject({ status: 403, code: 'HUB_NOT_OWNER' });
-    expect((await register(acme, gtin('0950600013438'))).json()).toEqual(
-      notOwnedProblem(
+    expect((await register(acme, gtin('0950600013438'))).json()).toEqual({
+      ...notOwnedProblem(
         `Product code ${gtin('0950600013438')} is under GS1 company prefix 9506000, which is registered for another organisation`,
       ),
-    );
+      evidence: { seq: evidenceSeq() },
+    });
   });
 
   it('refuses an unknown prefix, and changes nothing when the prefix already belongs to the organisation', async () => {
