@@ -3,5 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../gateway/client/token-cli.ts');
+const { main } = await import('../clients/token-cli.ts');
 await main();

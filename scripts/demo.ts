@@ -16,11 +16,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
-import { generateKeyAndCsr } from '../ca/src/keygen.ts';
+import { generateKeyAndCsr } from '../clients/keygen.ts';
+import { generateClientKey, TokenClient } from '../clients/token-client.ts';
+import { type Receipt, UploadClient, type UploadResponse } from '../clients/upload-client.ts';
 import { encodeElementString, gs1CheckDigit } from '../common/src/gs1.ts';
 import { toPem } from '../common/src/pki.ts';
-import { generateClientKey, TokenClient } from '../gateway/client/token-client.ts';
-import { type Receipt, UploadClient, type UploadResponse } from '../gateway/client/upload-client.ts';
 import { loadStack } from './stack.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CertificateAuthority } from '../ca/src/authority.ts';
-import { generateKeyAndCsr } from '../ca/src/keygen.ts';
+import { generateKeyAndCsr } from '../clients/keygen.ts';
 import { stopOnSignals } from '../common/src/cli.ts';
 import { PacktrustError } from '../common/src/errors.ts';
 import { loadStack, NODES, type StackConfig } from './stack.ts';

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { generateKeyAndCsr } from '../../clients/keygen.ts';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
 import { CertificateAuthority } from '../src/authority.ts';
 import type { CertRecord } from '../src/inventory.ts';
-import { generateKeyAndCsr } from '../src/keygen.ts';
 import { startCaServer } from '../src/server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { createHttpServer, listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
-import { generateClientKey, TokenClient } from '../client/token-client.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
 import { startTestHub } from '../test/fixtures.ts';
 

@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { UploadClient } from '../client/upload-client.ts';
+import type { UploadClient } from '../../clients/upload-client.ts';
 import { ActorProof, CLOCK_SKEW_MS } from '../src/actors.ts';
 import { verifyEvidence } from '../src/evidence.ts';
 import { productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';

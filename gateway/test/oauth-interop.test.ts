@@ -2,7 +2,7 @@ import { createLocalJWKSet, importJWK, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateClientKey } from '../client/token-client.ts';
+import { generateClientKey } from '../../clients/token-client.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
 import { startTestHub, type TestHub } from './fixtures.ts';
 

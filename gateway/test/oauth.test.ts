@@ -1,7 +1,7 @@
 import { createLocalJWKSet, decodeProtectedHeader, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateClientKey, TokenClient, type TokenError } from '../client/token-client.ts';
+import { generateClientKey, TokenClient, type TokenError } from '../../clients/token-client.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
 import { startTestHub, type TestHub } from './fixtures.ts';
 

@@ -9,10 +9,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
-import { generateClientKey, TokenClient } from '../../gateway/client/token-client.ts';
 import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub } from '../../gateway/test/fixtures.ts';
 import { HubClient } from '../src/hub-client.ts';

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { importJWK, SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateClientKey } from '../../clients/token-client.ts';
 import { encodeElementString } from '../../common/src/gs1.ts';
-import { generateClientKey } from '../../gateway/client/token-client.ts';
 import {
   type Credential,
   productJson,

@@ -2,8 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import type { JWK } from 'jose';
-import { runCli } from '../../common/src/cli.ts';
-import { BadRequest } from '../../common/src/errors.ts';
+import { runCli } from '../common/src/cli.ts';
+import { BadRequest } from '../common/src/errors.ts';
 import { generateClientKey, TokenClient, TokenError } from './token-client.ts';
 
 /** `packtrust-token`: what a pharmacy system needs to authenticate to packtrust. */

@@ -2,8 +2,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { runCli } from '../../common/src/cli.ts';
-import { BadRequest } from '../../common/src/errors.ts';
+import { runCli } from '../common/src/cli.ts';
+import { BadRequest } from '../common/src/errors.ts';
 import { UploadClient, type UploadResponse } from './upload-client.ts';
 
 interface Globals {

@@ -1,5 +1,5 @@
 import { webcrypto } from 'node:crypto';
-import { toPem, x509 } from '../../common/src/pki.ts';
+import { toPem, x509 } from '../common/src/pki.ts';
 
 /**
  * A new P-256 key and a PKCS#10 request for it, for tools that set up certificates without

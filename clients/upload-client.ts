@@ -7,8 +7,8 @@ import {
   parseSignatures,
   type SignatureParameters,
   verifySignature,
-} from '../../common/src/http-signatures/index.ts';
-import { keyidOf, RequestSigner } from '../../common/src/signed-request.ts';
+} from '../common/src/http-signatures/index.ts';
+import { keyidOf, RequestSigner } from '../common/src/signed-request.ts';
 
 export interface UploadClientOptions {
   /** `https://hub.example:8443` */
