@@ -7,6 +7,7 @@ import { generateKeyAndCsr } from '../../ca/src/keygen.ts';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
+import { FMD_MARKETS } from '../../common/src/markets.ts';
 import { Store } from '../../common/src/store.ts';
 import { UploadClient } from '../client/upload-client.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
@@ -77,7 +78,7 @@ async function main() {
   const maker = await credential(ca, 'manufacturer', 'ACME');
   const trust = new CaTrust(ca.chainPem());
   await trust.applyCrl(ca.currentCrl());
-  const store = new HubStore(join(dir, 'hub'));
+  const store = new HubStore(join(dir, 'hub'), FMD_MARKETS);
   const app = createGatewayServer({
     store,
     identifier: new ClientIdentifier(trust),

@@ -32,3 +32,9 @@ export const SignatureStale = defineError(
 );
 export const SignatureReplayed = defineError('HUB_SIGNATURE_REPLAYED', 401, 'The signature nonce was already used');
 export const DigestMismatch = defineError('HUB_DIGEST_MISMATCH', 400, 'Content-Digest does not match the body');
+export const MarketUnknown = defineError(
+  'HUB_MARKET_UNKNOWN',
+  400,
+  'The hub does not serve this market (not in its configured list)',
+);
+export const FeedUnknown = defineError('HUB_FEED_UNKNOWN', 404, 'No feed: the hub does not serve this market');

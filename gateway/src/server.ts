@@ -13,7 +13,7 @@ import {
   RandomisationRejected,
 } from './batches.ts';
 import type { ClientIdentifier, ClientIdentity, ClientProfile } from './client-identity.ts';
-import { SignatureReplayed } from './errors.ts';
+import { FeedUnknown, MarketUnknown, SignatureReplayed } from './errors.ts';
 import { FeedNotifier, recordsAfter, snapshotStream } from './feed.ts';
 import {
   type Batch,
@@ -143,6 +143,16 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     '/v1/products',
     signedWrite(['manufacturer'], (client, body) => {
       const input = parseProductInput(body);
+      // A market is a feed (an LMDB database) and the nodes' tokens: only the configured ones.
+      const unknown = input.markets.flatMap((m, i) => (store.serves(m) ? [] : [{ index: i, market: m }]));
+      if (unknown.length > 0) {
+        throw new MarketUnknown(`This hub does not serve ${unknown.map((u) => u.market).join(', ')}`, {
+          errors: unknown.map((u) => ({
+            path: `/markets/${u.index}`,
+            message: `${u.market} is not a market this hub serves`,
+          })),
+        });
+      }
       const existing = store.products.get(input.productCode);
       if (existing && existing.owner !== client.org) {
         throw new NotOwner(`Product ${input.productCode} is registered by another organisation`);
@@ -307,9 +317,11 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     }),
   );
 
-  /** Feed readers are the verifier nodes of that market. */
+  /** Feed readers are the verifier nodes of that market, which the hub serves. */
   const feedReader = (request: FastifyRequest, market: string): ClientIdentity => {
     const client = identifier.identify(request, ['verifier-node']);
+    // Before anything is opened: a market not configured has no feed, and never gets one.
+    if (!store.serves(market)) throw new FeedUnknown(`This hub serves no market ${market}`);
     if (client.market !== market)
       throw new ForbiddenMarket(`This node serves ${client.market ?? 'no market'}, not ${market}`);
     return client;

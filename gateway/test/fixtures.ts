@@ -6,6 +6,7 @@ import { type RunningCaServer, startCaServer } from '../../ca/src/server.ts';
 import { createTestCa, opensslCsr, P256, PASSPHRASE, type TestCa } from '../../ca/test/fixtures.ts';
 import { type HttpServer, listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
+import { FMD_MARKETS } from '../../common/src/markets.ts';
 import { UploadClient } from '../client/upload-client.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore } from '../src/hub-store.ts';
@@ -44,6 +45,8 @@ export async function startTestHub(
   options: {
     perClient?: { ratePerSecond: number; burst: number };
     perAddress?: { ratePerSecond: number; burst: number };
+    /** The markets the hub serves; default the FMD markets, as the gateway's configuration. */
+    markets?: readonly string[];
   } = {},
 ): Promise<TestHub> {
   const logger = createLogger('gateway-test', 'silent');
@@ -81,11 +84,12 @@ export async function startTestHub(
   const cookieKeys = [randomBytes(32).toString('base64url')];
   /** The gateway on a store directory: what a process start does (used again by restart). */
   const boot = async (port: number) => {
-    const store = new HubStore(join(dir, 'hub'));
+    const store = new HubStore(join(dir, 'hub'), options.markets ?? FMD_MARKETS);
     const keys = new SigningKeys(store.store, 'oauth key passphrase for tests');
     await keys.ensure();
     const oauth = new OAuthService({
       issuer: 'https://127.0.0.1/oauth',
+      markets: store.markets,
       audienceTemplate: 'urn:packtrust:verifier:{market}',
       tokenTtlSeconds: 600,
       perClient: options.perClient ?? { ratePerSecond: 1000, burst: 1000 },

@@ -114,7 +114,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Register or update a product; the owner is the organisation of the client certificate */
+        /**
+         * Register or update a product; the owner is the organisation of the client certificate
+         * @description Every market in `markets` must be one the hub serves; otherwise the answer is 400 `HUB_MARKET_UNKNOWN`, listing the markets refused in `errors`, and nothing is written.
+         */
         post: operations["createProduct"];
         delete?: never;
         options?: never;
@@ -319,6 +322,7 @@ export interface components {
             /** @description Number of the evidence record that keeps this request */
             seq: number;
         };
+        /** @description ISO 3166-1 alpha-2; one of the markets the hub serves */
         Market: string;
         ProductInput: {
             /** @description GTIN-14 (or NTIN) with a valid check digit */
@@ -492,6 +496,7 @@ export interface components {
         ProductCode: string;
         /** @description Batch number, percent-encoded (GS1 character set 82, 1-20 characters) */
         Batch: string;
+        /** @description A market the hub serves (ISO 3166-1 alpha-2); any other answers 404 `HUB_FEED_UNKNOWN` */
         Market: string;
         /** @description RFC 9530, sha-512 or sha-256, e.g. `sha-512=:…:` */
         ContentDigest: string;
@@ -978,6 +983,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A market the hub serves (ISO 3166-1 alpha-2); any other answers 404 `HUB_FEED_UNKNOWN` */
                 market: components["parameters"]["Market"];
             };
             cookie?: never;
@@ -993,7 +999,9 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
+            401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
         };
     };
     getFeedRecords: {
@@ -1006,6 +1014,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description A market the hub serves (ISO 3166-1 alpha-2); any other answers 404 `HUB_FEED_UNKNOWN` */
                 market: components["parameters"]["Market"];
             };
             cookie?: never;
@@ -1022,7 +1031,9 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
+            401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
         };
     };
 }

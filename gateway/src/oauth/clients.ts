@@ -46,6 +46,7 @@ export class ClientRegistry {
   async add(reg: ClientRegistration): Promise<{ clientId: string; clientSecret?: string }> {
     const problems: string[] = [];
     if (!/^[A-Z]{2}$/.test(reg.market)) problems.push('market must be an ISO 3166-1 alpha-2 code');
+    else if (!this.hub.serves(reg.market)) problems.push(`market ${reg.market} is not one this hub serves`);
     if (!(ROLES as readonly string[]).includes(reg.role)) problems.push(`role must be one of ${ROLES.join(', ')}`);
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(reg.location))
       problems.push('location id must be 1-64 letters, digits, ".", "_", ":" or "-"');

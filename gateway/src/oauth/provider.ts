@@ -14,6 +14,8 @@ export const OAUTH_PREFIX = '/oauth';
 export interface OAuthOptions {
   /** `https://hub.example:8443/oauth` */
   issuer: string;
+  /** The markets the hub serves: a client of any other market gets no token. */
+  markets: ReadonlySet<string>;
   /** The verifier API of a market: the access token's audience and the `resource` a client asks for. */
   audienceTemplate: string;
   tokenTtlSeconds: number;
@@ -129,6 +131,9 @@ export class OAuthService {
           defaultResource: async (_ctx, client) => this.audience(marketOf(client)),
           useGrantedResource: async () => true,
           getResourceServerInfo: async (_ctx, resource, client) => {
+            if (!o.markets.has(marketOf(client))) {
+              throw new errors.InvalidClient(`the client's market ${marketOf(client)} is not served by this hub`);
+            }
             if (resource !== this.audience(marketOf(client))) {
               throw new errors.InvalidTarget(`this client may only ask for ${this.audience(marketOf(client))}`);
             }
