@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
-import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
+import { type Database, putIfAbsent, removeExpired, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 import { FeedUnknown } from './errors.ts';
 
@@ -154,6 +154,15 @@ export class HubStore {
     if (this.nonceSeen(fingerprint, nonce, now)) return false;
     this.nonces.putSync(`${fingerprint}:${nonce}`, expiresAt);
     return true;
+  }
+
+  /**
+   * Removes the nonces that expired before `now`: a nonce only has to be remembered while a
+   * signature carrying it could still be accepted (the `created` window). In small
+   * transactions (common/src/store.ts `removeExpired`); returns how many were removed.
+   */
+  pruneNonces(now = Date.now()): Promise<number> {
+    return removeExpired(this.store, this.nonces, (expires) => expires <= now);
   }
 
   /** Inside a write transaction: appends the evidence record and keeps the body verbatim. */

@@ -48,6 +48,9 @@ export interface GatewayOptions {
   logger: Logger;
 }
 
+/** How often expired signature nonces are removed from the hub store. */
+const NONCE_PRUNE_INTERVAL_MS = 60_000;
+
 /** What a write does once its request is authenticated: validate (may throw), then write inside the transaction. */
 interface WriteOutcome {
   status: number;
@@ -75,6 +78,19 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   });
   // Long-polls of the verifier nodes would otherwise hold the close for up to their wait.
   app.addHook('preClose', async () => feedNotifier.shutdown());
+
+  // Every accepted write leaves a nonce; the expired ones are removed in the background.
+  let pruning: Promise<unknown> = Promise.resolve();
+  const pruneTimer = setInterval(() => {
+    pruning = pruning
+      .then(() => store.pruneNonces())
+      .catch((err: unknown) => options.logger.error({ err }, 'removing expired nonces failed'));
+  }, NONCE_PRUNE_INTERVAL_MS);
+  pruneTimer.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(pruneTimer);
+    await pruning;
+  });
 
   /** Authenticates, verifies the signature, runs `write`, stores evidence and answers with a receipt. */
   const signedWrite =
