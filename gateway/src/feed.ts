@@ -87,7 +87,7 @@ export function snapshotStream(store: HubStore, market: string): Readable {
   // Open (and if need be create) the market's feed before the read transaction starts: a database
   // created after it would be invisible to it (LMDB answers EINVAL).
   const feed = store.feed(market);
-  const clients = clientsDb(store);
+  const clients = clientsDb(store.store);
   const txn: Transaction = store.store.root.useReadTransaction();
   const opts = { transaction: txn };
   let last: ChainEntry<FeedRecord> | undefined;

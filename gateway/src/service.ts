@@ -83,6 +83,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     if (!config.publicUrl && config.port === 0) oauth.setIssuer(`${url}${OAUTH_PREFIX}`);
   } catch (err) {
     trust.stop();
+    await oauth.close();
     await store.close();
     throw err;
   }
@@ -93,6 +94,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     async close() {
       trust.stop();
       await app.close();
+      await oauth.close();
       await store.close();
     },
   };

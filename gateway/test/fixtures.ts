@@ -135,12 +135,14 @@ export async function startTestHub(
     async restart() {
       for (const c of clients.splice(0)) c.close();
       await hub.gateway.close();
+      await hub.oauth.close();
       await hub.store.close();
       Object.assign(hub, await boot(Number(new URL(hub.hubUrl).port)));
     },
     async close() {
       for (const c of clients) c.close();
       await hub.gateway.close();
+      await hub.oauth.close();
       trust.stop();
       await caServer.close();
       await hub.store.close();

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { BadRequest, defineError, NotFound } from '../../../common/src/errors.ts';
-import type { Database } from '../../../common/src/store.ts';
+import type { Database, Store } from '../../../common/src/store.ts';
 import type { HubStore } from '../hub-store.ts';
 import type { Stored } from './adapter.ts';
 
@@ -40,7 +40,7 @@ export class ClientRegistry {
   private readonly db: Database<Stored, string>;
 
   constructor(private readonly hub: HubStore) {
-    this.db = clientsDb(hub);
+    this.db = clientsDb(hub.store);
   }
 
   async add(reg: ClientRegistration): Promise<{ clientId: string; clientSecret?: string }> {
@@ -116,8 +116,8 @@ export class ClientRegistry {
 }
 
 /** Where oidc-provider's adapter keeps clients (its model name). */
-export function clientsDb(hub: HubStore): Database<Stored, string> {
-  return hub.store.db('oauth-Client');
+export function clientsDb(store: Store): Database<Stored, string> {
+  return store.db('oauth-Client');
 }
 
 /** The disabled clients of a market, for the snapshot a node bootstraps from. */
