@@ -426,6 +426,9 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
           const left = until - Date.now();
           if (left <= 0) break;
           await feedNotifier.wait(market, Math.min(left, 1000), closed.signal);
+          // The certificate is checked again each time: a node revoked while it waits is told
+          // so within a second of the gateway's CRL listing it (401), not at the end of its wait.
+          feedReader(request, market);
           records = recordsAfter(store, market, after, limit);
         }
       }

@@ -1009,7 +1009,7 @@ export interface operations {
             query?: {
                 after?: number;
                 limit?: number;
-                /** @description Milliseconds to wait for a record when there is none (long poll), at most 60000 */
+                /** @description Milliseconds to wait for a record when there is none (long poll), at most 60000. The client certificate is checked again about every second while waiting: a certificate revoked meanwhile ends the wait with 401 `HUB_CLIENT_CERT_REVOKED`. */
                 wait?: number;
             };
             header?: never;
