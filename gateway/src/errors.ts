@@ -38,3 +38,8 @@ export const MarketUnknown = defineError(
   'The hub does not serve this market (not in its configured list)',
 );
 export const FeedUnknown = defineError('HUB_FEED_UNKNOWN', 404, 'No feed: the hub does not serve this market');
+export const SnapshotBusy = defineError(
+  'HUB_SNAPSHOT_BUSY',
+  503,
+  'No snapshot can be sent now (one per node certificate at a time, a few at once); try again shortly',
+);

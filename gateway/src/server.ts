@@ -14,7 +14,7 @@ import {
 } from './batches.ts';
 import type { ClientIdentifier, ClientIdentity, ClientProfile } from './client-identity.ts';
 import { FeedUnknown, MarketUnknown, SignatureReplayed } from './errors.ts';
-import { FeedNotifier, recordsAfter, snapshotStream } from './feed.ts';
+import { FeedNotifier, recordsAfter, SnapshotSlots, snapshotStream } from './feed.ts';
 import {
   type Batch,
   batchKey,
@@ -47,6 +47,12 @@ export interface GatewayOptions {
   oauth?: OAuthService;
   logger: Logger;
 }
+
+/**
+ * Snapshots (feed.ts `SnapshotSlots`): one at a time per node certificate, 16 at once in all, and
+ * the connection closed when its reader has read nothing for a minute.
+ */
+const SNAPSHOT_LIMITS = { perClient: 1, total: 16, stallMs: 60_000 };
 
 /** How often expired signature nonces are removed from the hub store. */
 const NONCE_PRUNE_INTERVAL_MS = 60_000;
@@ -402,9 +408,26 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     },
   );
 
+  const snapshots = new SnapshotSlots(SNAPSHOT_LIMITS);
   app.get<{ Params: { market: string } }>('/v1/feed/:market/snapshot', async (request, reply) => {
-    feedReader(request, request.params.market);
-    return reply.type('application/x-ndjson').send(snapshotStream(store, request.params.market));
+    const node = feedReader(request, request.params.market);
+    const release = snapshots.claim(node.fingerprint);
+    // A reader that reads nothing for this long loses its connection, and with it the snapshot
+    // and its read transaction (SnapshotSlots).
+    const socket = request.raw.socket;
+    const stalled = () => socket.destroy();
+    socket.setTimeout(SNAPSHOT_LIMITS.stallMs, stalled);
+    reply.raw.once('close', () => {
+      release();
+      // The timeout itself is left: Node sets its own on a kept-alive socket after the answer.
+      socket.off('timeout', stalled);
+    });
+    try {
+      return reply.type('application/x-ndjson').send(snapshotStream(store, request.params.market));
+    } catch (err) {
+      release();
+      throw err;
+    }
   });
 
   app.get<{ Params: { market: string }; Querystring: { after?: string; limit?: string; wait?: string } }>(

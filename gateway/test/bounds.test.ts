@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { Agent, fetch } from 'undici';
+import { Agent, fetch, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PacktrustError } from '../../common/src/errors.ts';
 import { generateClientKey, TokenClient } from '../client/token-client.ts';
+import { SnapshotSlots } from '../src/feed.ts';
 import { removeExpiredEntries } from '../src/oauth/adapter.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
 import type { OAuthRefusalSummary } from '../src/oauth/provider.ts';
 import { RateLimiter } from '../src/oauth/rate-limit.ts';
-import { type Credential, productJson, startTestHub, type TestHub } from './fixtures.ts';
+import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 
 // What a client sends must not create server state without bound: each test here sends what an
 // attacker would, many times, and looks at what the hub kept.
@@ -158,5 +160,73 @@ describe('RateLimiter.take', () => {
     expect(limiter.take('a', 3)).toBe(false);
     expect(limiter.take('b', 4)).toBe(true);
     expect(limiter.take('b', 5)).toBe(false);
+  });
+});
+
+describe('feed snapshots', () => {
+  it('are sent one at a time per node certificate: a reader that stops reading holds no second one', async () => {
+    // Enough packs that an unread snapshot stays open (it does not fit in the socket buffers).
+    const code = '09506000134369';
+    const up = hub.client(maker);
+    expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(code, ['AT'])))).status).toBe(201);
+    for (let b = 0; b < 4; b++) {
+      const packs = await up.write(
+        'POST',
+        `/v1/products/${code}/batches/B${b}/packs?expiry=291200`,
+        randomSerials(100_000).join('\n'),
+        { contentType: 'text/plain' },
+      );
+      expect(packs.status).toBe(201);
+    }
+    const cred = await hub.credential('verifier-node', 'NMVO-AT', undefined, { market: 'AT' });
+    const node = new Agent({ connect: { ca: hub.t.ca.chainPem(), cert: cred.certPem, key: cred.keyPem } });
+    const snapshot = () => request(`${hub.hubUrl}/v1/feed/AT/snapshot`, { dispatcher: node });
+    try {
+      const unread = await snapshot();
+      expect(unread.statusCode).toBe(200);
+      const busy = await snapshot();
+      expect(busy.statusCode).toBe(503);
+      expect(busy.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(await busy.body.json()).toEqual({
+        type: 'https://packtrust.dev/problems/hub-snapshot-busy',
+        title: 'No snapshot can be sent now (one per node certificate at a time, a few at once); try again shortly',
+        status: 503,
+        detail: 'A snapshot is already being sent to this certificate; try again when it has ended',
+        code: 'HUB_SNAPSHOT_BUSY',
+      });
+      // Another node of the market is not held up, and the first reader's slot is freed when it goes.
+      const other = await hub.credential('verifier-node', 'NMVO-AT', undefined, { market: 'AT' });
+      const otherNode = hub.client(other);
+      expect((await otherNode.get('/v1/feed/AT/snapshot')).status).toBe(200);
+      unread.body.destroy();
+      let again = await snapshot();
+      for (let i = 0; again.statusCode === 503 && i < 100; i++) {
+        await again.body.dump();
+        await new Promise((r) => setTimeout(r, 50));
+        again = await snapshot();
+      }
+      expect(again.statusCode).toBe(200);
+      const lines = (await again.body.text()).trim().split('\n');
+      expect(JSON.parse(lines.at(-1)!)).toEqual({ type: 'end', products: 1, batches: 4, packs: 400_000 });
+    } finally {
+      await node.destroy();
+    }
+  }, 120_000);
+});
+
+describe('SnapshotSlots.claim', () => {
+  it('gives each client one slot and all of them a bounded number; a release frees its slot once', () => {
+    const slots = new SnapshotSlots({ perClient: 1, total: 2 });
+    const a = slots.claim('a');
+    expect(() => slots.claim('a')).toThrow(PacktrustError);
+    const b = slots.claim('b');
+    expect(() => slots.claim('c')).toThrow(/sending 2 snapshots/);
+    a();
+    a();
+    const c = slots.claim('c');
+    expect(() => slots.claim('d')).toThrow(/sending 2 snapshots/);
+    b();
+    c();
+    expect(() => slots.claim('a')).not.toThrow();
   });
 });

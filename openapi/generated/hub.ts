@@ -279,7 +279,7 @@ export interface paths {
         };
         /**
          * The market's current state, for a verifier node's first start (verifier-node certificate of that market)
-         * @description NDJSON. The first line is `{"type":"snapshot","market","seq","hash"}`: the feed record the snapshot includes; follow `/records?after=seq` from there. Then `product`, `batch` and `packs` lines (`packs`: LF-separated `serial TAB batch TAB state`), and a final `end` line with the counts. Read from one consistent LMDB snapshot.
+         * @description NDJSON. The first line is `{"type":"snapshot","market","seq","hash"}`: the feed record the snapshot includes; follow `/records?after=seq` from there. Then `product`, `batch` and `packs` lines (`packs`: LF-separated `serial TAB batch TAB state`), and a final `end` line with the counts. Read from one consistent LMDB snapshot, which is held open while it is sent: one snapshot at a time per node certificate and 16 at once in all (else 503 `HUB_SNAPSHOT_BUSY`), and the connection is closed when its reader has read nothing for a minute.
          */
         get: operations["getFeedSnapshot"];
         put?: never;
@@ -1002,6 +1002,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
         };
     };
     getFeedRecords: {
