@@ -30,7 +30,7 @@ export const NotServing = defineError(
   503,
   'The node is resynchronising its replica; try another node',
 );
-export const CertificateRevoked = defineError(
+const CertificateRevoked = defineError(
   'NODE_CERTIFICATE_REVOKED',
   503,
   "The hub refuses this node's certificate; this node answers nothing, use another node",
