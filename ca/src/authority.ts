@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { bytes, toPem, x509 } from '../../common/src/pki.ts';
 import { Store } from '../../common/src/store.ts';
-import { type AuditAction, AuditLog } from './audit-log.ts';
+import { type AuditAction, AuditLog, type AuditRecord } from './audit-log.ts';
 import { keyIdOf, LeafCertificateBuilder } from './certificate.ts';
 import { buildCrl, type RevocationReason } from './crl.ts';
 import { type CheckedCsr, checkCsr, checkKey, subjectPublicKeyBits } from './csr.ts';
@@ -382,8 +382,13 @@ export class CertificateAuthority {
 
   /** Records an operation refused before it reached the CA (for example an unauthorised admin call). */
   async recordRefusal(action: AuditAction, actor: string, error: PacktrustError, serial?: string): Promise<void> {
+    await this.recordRefusals([{ actor, action, serial, outcome: 'refused', code: error.code, detail: error.message }]);
+  }
+
+  /** Records refusals (or a count of them) in one transaction. */
+  async recordRefusals(records: Omit<AuditRecord, 'time'>[]): Promise<void> {
     await this.store.transaction(() => {
-      this.audit.append({ actor, action, serial, outcome: 'refused', code: error.code, detail: error.message });
+      for (const r of records) this.audit.append(r);
     });
   }
 

@@ -5,7 +5,9 @@ import { createHttpServer, type HttpServer, listen, peerCertificateChain } from 
 import type { Logger } from '../../common/src/log.ts';
 import { OpenApiContract } from '../../common/src/openapi.ts';
 import { bytes, toPem, x509 } from '../../common/src/pki.ts';
+import { RefusalAudit } from '../../common/src/refusal-audit.ts';
 import type { components, operations } from '../../openapi/generated/ca.ts';
+import type { AuditRecord } from './audit-log.ts';
 import { type CertificateAuthority, type IssuedCertificate, normaliseSerial } from './authority.ts';
 import { parseReason } from './crl.ts';
 import { ClientCertificateRequired, OperatorRequired } from './errors.ts';
@@ -111,9 +113,27 @@ export function createAdminApp(ca: CertificateAuthority, options: CaServerOption
       requestCert: true,
     },
   });
+  const refusals = new RefusalAudit<Omit<AuditRecord, 'time'>>({
+    ...ADMIN_REFUSAL_AUDIT,
+    write: (records) =>
+      ca.recordRefusals(records).catch((err: unknown) => options.logger.error({ err }, 'audit of a refusal failed')),
+    summary: (w) => {
+      const total = w.keys.reduce((n, k) => n + k.count, 0) + w.otherRefusals;
+      const unrecorded = w.keys.reduce((n, k) => n + k.unrecorded, 0) + w.otherRefusals;
+      const counts = w.keys.map((k) => `${k.first.actor}: ${k.count} (${k.first.code})`);
+      if (w.otherRefusals > 0) counts.push(`other clients: ${w.otherRefusals}`);
+      return {
+        actor: 'ca-service',
+        action: 'admin-access',
+        outcome: 'refused',
+        detail: `${total} admin calls refused from ${w.from} to ${w.to}, ${unrecorded} of them not written one by one; per client: ${counts.join('; ')}`,
+      };
+    },
+  });
+  app.addHook('onClose', () => refusals.close());
   app.decorateRequest('operator', '');
   app.addHook('onRequest', async (request) => {
-    (request as OperatorRequest).operator = await authenticateOperator(ca, request);
+    (request as OperatorRequest).operator = await authenticateOperator(ca, request, refusals);
   });
 
   app.post<{ Body: IssueBody }>(
@@ -182,11 +202,22 @@ type OperatorRequest = FastifyRequest & { operator: string };
 const actorOf = (request: FastifyRequest): string => (request as OperatorRequest).operator;
 
 /**
+ * Refused admin calls are audited, and anyone who reaches the admin listener can cause them (its
+ * handshake accepts any certificate, or none): per minute the first 5 of each client and at most
+ * 100 in all are written one by one, the others counted in one entry (common/src/refusal-audit.ts).
+ */
+const ADMIN_REFUSAL_AUDIT = { intervalMs: 60_000, verbatimPerKey: 5, verbatimPerWindow: 100, maxKeys: 100 };
+
+/**
  * The admin API's gate: the client certificate must be one this CA issued (byte for byte the DER
  * in the inventory), unexpired, unrevoked right now (checked per request, not per TLS session),
  * and of the operator profile. Refusals are audited.
  */
-async function authenticateOperator(ca: CertificateAuthority, request: FastifyRequest): Promise<string> {
+async function authenticateOperator(
+  ca: CertificateAuthority,
+  request: FastifyRequest,
+  refusals: RefusalAudit<Omit<AuditRecord, 'time'>>,
+): Promise<string> {
   const leaf = peerCertificateChain(request)[0];
   try {
     if (!leaf) throw new ClientCertificateRequired('No client certificate was presented');
@@ -205,7 +236,13 @@ async function authenticateOperator(ca: CertificateAuthority, request: FastifyRe
   } catch (err) {
     if (err instanceof PacktrustError) {
       const who = leaf ? `client ${createHash('sha256').update(leaf).digest('hex').slice(0, 16)}` : 'anonymous client';
-      await ca.recordRefusal('admin-access', who, err);
+      await refusals.record(who, {
+        actor: who,
+        action: 'admin-access',
+        outcome: 'refused',
+        code: err.code,
+        detail: err.message,
+      });
     }
     throw err;
   }

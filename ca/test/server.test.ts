@@ -185,6 +185,48 @@ describe('admin listener (mutual TLS, operators only)', () => {
     expect(res.json()).toMatchObject({ code: 'CA_CLIENT_CERT_REQUIRED' });
   });
 
+  it('audits the first refusals of each client one by one and counts the rest in one entry', async () => {
+    // A listener of its own: closing it writes the count of its window.
+    const second = await startCaServer(t.ca, {
+      host: '127.0.0.1',
+      publicPort: 0,
+      adminPort: 0,
+      passphrase: PASSPHRASE,
+      crlRefreshMarginMinutes: 60,
+      logger: createLogger('ca-test', 'silent'),
+    });
+    const before = [...t.ca.audit.entries()].length;
+    const agent = new Agent({ keepAlive: true, ca: chain });
+    try {
+      for (let i = 0; i < 300; i++) {
+        const res = await httpsRequest(`${second.adminUrl}/admin/certificates`, { ca: chain, agent });
+        expect(res.status).toBe(401);
+      }
+    } finally {
+      agent.destroy();
+      await second.close();
+    }
+    const written = [...t.ca.audit.entries()].slice(before).map((e) => e.body);
+    expect(written).toHaveLength(6);
+    expect(written[0]).toEqual({
+      time: expect.any(String),
+      actor: 'anonymous client',
+      action: 'admin-access',
+      outcome: 'refused',
+      code: 'CA_CLIENT_CERT_REQUIRED',
+      detail: 'No client certificate was presented',
+    });
+    expect(written[5]).toEqual({
+      time: expect.any(String),
+      actor: 'ca-service',
+      action: 'admin-access',
+      outcome: 'refused',
+      detail: expect.stringMatching(
+        /^300 admin calls refused from \S+ to \S+, 295 of them not written one by one; per client: anonymous client: 300 \(CA_CLIENT_CERT_REQUIRED\)$/,
+      ),
+    });
+  });
+
   it('refuses a manufacturer certificate (403) and writes nothing', async () => {
     const m = await issueViaApi('manufacturer', 'NOT-AN-OPERATOR');
     const count = t.ca.inventory.count();

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { setImmediate } from 'node:timers/promises';
 import { type Database, type Key, open, type RootDatabase } from 'lmdb';
 
 export type { Database, Key, RootDatabase };
@@ -74,4 +75,40 @@ export class Store {
  */
 export function putIfAbsent<V, K extends Key>(db: Database<V, K>, key: K, value: V): boolean {
   return (db.putSync(key, value, { noOverwrite: true }) as unknown as boolean) !== false;
+}
+
+/**
+ * Removes the entries of `db` whose value is `expired` (nonces, replay records past their
+ * lifetime). Walks the database in pages of `pageSize` keys: one short write transaction per page,
+ * in which each entry is read again (another process may have renewed it), and a turn of the
+ * event loop between pages, so other writers are never held up for long. Returns how many went.
+ */
+export async function removeExpired<V, K extends Key>(
+  store: Store,
+  db: Database<V, K>,
+  expired: (value: V) => boolean,
+  pageSize = 1000,
+): Promise<number> {
+  let removed = 0;
+  let after: K | undefined;
+  for (;;) {
+    const page = [
+      ...db.getRange({ ...(after === undefined ? {} : { start: after, exclusiveStart: true }), limit: pageSize }),
+    ];
+    if (page.length === 0) return removed;
+    after = page.at(-1)!.key;
+    const keys = page.filter((e) => expired(e.value)).map((e) => e.key);
+    if (keys.length > 0) {
+      removed += await store.transaction(() => {
+        let n = 0;
+        for (const key of keys) {
+          const value = db.get(key);
+          if (value !== undefined && expired(value) && db.removeSync(key)) n++;
+        }
+        return n;
+      });
+    }
+    if (page.length < pageSize) return removed;
+    await setImmediate();
+  }
 }

@@ -8,6 +8,7 @@ import { UploadClient } from '../../clients/upload-client.ts';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
+import { FMD_MARKETS } from '../../common/src/markets.ts';
 import { Store } from '../../common/src/store.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore, packKey } from '../src/hub-store.ts';
@@ -82,7 +83,7 @@ async function main() {
   const maker = await credential(ca, 'manufacturer', 'ACME');
   const trust = new CaTrust(ca.chainPem());
   await trust.applyCrl(ca.currentCrl());
-  const store = new HubStore(join(dir, 'hub'));
+  const store = new HubStore(join(dir, 'hub'), FMD_MARKETS);
   const oauth = new OAuthService({
     issuer: 'https://127.0.0.1/oauth',
     audienceTemplate: 'urn:packtrust:verifier:{market}',
@@ -90,7 +91,8 @@ async function main() {
     perClient: { ratePerSecond: 10, burst: 20 },
     perAddress: { ratePerSecond: 100, burst: 200 },
     cookieKeys: [randomBytes(32).toString('base64url')],
-    keys: await openSigningKeys(store, 'benchmark passphrase', 600, ['DE', 'FR']),
+    keys: await openSigningKeys(store, 'benchmark passphrase', 600, FMD_MARKETS),
+    markets: new Set(FMD_MARKETS),
     store: store.store,
     logger,
   });

@@ -7,7 +7,13 @@ import { PacktrustError } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { ROLES } from '../../common/src/pack-rules.ts';
 import { toPem } from '../../common/src/pki.ts';
-import { type GatewayConfig, loadGatewayConfig, OAUTH_PASSPHRASE_ENV, oauthPassphrase } from './config.ts';
+import {
+  type GatewayConfig,
+  loadGatewayConfig,
+  loadGatewayStoreConfig,
+  OAUTH_PASSPHRASE_ENV,
+  oauthPassphrase,
+} from './config.ts';
 import { verifyEvidence } from './evidence.ts';
 import { HubStore } from './hub-store.ts';
 import { ClientInvalid, ClientRegistry } from './oauth/clients.ts';
@@ -32,8 +38,9 @@ export function createCli(): Command {
     return loadGatewayConfig({ dataDir: g.dataDir, ...flags }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
   };
   const withStore = async (fn: (store: HubStore) => void | Promise<void>) => {
-    const { dataDir } = program.opts<{ dataDir?: string }>();
-    const store = new HubStore(join(dataDir ?? process.env.PACKTRUST_GATEWAY_DATA_DIR ?? './data/gateway', 'hub'));
+    const g = program.opts<{ config?: string; dataDir?: string }>();
+    const c = loadGatewayStoreConfig({ dataDir: g.dataDir }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
+    const store = new HubStore(join(c.dataDir, 'hub'), c.markets);
     try {
       await fn(store);
     } finally {
@@ -118,7 +125,7 @@ export function createCli(): Command {
   client
     .command('add')
     .description('register a client; prints its client_id (and secret)')
-    .requiredOption('--market <XX>', 'ISO 3166 market whose verifier API the client calls')
+    .requiredOption('--market <XX>', 'the market (one the hub serves) whose verifier API the client calls')
     .addOption(new Option('--role <role>', 'what the client is').choices(ROLES).makeOptionMandatory())
     .requiredOption('--location <id>', 'location id (the pharmacy, the hospital ward, the warehouse)')
     .requiredOption('--org <id>', 'organisation id')

@@ -61,6 +61,23 @@ export function loadGatewayConfig(
   return loadConfig(gatewayConfigSchema, { file, envPrefix: 'PACKTRUST_GATEWAY_', overrides });
 }
 
+/**
+ * What the commands that work on the hub store alone (`client`, `evidence`, `keys`) need: read
+ * from the same sources as `serve`, without the listener's certificate files.
+ */
+export type GatewayStoreConfig = Pick<GatewayConfig, 'dataDir' | 'markets'>;
+
+export function loadGatewayStoreConfig(
+  overrides: Record<string, unknown> = {},
+  file = process.env.PACKTRUST_GATEWAY_CONFIG,
+): GatewayStoreConfig {
+  return loadConfig(gatewayConfigSchema.pick({ dataDir: true, markets: true }), {
+    file,
+    envPrefix: 'PACKTRUST_GATEWAY_',
+    overrides,
+  });
+}
+
 export const OAUTH_PASSPHRASE_ENV = 'PACKTRUST_GATEWAY_OAUTH_PASSPHRASE';
 
 /** The passphrase of the token signing keys, from the configured file or the environment. */

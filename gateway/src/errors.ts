@@ -46,3 +46,14 @@ export const EventTimeInvalid = defineError(
   'The event time lies outside the validity of its access token, or in the future',
 );
 export const WrongMarket = defineError('HUB_WRONG_MARKET', 403, 'A verifier node acts only for its own market');
+export const MarketUnknown = defineError(
+  'HUB_MARKET_UNKNOWN',
+  400,
+  'The hub does not serve this market (not in its configured list)',
+);
+export const FeedUnknown = defineError('HUB_FEED_UNKNOWN', 404, 'No feed: the hub does not serve this market');
+export const SnapshotBusy = defineError(
+  'HUB_SNAPSHOT_BUSY',
+  503,
+  'No snapshot can be sent now (one per node certificate at a time, a few at once); try again shortly',
+);

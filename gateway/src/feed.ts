@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { JWK } from 'jose';
 import type { Transaction } from 'lmdb';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
+import { SnapshotBusy } from './errors.ts';
 import type { FeedRecord, HubStore } from './hub-store.ts';
 import { clientsDb, disabledClients } from './oauth/clients.ts';
 
@@ -52,6 +53,40 @@ export class FeedNotifier extends EventEmitter {
   }
 }
 
+/**
+ * The snapshots being sent. Each holds an LMDB read transaction open for as long as it lasts, and
+ * LMDB cannot reuse a page freed after that transaction began: a reader that stops reading would
+ * make the store grow with every write, and enough of them would use up LMDB's reader slots. So a
+ * node gets one snapshot at a time, the hub sends a bounded number at once, and a snapshot whose
+ * reader has read nothing for a while is ended (the node starts it again).
+ */
+export class SnapshotSlots {
+  private readonly byClient = new Map<string, number>();
+  private total = 0;
+
+  constructor(private readonly limits: { perClient: number; total: number }) {}
+
+  /** Takes a slot for `client`; returns its release (call once, when the snapshot ends). */
+  claim(client: string): () => void {
+    const held = this.byClient.get(client) ?? 0;
+    if (held >= this.limits.perClient)
+      throw new SnapshotBusy('A snapshot is already being sent to this certificate; try again when it has ended');
+    if (this.total >= this.limits.total)
+      throw new SnapshotBusy(`The hub is sending ${this.total} snapshots; try again shortly`);
+    this.byClient.set(client, held + 1);
+    this.total++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.total--;
+      const left = (this.byClient.get(client) ?? 1) - 1;
+      if (left > 0) this.byClient.set(client, left);
+      else this.byClient.delete(client);
+    };
+  }
+}
+
 /** Feed records after `afterSeq`, as NDJSON lines of `{seq, prev, hash, body}`. */
 export function recordsAfter(
   store: HubStore,
@@ -94,7 +129,7 @@ export function snapshotStream(
   // Open (and if need be create) the market's feed before the read transaction starts: a database
   // created after it would be invisible to it (LMDB answers EINVAL).
   const feed = store.feed(market);
-  const clients = clientsDb(store);
+  const clients = clientsDb(store.store);
   const txn: Transaction = store.store.root.useReadTransaction();
   const opts = { transaction: txn };
   let last: ChainEntry<FeedRecord> | undefined;

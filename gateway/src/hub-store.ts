@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
 import { companyPrefixesOf } from '../../common/src/gs1.ts';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
-import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
+import { type Database, putIfAbsent, removeExpired, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
+import { FeedUnknown } from './errors.ts';
 
 /** Product master data as the contract defines it (openapi/hub.yaml). */
 export type Product = components['schemas']['Product'];
@@ -96,8 +97,19 @@ export type FeedRecord =
 export const PACKS_PER_FEED_RECORD = 10_000;
 
 /**
+ * Named databases besides the feeds: 9 here, 4 of the OAuth provider's own (`oauth-audit`,
+ * `oauth-grant-index`, `oauth-signing-keys`, `oauth-meta`) and one per oidc-provider model
+ * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 27 today, with room to grow.
+ * LMDB counts the databases a process opens against `maxDbs`, not those in the file.
+ */
+const FIXED_DATABASES = 64;
+
+/**
  * The hub's LMDB environment: master data, the evidence log (records hash-chained, bodies kept
  * verbatim beside them), the nonces of accepted signatures, and a hash-chained feed per market.
+ *
+ * Only the configured markets have a feed: a market is never created by what a client sends
+ * (docs/operations.md, "Markets"), so the number of databases is fixed when the store opens.
  */
 export class HubStore {
   readonly store: Store;
@@ -119,9 +131,12 @@ export class HubStore {
   private readonly prefixes: Database<CompanyPrefix, string>;
   readonly prefixAudit: HashChain<PrefixAuditRecord>;
   private readonly feeds = new Map<string, HashChain<FeedRecord>>();
+  /** The markets this hub serves (the configuration's `markets`). */
+  readonly markets: ReadonlySet<string>;
 
-  constructor(path: string) {
-    this.store = Store.open({ path, maxDbs: 256 });
+  constructor(path: string, markets: readonly string[]) {
+    this.markets = new Set(markets);
+    this.store = Store.open({ path, maxDbs: FIXED_DATABASES + this.markets.size });
     this.products = this.store.db('products');
     this.batches = this.store.db('batches');
     this.packs = this.store.db('packs');
@@ -136,9 +151,29 @@ export class HubStore {
     this.prefixAudit = new HashChain(this.store.db<ChainEntry<PrefixAuditRecord>, number>('prefix-audit'));
   }
 
+  /** Whether this hub serves `market` (it has, or will have, a feed). */
+  serves(market: string): boolean {
+    return this.markets.has(market);
+  }
+
+  /**
+   * Markets that have a feed in the store but are not configured (any more): their feeds are
+   * kept as they are, never opened, appended to or served.
+   */
+  dormantMarkets(): string[] {
+    const out: string[] = [];
+    for (const name of this.store.root.getKeys({ start: 'feed-', end: 'feed.' })) {
+      const market = String(name).slice('feed-'.length);
+      if (!this.serves(market)) out.push(market);
+    }
+    return out;
+  }
+
+  /** The feed of a configured market; throws FeedUnknown (404) for any other. */
   feed(market: string): HashChain<FeedRecord> {
     let chain = this.feeds.get(market);
     if (!chain) {
+      if (!this.serves(market)) throw new FeedUnknown(`This hub serves no market ${market}`);
       chain = new HashChain(this.store.db<ChainEntry<FeedRecord>, number>(`feed-${market}`));
       this.feeds.set(market, chain);
     }
@@ -158,6 +193,15 @@ export class HubStore {
     return true;
   }
 
+  /**
+   * Removes the nonces that expired before `now`: a nonce only has to be remembered while a
+   * signature carrying it could still be accepted (the `created` window). In small
+   * transactions (common/src/store.ts `removeExpired`); returns how many were removed.
+   */
+  pruneNonces(now = Date.now()): Promise<number> {
+    return removeExpired(this.store, this.nonces, (expires) => expires <= now);
+  }
+
   /** Inside a write transaction: appends the evidence record and keeps the body verbatim. */
   appendEvidence(record: EvidenceRecord, body: Buffer): ChainEntry<EvidenceRecord> {
     const entry = this.evidence.append(record);
@@ -169,9 +213,12 @@ export class HubStore {
     return this.evidenceBodies.get(seq);
   }
 
-  /** Inside a write transaction: a change to be applied by every market of the product. */
+  /**
+   * Inside a write transaction: a change to be applied by every market of the product. Markets
+   * no longer configured (a product registered while they were) are skipped: they have no feed.
+   */
   publish(markets: Iterable<string>, record: FeedRecord): void {
-    for (const market of markets) this.feed(market).append(record);
+    for (const market of markets) if (this.serves(market)) this.feed(market).append(record);
   }
 
   /**

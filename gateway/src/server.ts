@@ -15,8 +15,8 @@ import {
   RandomisationRejected,
 } from './batches.ts';
 import type { ClientIdentifier, ClientIdentity, ClientProfile } from './client-identity.ts';
-import { SignatureReplayed, WrongMarket } from './errors.ts';
-import { FeedNotifier, recordsAfter, snapshotStream } from './feed.ts';
+import { FeedUnknown, MarketUnknown, SignatureReplayed, WrongMarket } from './errors.ts';
+import { FeedNotifier, recordsAfter, SnapshotSlots, snapshotStream } from './feed.ts';
 import {
   type Batch,
   batchKey,
@@ -59,6 +59,15 @@ export interface GatewayOptions {
   logger: Logger;
 }
 
+/**
+ * Snapshots (feed.ts `SnapshotSlots`): one at a time per node certificate, 16 at once in all, and
+ * the connection closed when its reader has read nothing for a minute.
+ */
+const SNAPSHOT_LIMITS = { perClient: 1, total: 16, stallMs: 60_000 };
+
+/** How often expired signature nonces are removed from the hub store. */
+const NONCE_PRUNE_INTERVAL_MS = 60_000;
+
 /** What a write does once its request is authenticated: validate (may throw), then write inside the transaction. */
 interface WriteOutcome {
   status: number;
@@ -79,7 +88,7 @@ interface WriteOutcome {
 export function createGatewayServer(options: GatewayOptions): HttpServer {
   const { store, identifier, oauth } = options;
   const feedNotifier = new FeedNotifier();
-  const clients = clientsDb(store);
+  const clients = clientsDb(store.store);
   const actors = new ActorProof({
     issuer: () => oauth.issuer,
     audience: (market) => oauth.audience(market),
@@ -95,6 +104,19 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   });
   // Long-polls of the verifier nodes would otherwise hold the close for up to their wait.
   app.addHook('preClose', async () => feedNotifier.shutdown());
+
+  // Every accepted write leaves a nonce; the expired ones are removed in the background.
+  let pruning: Promise<unknown> = Promise.resolve();
+  const pruneTimer = setInterval(() => {
+    pruning = pruning
+      .then(() => store.pruneNonces())
+      .catch((err: unknown) => options.logger.error({ err }, 'removing expired nonces failed'));
+  }, NONCE_PRUNE_INTERVAL_MS);
+  pruneTimer.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(pruneTimer);
+    await pruning;
+  });
 
   /** Authenticates, verifies the signature, runs `write`, stores evidence and answers with a receipt. */
   const signedWrite =
@@ -182,6 +204,16 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     '/v1/products',
     signedWrite(['manufacturer'], (client, body) => {
       const input = parseProductInput(body);
+      // A market is a feed (an LMDB database) and the nodes' tokens: only the configured ones.
+      const unknown = input.markets.flatMap((m, i) => (store.serves(m) ? [] : [{ index: i, market: m }]));
+      if (unknown.length > 0) {
+        throw new MarketUnknown(`This hub does not serve ${unknown.map((u) => u.market).join(', ')}`, {
+          errors: unknown.map((u) => ({
+            path: `/markets/${u.index}`,
+            message: `${u.market} is not a market this hub serves`,
+          })),
+        });
+      }
       /** The product as stored, if the caller may write it; a new code must be under one of its prefixes. */
       const writable = () => {
         const found = store.products.get(input.productCode);
@@ -439,19 +471,38 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     },
   );
 
-  /** Feed readers are the verifier nodes of that market. */
+  /** Feed readers are the verifier nodes of that market, which the hub serves. */
   const feedReader = (request: FastifyRequest, market: string): ClientIdentity => {
     const client = identifier.identify(request, ['verifier-node']);
+    // Before anything is opened: a market not configured has no feed, and never gets one.
+    if (!store.serves(market)) throw new FeedUnknown(`This hub serves no market ${market}`);
     if (client.market !== market)
       throw new WrongMarket(`This node serves ${client.market ?? 'no market'}, not ${market}`);
     return client;
   };
 
+  const snapshots = new SnapshotSlots(SNAPSHOT_LIMITS);
   app.get<{ Params: { market: string } }>('/v1/feed/:market/snapshot', async (request, reply) => {
-    feedReader(request, request.params.market);
-    return reply
-      .type('application/x-ndjson')
-      .send(snapshotStream(store, request.params.market, (opts) => oauth.signingKeys.publicJwks(0, opts)));
+    const node = feedReader(request, request.params.market);
+    const release = snapshots.claim(node.fingerprint);
+    // A reader that reads nothing for this long loses its connection, and with it the snapshot
+    // and its read transaction (SnapshotSlots).
+    const socket = request.raw.socket;
+    const stalled = () => socket.destroy();
+    socket.setTimeout(SNAPSHOT_LIMITS.stallMs, stalled);
+    reply.raw.once('close', () => {
+      release();
+      // The timeout itself is left: Node sets its own on a kept-alive socket after the answer.
+      socket.off('timeout', stalled);
+    });
+    try {
+      return reply
+        .type('application/x-ndjson')
+        .send(snapshotStream(store, request.params.market, (opts) => oauth.signingKeys.publicJwks(0, opts)));
+    } catch (err) {
+      release();
+      throw err;
+    }
   });
 
   app.get<{ Params: { market: string }; Querystring: { after?: string; limit?: string; wait?: string } }>(
@@ -473,6 +524,9 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
           const left = until - Date.now();
           if (left <= 0) break;
           await feedNotifier.wait(market, Math.min(left, 1000), closed.signal);
+          // The certificate is checked again each time: a node revoked while it waits is told
+          // so within a second of the gateway's CRL listing it (401), not at the end of its wait.
+          feedReader(request, market);
           records = recordsAfter(store, market, after, limit);
         }
       }

@@ -38,11 +38,19 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   if (!leaf) throw new ConfigInvalid(`${config.tlsCertFile} holds no certificate`);
   const trust = new CaTrust(chainPem);
   await trust.startPolling(`${config.caUrl}/crl`, config.crlPollMs, logger);
-  const store = new HubStore(join(config.dataDir, 'hub'));
+  const store = new HubStore(join(config.dataDir, 'hub'), config.markets);
+  const dormant = store.dormantMarkets();
+  if (dormant.length > 0) {
+    logger.warn(
+      { markets: dormant },
+      'the hub store holds feeds of markets that are not configured; they are kept but not served or appended to',
+    );
+  }
   const keys = await openSigningKeys(store, oauthPassphrase(config), config.tokenTtlSeconds, config.markets);
   const publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
   const oauth = new OAuthService({
     issuer: `${publicUrl}${OAUTH_PREFIX}`,
+    markets: store.markets,
     audienceTemplate: config.audienceTemplate,
     tokenTtlSeconds: config.tokenTtlSeconds,
     perClient: { ratePerSecond: config.tokenRatePerClient, burst: config.tokenBurstPerClient },
@@ -75,6 +83,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     if (!config.publicUrl && config.port === 0) oauth.setIssuer(`${url}${OAUTH_PREFIX}`);
   } catch (err) {
     trust.stop();
+    await oauth.close();
     await store.close();
     throw err;
   }
@@ -85,6 +94,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     async close() {
       trust.stop();
       await app.close();
+      await oauth.close();
       await store.close();
     },
   };

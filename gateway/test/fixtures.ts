@@ -67,6 +67,8 @@ export async function startTestHub(
     perAddress?: { ratePerSecond: number; burst: number };
     tokenTtlSeconds?: number;
     offlineWindowSeconds?: number;
+    /** The markets the hub serves; default the FMD markets, as the gateway's configuration. */
+    markets?: readonly string[];
   } = {},
 ): Promise<TestHub> {
   const tokenTtlSeconds = options.tokenTtlSeconds ?? 600;
@@ -106,10 +108,16 @@ export async function startTestHub(
   const cookieKeys = [randomBytes(32).toString('base64url')];
   /** The gateway on a store directory: what a process start does (used again by restart). */
   const boot = async (port: number) => {
-    const store = new HubStore(join(dir, 'hub'));
-    const keys = await openSigningKeys(store, 'oauth key passphrase for tests', tokenTtlSeconds, FMD_MARKETS);
+    const store = new HubStore(join(dir, 'hub'), options.markets ?? FMD_MARKETS);
+    const keys = await openSigningKeys(
+      store,
+      'oauth key passphrase for tests',
+      tokenTtlSeconds,
+      options.markets ?? FMD_MARKETS,
+    );
     const oauth = new OAuthService({
       issuer: 'https://127.0.0.1/oauth',
+      markets: store.markets,
       audienceTemplate: 'urn:packtrust:verifier:{market}',
       tokenTtlSeconds,
       perClient: options.perClient ?? { ratePerSecond: 1000, burst: 1000 },
@@ -177,6 +185,7 @@ export async function startTestHub(
     async stop() {
       for (const c of clients.splice(0)) c.close();
       await hub.gateway.close();
+      await hub.oauth.close();
       await hub.store.close();
     },
     async start() {
@@ -186,6 +195,7 @@ export async function startTestHub(
       for (const c of clients) c.close();
       for (const c of tokenClients) await c.close();
       await hub.gateway.close();
+      await hub.oauth.close();
       trust.stop();
       await caServer.close();
       await hub.store.close();

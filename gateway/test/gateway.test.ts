@@ -484,6 +484,28 @@ describe('feed for verifier nodes', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it('ends a long-poll with 401 within seconds when the waiting node is revoked', async () => {
+    const cred = await credential('verifier-node', 'NMVO-DE', P256, { market: 'DE' });
+    const node = client(cred);
+    const last = store.feed('DE').last()!.seq;
+    const started = Date.now();
+    const waiting = node.get(`/v1/feed/DE/records?after=${last}&wait=30000`);
+    await new Promise((r) => setTimeout(r, 200));
+    await t.ca.revoke(cred.serial, 'keyCompromise', 'test');
+    const res = await waiting;
+    expect(res.status).toBe(401);
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(res.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-client-cert-revoked',
+      title: 'The client certificate is revoked',
+      status: 401,
+      detail: `Certificate ${cred.serial} is revoked`,
+      code: 'HUB_CLIENT_CERT_REVOKED',
+    });
+    // The CRL is polled every 200 ms here and the long-poll looks again every second.
+    expect(Date.now() - started).toBeLessThan(15_000);
+  }, 40_000);
+
   it("refuses another market's node and a manufacturer", async () => {
     const fr = client(await credential('verifier-node', 'NMVO-FR', P256, { market: 'FR' }));
     expect((await fr.get('/v1/feed/DE/records')).json()).toMatchObject({ status: 403, code: 'HUB_WRONG_MARKET' });

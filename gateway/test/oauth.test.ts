@@ -168,7 +168,9 @@ describe('OAuth provider', () => {
     expect(replay.json).toMatchObject({ error: 'invalid_client' });
     // The audit entry is written after the answer; give it a moment.
     const audited = () =>
-      [...hub.oauth.audit.entries()].some((e) => /only be used once/.test(e.body.description ?? ''));
+      [...hub.oauth.audit.entries()].some(
+        (e) => e.body.event === 'auth-failed' && /only be used once/.test(e.body.description ?? ''),
+      );
     for (let i = 0; i < 50 && !audited(); i++) await new Promise((r) => setTimeout(r, 20));
     expect(audited()).toBe(true);
     const market = await tokenRequest({
@@ -201,6 +203,15 @@ describe('OAuth provider', () => {
     expect(statuses.filter((s) => s === 200).length).toBe(7);
     expect(statuses).toContain(429);
     expect([...hub.oauth.audit.entries()].some((e) => e.body.event === 'rate-limited')).toBe(true);
+  });
+
+  it('keeps no rate-limit bucket for a client id no one registered: it counts against its address only', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      const res = await tokenRequest({ grant_type: 'client_credentials', client_id: 'made-up', client_secret: 'x' });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual(Array(9).fill(401));
   });
 
   it('rotates signing keys: old tokens stay valid against the JWKS, new ones use the new key', async () => {

@@ -116,7 +116,7 @@ export interface paths {
         put?: never;
         /**
          * Register or update a product; the owner is the organisation of the client certificate
-         * @description A new product code is registered only under a GS1 company prefix that onboarding staff registered for the caller's organisation (read after the indicator digit; for an NTIN, the national agency's range registered for it); otherwise 403 `HUB_PREFIX_NOT_OWNED` and nothing is written. The owner updates an existing product (200); another organisation gets 403 `HUB_NOT_OWNER`.
+         * @description A new product code is registered only under a GS1 company prefix that onboarding staff registered for the caller's organisation (read after the indicator digit; for an NTIN, the national agency's range registered for it); otherwise 403 `HUB_PREFIX_NOT_OWNED` and nothing is written. The owner updates an existing product (200); another organisation gets 403 `HUB_NOT_OWNER`. Every market in `markets` must be one the hub serves; otherwise the answer is 400 `HUB_MARKET_UNKNOWN`, listing the markets refused in `errors`, and nothing is written.
          */
         post: operations["createProduct"];
         delete?: never;
@@ -279,7 +279,7 @@ export interface paths {
         };
         /**
          * The market's current state, for a verifier node's first start (verifier-node certificate of that market)
-         * @description NDJSON. The first line is `{"type":"snapshot","market","seq","hash"}`: the feed record the snapshot includes; follow `/records?after=seq` from there. Then `product`, `batch` and `packs` lines (`packs`: LF-separated `serial TAB batch TAB state`), and a final `end` line with the counts. Read from one consistent LMDB snapshot.
+         * @description NDJSON. The first line is `{"type":"snapshot","market","seq","hash"}`: the feed record the snapshot includes; follow `/records?after=seq` from there. Then `product`, `batch` and `packs` lines (`packs`: LF-separated `serial TAB batch TAB state`), and a final `end` line with the counts. Read from one consistent LMDB snapshot, which is held open while it is sent: one snapshot at a time per node certificate and 16 at once in all (else 503 `HUB_SNAPSHOT_BUSY`), and the connection is closed when its reader has read nothing for a minute.
          */
         get: operations["getFeedSnapshot"];
         put?: never;
@@ -322,6 +322,7 @@ export interface components {
             /** @description Number of the evidence record that keeps this request */
             seq: number;
         };
+        /** @description ISO 3166-1 alpha-2; one of the markets the hub serves */
         Market: string;
         ProductInput: {
             /** @description GTIN-14 (or NTIN) with a valid check digit */
@@ -514,6 +515,7 @@ export interface components {
         ProductCode: string;
         /** @description Batch number, percent-encoded (GS1 character set 82, 1-20 characters) */
         Batch: string;
+        /** @description A market the hub serves (ISO 3166-1 alpha-2); any other answers 404 `HUB_FEED_UNKNOWN` */
         Market: string;
         /** @description RFC 9530, sha-512 or sha-256, e.g. `sha-512=:…:` */
         ContentDigest: string;
@@ -1000,6 +1002,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A market the hub serves (ISO 3166-1 alpha-2); any other answers 404 `HUB_FEED_UNKNOWN` */
                 market: components["parameters"]["Market"];
             };
             cookie?: never;
@@ -1015,7 +1018,10 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
+            401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
         };
     };
     getFeedRecords: {
@@ -1023,11 +1029,12 @@ export interface operations {
             query?: {
                 after?: number;
                 limit?: number;
-                /** @description Milliseconds to wait for a record when there is none (long poll), at most 60000 */
+                /** @description Milliseconds to wait for a record when there is none (long poll), at most 60000. The client certificate is checked again about every second while waiting: a certificate revoked meanwhile ends the wait with 401 `HUB_CLIENT_CERT_REVOKED`. */
                 wait?: number;
             };
             header?: never;
             path: {
+                /** @description A market the hub serves (ISO 3166-1 alpha-2); any other answers 404 `HUB_FEED_UNKNOWN` */
                 market: components["parameters"]["Market"];
             };
             cookie?: never;
@@ -1044,7 +1051,9 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
+            401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
         };
     };
 }

@@ -169,8 +169,12 @@ export interface components {
             serial: string;
         };
         Health: {
-            /** @enum {string} */
-            status: "starting" | "bootstrapping" | "following" | "resyncing" | "stopped";
+            /**
+             * @description `revoked`: the hub refuses the node's certificate (revoked, expired or not the CA's); the node no longer replicates or serves until it is restarted with a new certificate (`lastError` says why)
+             * @enum {string}
+             */
+            status: "starting" | "bootstrapping" | "following" | "resyncing" | "revoked" | "stopped";
+            /** @description Whether the node answers pharmacies (only while following) */
             serving?: boolean;
             market: string;
             nodeId: string;
@@ -340,6 +344,7 @@ export interface operations {
             };
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
         };
     };
     changePacks: {
@@ -370,6 +375,9 @@ export interface operations {
                     };
                 };
             };
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
         };
     };
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FMD_MARKETS } from '../../common/src/markets.ts';
 import { HubStore } from '../../gateway/src/hub-store.ts';
 import { ROOT, type StackProcess, stackEnv, startStack, stopStack, TSX } from './stack-process.ts';
 
@@ -56,7 +57,7 @@ describe('npm run demo against npm start', () => {
     expect(out).toMatch(/raise an alert on \d{14} -> 403 HUB_WRONG_MARKET/);
     expect(out).toMatch(/the pack is still ACTIVE at de-1, de-2, fr-1/);
     const seqs = /refusals kept as evidence: records ([\d, ]+)/.exec(out)![1]!.split(', ').map(Number);
-    const store = new HubStore(join(dataDir, 'gateway', 'hub'));
+    const store = new HubStore(join(dataDir, 'gateway', 'hub'), FMD_MARKETS);
     try {
       for (const seq of seqs) {
         expect(store.evidence.db.get(seq)!.body).toMatchObject({ org: 'packtrust-fr', response: { status: 403 } });

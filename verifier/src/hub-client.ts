@@ -26,6 +26,13 @@ export type SnapshotLine =
 /** The hub could not be reached, or failed (5xx): the request may be tried again later. */
 export class HubUnavailable extends Error {}
 
+/** The hub's codes that refuse the node's certificate itself (openapi/hub.yaml): no request of it will pass. */
+const CERTIFICATE_REFUSALS = new Set([
+  'HUB_CLIENT_CERT_REVOKED',
+  'HUB_CLIENT_CERT_EXPIRED',
+  'HUB_CLIENT_CERT_UNTRUSTED',
+]);
+
 /**
  * The hub answered with a refusal (4xx): trying the same request again gets the same answer.
  * `code` is the problem's stable code (for example `HUB_CLIENT_CERT_REVOKED`).
@@ -38,16 +45,27 @@ export class HubRefused extends Error {
   ) {
     super(message);
   }
+
+  /** Whether the hub refuses the node's certificate (revoked, expired, not issued by its CA). */
+  get certificateRefused(): boolean {
+    return CERTIFICATE_REFUSALS.has(this.code);
+  }
 }
 
 /**
  * The node's mutual-TLS connection to the hub: the market's feed, and its writes (pack events,
  * alerts), each signed with RFC 9421 by the node's key like every write the hub accepts, so the
  * hub keeps them as evidence.
+ *
+ * Once the hub refuses the node's certificate (to any request), the client tells its listeners
+ * and sends nothing more: every later call throws that refusal at once. The certificate is read
+ * at start, so only a restart with a new one can change the answer.
  */
 export class HubClient {
   private readonly dispatcher: Agent;
   private readonly signer: RequestSigner;
+  private refusal: HubRefused | undefined;
+  private readonly refusalListeners: ((refusal: HubRefused) => void)[] = [];
 
   constructor(private readonly options: HubClientOptions) {
     this.signer = new RequestSigner(options.certPem, options.keyPem);
@@ -97,8 +115,24 @@ export class HubClient {
     await this.post('/v1/alerts', { alerts });
   }
 
+  /** Calls `listener` once, when the hub first refuses the node's certificate. */
+  onCertificateRefused(listener: (refusal: HubRefused) => void): void {
+    this.refusalListeners.push(listener);
+  }
+
+  /** An answer that is not a success, as an error; a certificate refusal is kept and told. */
+  private failure(status: number, path: string, body: string): Error {
+    const err = answerError(status, path, body);
+    if (err instanceof HubRefused && err.certificateRefused && !this.refusal) {
+      this.refusal = err;
+      for (const listener of this.refusalListeners) listener(err);
+    }
+    return err;
+  }
+
   /** A signed write; the hub's answer (2xx) as text, else HubUnavailable. */
   private async post(path: string, body: unknown): Promise<string> {
+    if (this.refusal) throw this.refusal;
     const url = new URL(path, this.options.hubUrl);
     const payload = Buffer.from(JSON.stringify(body));
     const { headers } = this.signer.sign('POST', url.toString(), payload);
@@ -109,7 +143,7 @@ export class HubClient {
       throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
     }
     const text = await res.body.text();
-    if (res.statusCode < 200 || res.statusCode >= 300) throw answerError(res.statusCode, path, text);
+    if (res.statusCode < 200 || res.statusCode >= 300) throw this.failure(res.statusCode, path, text);
     return text;
   }
 
@@ -118,6 +152,7 @@ export class HubClient {
   }
 
   private async get(path: string, signal?: AbortSignal) {
+    if (this.refusal) throw this.refusal;
     let res: Awaited<ReturnType<typeof request>>;
     try {
       res = await request(new URL(path, this.options.hubUrl), {
@@ -128,7 +163,7 @@ export class HubClient {
     } catch (err) {
       throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
     }
-    if (res.statusCode !== 200) throw answerError(res.statusCode, path, await res.body.text());
+    if (res.statusCode !== 200) throw this.failure(res.statusCode, path, await res.body.text());
     return res;
   }
 }

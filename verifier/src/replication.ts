@@ -1,9 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/src/log.ts';
-import { type HubClient, HubUnavailable } from './hub-client.ts';
+import { type HubClient, type HubRefused, HubUnavailable } from './hub-client.ts';
 import { type Checkpoint, FeedIntegrityError, type Replica, type ReplicaPack } from './replica.ts';
 
-export type ReplicationState = 'starting' | 'bootstrapping' | 'following' | 'resyncing' | 'stopped';
+/**
+ * `revoked`: the hub refuses the node's certificate (revoked by the CA, expired, or not the CA's);
+ * final until the node is restarted with a new certificate.
+ */
+export type ReplicationState = 'starting' | 'bootstrapping' | 'following' | 'resyncing' | 'revoked' | 'stopped';
 
 export interface ReplicationStatus {
   state: ReplicationState;
@@ -21,6 +25,11 @@ const PACKS_PER_TRANSACTION = 50_000;
  * the replica has no checkpoint, then follow the records with long-polls, applying each page in
  * one transaction with its checkpoint. A gap or a broken hash chain stops the node serving (state
  * `resyncing`) until a fresh snapshot is loaded; it never answers from a replica it knows is wrong.
+ *
+ * When the hub refuses the node's certificate, to the feed or to any write, replication stops for
+ * good (state `revoked`) and the node stops serving: its replica no longer receives recalls and
+ * the decommissions of other markets, so an ACTIVE answer could be wrong (ARCHITECTURE.md). An
+ * unreachable hub is different: the node keeps serving from its replica (offline mode).
  */
 export class Replicator {
   readonly status: ReplicationStatus = { state: 'starting', appliedSeq: 0, hubSeq: 0, bootstraps: 0 };
@@ -28,6 +37,7 @@ export class Replicator {
   private loop: Promise<void> | undefined;
   /** Ends a long-poll or a snapshot download in flight when the node stops. */
   private aborter = new AbortController();
+  private refused: HubRefused | undefined;
 
   constructor(
     private readonly replica: Replica,
@@ -38,7 +48,14 @@ export class Replicator {
       waitMs: 20_000,
       retryMs: 1000,
     },
-  ) {}
+  ) {
+    hub.onCertificateRefused((refusal) => this.certificateRefused(refusal));
+  }
+
+  /** The hub's refusal of the node's certificate, once it happened (state `revoked`). */
+  get certificateRefusal(): HubRefused | undefined {
+    return this.refused;
+  }
 
   /** Whether answers may be given: the replica is complete and its feed chain intact. */
   get serving(): boolean {
@@ -74,6 +91,7 @@ export class Replicator {
     while (this.running) {
       try {
         if (!this.replica.checkpoint()) await this.bootstrap();
+        if (!this.running) return;
         this.status.state = 'following';
         await this.followOnce();
       } catch (err) {
@@ -90,6 +108,19 @@ export class Replicator {
         await sleep(this.options.retryMs, undefined, { signal: this.aborter.signal }).catch(() => undefined);
       }
     }
+  }
+
+  /** Stops replication for good: no answer of this node can be trusted to be current any more. */
+  private certificateRefused(refusal: HubRefused): void {
+    this.refused = refusal;
+    this.running = false;
+    this.status.state = 'revoked';
+    this.status.lastError = `the hub refuses this node's certificate (${refusal.code}): ${refusal.message}`;
+    this.aborter.abort();
+    this.logger.error(
+      { code: refusal.code, err: refusal.message },
+      "the hub refuses this node's certificate; the node stops serving until it is restarted with a new one",
+    );
   }
 
   private async followOnce(): Promise<void> {

@@ -1,6 +1,6 @@
 import { setImmediate } from 'node:timers/promises';
-import type { FastifyRequest } from 'fastify';
-import { BadRequest, defineError } from '../../common/src/errors.ts';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { BadRequest, defineError, type PacktrustError } from '../../common/src/errors.ts';
 import { Gs1Error, parseElementString } from '../../common/src/gs1.ts';
 import { createHttpServer, type HttpServer, type TlsOptions } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
@@ -8,6 +8,7 @@ import { OpenApiContract } from '../../common/src/openapi.ts';
 import { isOperation, type Operation } from '../../common/src/pack-rules.ts';
 import type { components } from '../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from './alerts.ts';
+import { HubRefused } from './hub-client.ts';
 import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
 import type { StateChanges } from './state-changes.ts';
@@ -28,6 +29,11 @@ export const NotServing = defineError(
   'NODE_NOT_SERVING',
   503,
   'The node is resynchronising its replica; try another node',
+);
+const CertificateRevoked = defineError(
+  'NODE_CERTIFICATE_REVOKED',
+  503,
+  "The hub refuses this node's certificate; this node answers nothing, use another node",
 );
 export const DataMatrixInvalid = defineError(
   'NODE_DATA_MATRIX_INVALID',
@@ -78,9 +84,18 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
 
   const authenticate = async (request: FastifyRequest): Promise<Caller> => {
     const caller = await validator.validate(request.headers.authorization);
+    const refusal = replicator.certificateRefusal;
+    if (refusal) throw certificateRevoked(refusal);
     if (!replicator.serving) throw new NotServing(`replica state: ${replicator.status.state}`);
     return caller;
   };
+  /** A change that meets the hub's refusal of this node's certificate is answered as every later call. */
+  const errorHandler = (err: Error, request: FastifyRequest, reply: FastifyReply) =>
+    app.errorHandler(
+      err instanceof HubRefused && err.certificateRefused ? certificateRevoked(err) : err,
+      request,
+      reply,
+    );
 
   /** Verifies packs and raises their alerts in one durable write. */
   const verifyAll = async (bodies: VerifyRequest[], caller: Caller): Promise<VerifyResult[]> => {
@@ -140,7 +155,7 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
   type ChangeBody = VerifyRequest & { txId: string };
   app.post<{ Params: { op: string }; Body: ChangeBody }>(
     '/v1/packs/:op',
-    { schema: contract.routeSchema('changePack') },
+    { schema: contract.routeSchema('changePack'), errorHandler },
     async (request, reply) => {
       const caller = await authenticate(request);
       const op = operationOf(request.params.op);
@@ -156,7 +171,7 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
   );
   app.post<{ Params: { op: string }; Body: { packs: ChangeBody[] } }>(
     '/v1/packs/:op/bulk',
-    { schema: contract.routeSchema('changePacks') },
+    { schema: contract.routeSchema('changePacks'), errorHandler },
     async (request) => {
       const caller = await authenticate(request);
       const op = operationOf(request.params.op);
@@ -183,7 +198,7 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
       '# HELP packtrust_replica_packs Packs in the replica.',
       '# TYPE packtrust_replica_packs gauge',
       `packtrust_replica_packs{market="${h.market}",node="${h.nodeId}"} ${h.packs}`,
-      '# HELP packtrust_serving Whether the node answers (1) or is resynchronising (0).',
+      '# HELP packtrust_serving Whether the node answers (1), or not (0: resynchronising, or its certificate refused).',
       '# TYPE packtrust_serving gauge',
       `packtrust_serving{market="${h.market}",node="${h.nodeId}"} ${h.serving ? 1 : 0}`,
       '# HELP packtrust_alerts_pending Alerts waiting to be delivered to the hub.',
@@ -224,6 +239,19 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
   }
 
   return app;
+}
+
+/** What the pharmacy is told when the hub refuses this node's certificate. */
+function certificateRevoked(refusal: HubRefused): PacktrustError {
+  const why =
+    refusal.code === 'HUB_CLIENT_CERT_EXPIRED'
+      ? "This node's certificate has expired"
+      : refusal.code === 'HUB_CLIENT_CERT_UNTRUSTED'
+        ? "The hub no longer accepts this node's certificate"
+        : "This node's certificate was revoked by the CA";
+  return new CertificateRevoked(
+    `${why}: it no longer receives recalls and decommissions from the hub, so it cannot answer. Use another node of the market.`,
+  );
 }
 
 const UnknownOperation = defineError('NODE_OPERATION_UNKNOWN', 404, 'Unknown pack operation');

@@ -70,6 +70,12 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
   replicator.start();
   alerts.start();
   stateChanges.start();
+  // The hub refuses this node's certificate: nothing more is sent (the outboxes keep what waits,
+  // for a restart with a new certificate); the replicator stops and the node stops serving.
+  hub.onCertificateRefused(() => {
+    alerts.stop();
+    stateChanges.stop();
+  });
   const app = createVerifierServer({
     market: o.market,
     nodeId: o.nodeId,

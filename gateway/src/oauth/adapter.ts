@@ -1,5 +1,5 @@
 import type { Database, Store } from '../../../common/src/store.ts';
-import { putIfAbsent } from '../../../common/src/store.ts';
+import { putIfAbsent, removeExpired } from '../../../common/src/store.ts';
 
 /** What oidc-provider stores for a model instance. */
 export type AdapterPayload = Record<string, unknown> & {
@@ -27,12 +27,30 @@ export interface Stored {
  * oidc-provider's `ReplayDetection.unique` does find-then-save; `find` for that model claims the
  * id in the same LMDB write, so two requests with the same client assertion `jti` cannot both pass.
  */
-export function lmdbAdapterFactory(store: Store): new (name: string) => LmdbAdapter {
+export function lmdbAdapterFactory(store: Store, models: Set<string>): new (name: string) => LmdbAdapter {
   return class extends LmdbAdapter {
     constructor(name: string) {
       super(store, name);
+      models.add(name);
     }
   };
+}
+
+/**
+ * Removes the entries of `models` whose lifetime is over. oidc-provider never asks for them
+ * again (`find` treats them as absent) but does not destroy them either: a replay record is kept
+ * for every client assertion, so without this the store grows with every token issued.
+ */
+export async function removeExpiredEntries(store: Store, models: Iterable<string>, now = Date.now()): Promise<number> {
+  let removed = 0;
+  for (const name of models) {
+    removed += await removeExpired(
+      store,
+      store.db<Stored, string>(`oauth-${name}`),
+      (s) => s.expiresAt !== undefined && s.expiresAt <= now,
+    );
+  }
+  return removed;
 }
 
 export class LmdbAdapter {

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { BadRequest, defineError, NotFound } from '../../../common/src/errors.ts';
 import { ROLES, type Role } from '../../../common/src/pack-rules.ts';
-import type { Database } from '../../../common/src/store.ts';
+import type { Database, Store } from '../../../common/src/store.ts';
 import type { HubStore } from '../hub-store.ts';
 import type { Stored } from './adapter.ts';
 
@@ -38,12 +38,13 @@ export class ClientRegistry {
   private readonly db: Database<Stored, string>;
 
   constructor(private readonly hub: HubStore) {
-    this.db = clientsDb(hub);
+    this.db = clientsDb(hub.store);
   }
 
   async add(reg: ClientRegistration): Promise<{ clientId: string; clientSecret?: string }> {
     const problems: string[] = [];
     if (!/^[A-Z]{2}$/.test(reg.market)) problems.push('market must be an ISO 3166-1 alpha-2 code');
+    else if (!this.hub.serves(reg.market)) problems.push(`market ${reg.market} is not one this hub serves`);
     if (!(ROLES as readonly string[]).includes(reg.role)) problems.push(`role must be one of ${ROLES.join(', ')}`);
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(reg.location))
       problems.push('location id must be 1-64 letters, digits, ".", "_", ":" or "-"');
@@ -113,8 +114,8 @@ export class ClientRegistry {
 }
 
 /** Where oidc-provider's adapter keeps clients (its model name). */
-export function clientsDb(hub: HubStore): Database<Stored, string> {
-  return hub.store.db('oauth-Client');
+export function clientsDb(store: Store): Database<Stored, string> {
+  return store.db('oauth-Client');
 }
 
 /**
