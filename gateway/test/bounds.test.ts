@@ -19,6 +19,7 @@ let dispatcher: Agent;
 
 beforeAll(async () => {
   hub = await startTestHub();
+  await hub.registerPrefix('ACME', '9506000');
   maker = await hub.credential('manufacturer', 'ACME');
   dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
 }, 60_000);

@@ -35,6 +35,7 @@ let token: string;
 
 beforeAll(async () => {
   hub = await startTestHub();
+  await hub.registerPrefix('ACME', '9506000');
   const up = hub.client(await hub.credential('manufacturer', 'ACME'));
   expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
   serials = randomSerials(100);
@@ -159,6 +160,7 @@ describe('a verifier node whose certificate is revoked', () => {
         packs: 100,
         alertsPending: 0,
         changesPending: 0,
+        deadLetters: 0,
         lastError: expect.stringContaining("the hub refuses this node's certificate (HUB_CLIENT_CERT_REVOKED)"),
       });
       expect((await call('GET', '/metrics', undefined, n)).text).toContain(
