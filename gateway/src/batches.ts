@@ -1,18 +1,5 @@
-import { BadRequest, defineError, PayloadTooLarge } from '../../common/src/errors.ts';
 import { charset82Problem, expiryDate } from '../../common/src/gs1.ts';
-import { MasterDataInvalid } from './master-data.ts';
-
-export const DuplicateSerials = defineError(
-  'HUB_DUPLICATE_SERIAL',
-  409,
-  'Serial numbers must be unique per product for life',
-);
-export const BatchClosed = defineError('HUB_BATCH_CLOSED', 409, 'The batch is recalled or withdrawn');
-export const RandomisationRejected = defineError(
-  'HUB_RANDOMISATION_REJECTED',
-  422,
-  'The serial numbers are not random enough (Delegated Regulation 2016/161 Art. 4)',
-);
+import { BadRequest, MasterDataInvalid, PayloadTooLarge } from './errors.ts';
 
 export const MAX_SERIALS_PER_UPLOAD = 1_000_000;
 /** How many failed items an error lists; the count covers them all. */

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { cliActor, runCli, stopOnSignals } from '../../common/src/cli.ts';
-import { PacktrustError } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { ROLES } from '../../common/src/pack-rules.ts';
 import { toPem } from '../../common/src/pki.ts';
@@ -14,9 +13,10 @@ import {
   OAUTH_PASSPHRASE_ENV,
   oauthPassphrase,
 } from './config.ts';
+import { ClientInvalid, EvidenceUnknown } from './errors.ts';
 import { verifyEvidence } from './evidence.ts';
 import { HubStore } from './hub-store.ts';
-import { ClientInvalid, ClientRegistry } from './oauth/clients.ts';
+import { ClientRegistry } from './oauth/clients.ts';
 import { openSigningKeys } from './oauth/signing-keys.ts';
 import { PrefixRegistry } from './prefixes.ts';
 
@@ -86,13 +86,7 @@ export function createCli(): Command {
       withStore((store) => {
         const entry = store.evidence.db.get(o.seq);
         const body = store.evidenceBody(o.seq);
-        if (!entry || !body)
-          throw new PacktrustError(
-            'HUB_EVIDENCE_UNKNOWN',
-            404,
-            'No such evidence record',
-            `No evidence record ${o.seq}`,
-          );
+        if (!entry || !body) throw new EvidenceUnknown(`No evidence record ${o.seq}`);
         mkdirSync(o.out, { recursive: true });
         const r = entry.body;
         const path = new URL(r.targetUri);

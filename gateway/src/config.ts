@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { loadConfig } from '../../common/src/config.ts';
-import { ConfigInvalid } from '../../common/src/errors.ts';
 import { FMD_MARKETS, marketListSchema } from '../../common/src/markets.ts';
+import { ConfigInvalid } from './errors.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 

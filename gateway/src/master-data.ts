@@ -1,10 +1,7 @@
-import { defineError } from '../../common/src/errors.ts';
 import { gtinProblem } from '../../common/src/gs1.ts';
 import { OpenApiContract } from '../../common/src/openapi.ts';
 import type { components } from '../../openapi/generated/hub.ts';
-
-export const MasterDataInvalid = defineError('HUB_MASTER_DATA_INVALID', 400, 'The master data is invalid');
-export const NotOwner = defineError('HUB_NOT_OWNER', 403, 'Only the organisation that owns the product may do this');
+import { MasterDataInvalid } from './errors.ts';
 
 export const hubContract = new OpenApiContract(new URL('../../openapi/hub.yaml', import.meta.url).pathname);
 

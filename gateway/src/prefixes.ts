@@ -1,6 +1,6 @@
-import { defineError } from '../../common/src/errors.ts';
 import { companyPrefixProblem } from '../../common/src/gs1.ts';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
+import { PrefixInUse, PrefixInvalid, PrefixNotOwned, PrefixOverlap, PrefixUnknown } from './errors.ts';
 import type { CompanyPrefix, HubStore, PrefixAuditRecord, Product } from './hub-store.ts';
 
 /**
@@ -15,22 +15,6 @@ import type { CompanyPrefix, HubStore, PrefixAuditRecord, Product } from './hub-
  * the same transaction. What it leaves to others: who the organisation is (its id is the one the
  * CA writes into its certificates) and whether a product code is a valid GTIN (master-data.ts).
  */
-
-// Product registration (documented in openapi/hub.yaml)
-const PrefixNotOwned = defineError(
-  'HUB_PREFIX_NOT_OWNED',
-  403,
-  "The product code is not under a GS1 company prefix of the caller's organisation",
-);
-// The registry (packtrust-gateway prefix; documented in docs/onboarding.md)
-const PrefixInvalid = defineError('HUB_PREFIX_INVALID', 400, 'Not a GS1 company prefix or organisation id');
-const PrefixOverlap = defineError(
-  'HUB_PREFIX_OVERLAP',
-  409,
-  'The prefix overlaps a registered prefix or products of another organisation',
-);
-const PrefixUnknown = defineError('HUB_PREFIX_UNKNOWN', 404, 'No such prefix is registered');
-const PrefixInUse = defineError('HUB_PREFIX_IN_USE', 409, 'Products are registered under the prefix');
 
 /** The organisation id as the CA writes it into certificates (ca/src/profiles.ts). */
 const ORG_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { contentDigest } from '../../common/src/content-digest.ts';
 import { algorithmForKey, type HttpMessage, signMessage } from '../../common/src/http-signatures/index.ts';
+import { ReceiptKeyUnsupported } from './errors.ts';
 
 export interface ReceiptSigner {
   key: KeyObject;
@@ -32,7 +33,7 @@ export function signReceipt(
   const body = Buffer.from(JSON.stringify(payload));
   const headers: Record<string, string> = { 'content-type': contentType, 'content-digest': contentDigest(body) };
   const alg = algorithmForKey(signer.key);
-  if (!alg) throw new Error('The gateway key cannot make an accepted signature algorithm');
+  if (!alg) throw new ReceiptKeyUnsupported('The gateway key cannot make an accepted signature algorithm');
   const signed = signMessage(
     { status, headers, request },
     {

@@ -1,21 +1,27 @@
 import type { FastifyRequest } from 'fastify';
-import { BadRequest, NotFound, PacktrustError, PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
+import { PacktrustError, PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
 import { createHttpServer, type HttpServer, peerCertificateChain } from '../../common/src/http.ts';
 import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { putIfAbsent } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 import { ActorProof, type EventRefusal } from './actors.ts';
-import {
-  BatchClosed,
-  checkBatchFields,
-  DuplicateSerials,
-  ProblemList,
-  parseSerials,
-  RandomisationRejected,
-} from './batches.ts';
+import { checkBatchFields, ProblemList, parseSerials } from './batches.ts';
 import type { ClientIdentifier, ClientIdentity, ClientProfile } from './client-identity.ts';
-import { FeedUnknown, MarketUnknown, SignatureReplayed, WrongMarket } from './errors.ts';
+import {
+  BadRequest,
+  BatchClosed,
+  DuplicateSerials,
+  EvidenceSequenceMoved,
+  FeedUnknown,
+  MarketUnknown,
+  MasterDataInvalid,
+  NotFound,
+  NotOwner,
+  RandomisationRejected,
+  SignatureReplayed,
+  WrongMarket,
+} from './errors.ts';
 import { FeedNotifier, recordsAfter, SnapshotSlots, snapshotStream } from './feed.ts';
 import {
   type Batch,
@@ -28,7 +34,7 @@ import {
   type StoredAlert,
   sha256Hex,
 } from './hub-store.ts';
-import { hubContract, MasterDataInvalid, NotOwner, parseProductInput, parseReason } from './master-data.ts';
+import { hubContract, parseProductInput, parseReason } from './master-data.ts';
 import { clientsDb, disabledSince } from './oauth/clients.ts';
 import { OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
 import { applyPackEvent, type ForwardedEvent, type PackEvent, type PackEventResult } from './pack-events.ts';
@@ -184,7 +190,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
           },
         };
         const entry = store.appendEvidence(record, body);
-        if (entry.seq !== seq) throw new Error('evidence sequence moved inside the transaction');
+        if (entry.seq !== seq) throw new EvidenceSequenceMoved('evidence sequence moved inside the transaction');
       });
       if (outcome.markets) feedNotifier.notify(outcome.markets);
       const r = response!;

@@ -1,13 +1,13 @@
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigInvalid } from '../../common/src/errors.ts';
 import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { fromPem } from '../../common/src/pki.ts';
 import { keyidOf } from '../../common/src/signed-request.ts';
 import { ClientIdentifier } from './client-identity.ts';
 import { type GatewayConfig, oauthPassphrase } from './config.ts';
+import { ConfigInvalid } from './errors.ts';
 import { HubStore } from './hub-store.ts';
 import { OAUTH_PREFIX, OAuthService } from './oauth/provider.ts';
 import { openSigningKeys } from './oauth/signing-keys.ts';

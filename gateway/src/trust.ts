@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type { Logger } from '../../common/src/log.ts';
 import { bytes, fromPem, x509 } from '../../common/src/pki.ts';
-import { RevocationUnavailable } from './errors.ts';
+import { CaChainInvalid, CrlRejected, CrlUnavailable, RevocationUnavailable } from './errors.ts';
 
 /**
  * What the gateway trusts: the packtrust issuing CA (from the CA's chain) and its current CRL,
@@ -20,8 +20,9 @@ export class CaTrust {
 
   constructor(chainPem: string) {
     const [issuing, root] = fromPem(chainPem, 'CERTIFICATE').map((der) => new X509Certificate(der));
-    if (!issuing || !root) throw new Error('The CA chain must hold the issuing CA then the root CA');
-    if (!issuing.verify(root.publicKey)) throw new Error('The issuing CA in the chain is not signed by the root');
+    if (!issuing || !root) throw new CaChainInvalid('The CA chain must hold the issuing CA then the root CA');
+    if (!issuing.verify(root.publicKey))
+      throw new CaChainInvalid('The issuing CA in the chain is not signed by the root');
     this.issuing = issuing;
     this.root = root;
     this.chainPem = chainPem;
@@ -39,10 +40,11 @@ export class CaTrust {
       true,
       ['verify'],
     );
-    if (!(await crl.verify({ publicKey: publicKey as CryptoKey }))) throw new Error('CRL signature does not verify');
+    if (!(await crl.verify({ publicKey: publicKey as CryptoKey })))
+      throw new CrlRejected('CRL signature does not verify');
     const numberExt = crl.extensions.find((e) => e.type === '2.5.29.20');
     const number = numberExt ? Number.parseInt(Buffer.from(numberExt.value).subarray(2).toString('hex'), 16) : 0;
-    if (number < this.crlNumber) throw new Error(`CRL number ${number} is older than ${this.crlNumber}`);
+    if (number < this.crlNumber) throw new CrlRejected(`CRL number ${number} is older than ${this.crlNumber}`);
     this.revoked = new Set(crl.entries.map((e) => e.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, '')));
     this.crlNumber = number;
     this.crlNextUpdate = crl.nextUpdate?.getTime() ?? Number.POSITIVE_INFINITY;
@@ -72,7 +74,7 @@ export class CaTrust {
     const poll = async () => {
       try {
         const res = await fetch(crlUrl, { signal: AbortSignal.timeout(Math.max(1000, intervalMs)) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        if (!res.ok) throw new CrlUnavailable(`HTTP ${res.status}`);
         if (await this.applyCrl(Buffer.from(await res.arrayBuffer()))) {
           logger.info({ crlNumber: this.crlNumber, revoked: this.revoked.size }, 'CRL updated');
         }

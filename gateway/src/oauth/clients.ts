@@ -1,11 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { BadRequest, defineError, NotFound } from '../../../common/src/errors.ts';
 import { ROLES, type Role } from '../../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../../common/src/store.ts';
+import { BadRequest, ClientInvalid, NotFound } from '../errors.ts';
 import type { HubStore } from '../hub-store.ts';
 import type { Stored } from './adapter.ts';
-
-export const ClientInvalid = defineError('OAUTH_CLIENT_INVALID', 400, 'Invalid client registration');
 
 export interface ClientRegistration {
   market: string;

@@ -1,14 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import { defineError } from '../../../common/src/errors.ts';
 import type { Database, Store } from '../../../common/src/store.ts';
+import { KeyPassphraseInvalid } from '../errors.ts';
 import type { HubStore } from '../hub-store.ts';
-
-export const KeyPassphraseInvalid = defineError(
-  'OAUTH_KEY_PASSPHRASE_INVALID',
-  500,
-  'Cannot decrypt the token signing keys',
-);
 
 interface StoredKey {
   kid: string;
