@@ -11,7 +11,7 @@ import { createLogger } from '../../common/src/log.ts';
 import { FMD_MARKETS } from '../../common/src/markets.ts';
 import { Store } from '../../common/src/store.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
-import { HubStore, packKey } from '../src/hub-store.ts';
+import { HubStore } from '../src/hub-store.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
 import { openSigningKeys } from '../src/oauth/signing-keys.ts';
 import { PrefixRegistry } from '../src/prefixes.ts';
@@ -57,7 +57,8 @@ function rawLmdbBaseline(list: string[]): Promise<number> {
   return store
     .transaction(() => {
       const pack = { b: 'B1', s: 'ACTIVE' };
-      for (const s of list) db.putSync(packKey(PRODUCT, s), pack);
+      // Keyed as the hub store keys packs: the product code followed by the serial.
+      for (const s of list) db.putSync(PRODUCT + s, pack);
     })
     .then(async () => {
       const ms = performance.now() - t0;
@@ -138,7 +139,7 @@ async function main() {
     (n, e) => n + (e.body.type === 'packs' ? e.body.count : 0),
     0,
   );
-  if (feedPacks !== PACKS || store.packs.get(packKey(PRODUCT, list[PACKS - 1]!))?.s !== 'ACTIVE')
+  if (feedPacks !== PACKS || store.pack(PRODUCT, list[PACKS - 1]!)?.s !== 'ACTIVE')
     throw new Error('packs not stored or not published');
   const uploadPeak = peakRss;
   client.close();

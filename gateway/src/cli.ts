@@ -84,8 +84,8 @@ export function createCli(): Command {
     .requiredOption('--out <dir>', 'output directory')
     .action((o) =>
       withStore((store) => {
-        const entry = store.evidence.db.get(o.seq);
-        const body = store.evidenceBody(o.seq);
+        const entry = store.evidence.record(o.seq);
+        const body = store.evidence.body(o.seq);
         if (!entry || !body) throw new EvidenceUnknown(`No evidence record ${o.seq}`);
         mkdirSync(o.out, { recursive: true });
         const r = entry.body;
@@ -224,7 +224,7 @@ export function createCli(): Command {
     .description('recompute the chain and report the first broken entry')
     .action(() =>
       withStore((store) => {
-        const result = store.prefixAudit.verify();
+        const result = store.prefixes.audit.verify();
         if (result.ok)
           console.log(`prefix audit log intact: ${result.checked} entries checked, last ${result.lastSeq}`);
         else {
@@ -241,7 +241,7 @@ export function createCli(): Command {
     .action((o) =>
       withStore((store) => {
         let n = 0;
-        for (const { seq, body: b } of store.prefixAudit.entries(o.from)) {
+        for (const { seq, body: b } of store.prefixes.audit.entries(o.from)) {
           const owner = b.from ? `${b.from} -> ${b.org}` : b.org;
           const moved = b.products === undefined ? '' : `\t${b.products} products`;
           console.log(`${seq}\t${b.time}\t${b.actor}\t${b.action}\t${b.prefix}\t${owner}${moved}`);

@@ -1,34 +1,18 @@
-import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
-import { companyPrefixesOf } from '../../common/src/gs1.ts';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, putIfAbsent, removeExpired, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 import { FeedUnknown } from './errors.ts';
+import { EvidenceLog } from './evidence.ts';
+import { PrefixStore } from './prefix-store.ts';
 
 /** Product master data as the contract defines it (openapi/hub.yaml). */
 export type Product = components['schemas']['Product'];
 
-/** One accepted write, as received, with the answer the gateway gave (the receipt). */
-export interface EvidenceRecord {
-  receivedAt: string;
-  method: string;
-  targetUri: string;
-  /** Every request header as received, in order, as [name, value] pairs. */
-  headers: [string, string][];
-  bodySha256: string;
-  bodyLength: number;
-  signatureLabel: string;
-  nonce: string;
-  /** The client's certificate chain as presented, DER base64, leaf first. */
-  clientCertificates: string[];
-  clientFingerprint: string;
-  org: string;
-  response: { status: number; headers: [string, string][]; bodySha256: string };
-}
-
 export type Batch = components['schemas']['Batch'];
 export type StoredAlert = components['schemas']['StoredAlert'];
+/** The hub's decision on one pack event, kept by transaction id: a repeated event gets the same answer. */
+export type PackDecision = components['schemas']['PackEventResult'];
 
 /** A pack as the hub keeps it (compact: millions of these). */
 export interface PackRecord {
@@ -39,29 +23,6 @@ export interface PackRecord {
   /** Who decommissioned it (client id, location) and when (epoch ms): what an undo is checked against. */
   by?: { clientId: string; location: string };
   at?: number;
-}
-
-/** A GS1 company prefix (or a national agency's range of NTINs) and the organisation it belongs to. */
-export interface CompanyPrefix {
-  /** 4 to 12 digits, read after the indicator digit of a product code (common/src/gs1.ts). */
-  prefix: string;
-  org: string;
-  /** When it was registered for, or moved to, this organisation. */
-  since: string;
-}
-
-/** One change of the prefix registry, made by onboarding staff (`packtrust-gateway prefix`). */
-export interface PrefixAuditRecord {
-  time: string;
-  /** Who ran the command (`cli:user@host`). */
-  actor: string;
-  action: 'add' | 'move' | 'remove';
-  prefix: string;
-  /** The owner after the change; for `remove`, the owner it had. */
-  org: string;
-  /** `move`: the owner before, and how many products changed owner with the prefix. */
-  from?: string;
-  products?: number;
 }
 
 /** A change the verifier nodes of a market apply. */
@@ -96,6 +57,9 @@ export type FeedRecord =
 /** Packs per feed record: big enough to keep the feed short, small enough to hash and ship quickly. */
 export const PACKS_PER_FEED_RECORD = 10_000;
 
+/** What callers outside the store may do with one of its databases: read it. */
+export type ReadOnlyDatabase<V> = Pick<Database<V, string>, 'get' | 'getRange' | 'getCount'>;
+
 /**
  * Named databases besides the feeds: 9 here, 4 of the OAuth provider's own (`oauth-audit`,
  * `oauth-grant-index`, `oauth-signing-keys`, `oauth-meta`) and one per oidc-provider model
@@ -105,31 +69,34 @@ export const PACKS_PER_FEED_RECORD = 10_000;
 const FIXED_DATABASES = 64;
 
 /**
- * The hub's LMDB environment: master data, the evidence log (records hash-chained, bodies kept
- * verbatim beside them), the nonces of accepted signatures, and a hash-chained feed per market.
+ * The hub's LMDB environment: master data, packs, the evidence log, the nonces of accepted
+ * signatures, alerts, the prefix registry, and a hash-chained feed per market. Callers use its
+ * verbs; the key layouts (`product|batch`, product code followed by the serial, `client|txId`)
+ * stay in here.
  *
  * Only the configured markets have a feed: a market is never created by what a client sends
  * (docs/operations.md, "Markets"), so the number of databases is fixed when the store opens.
+ * Methods marked "inside a write transaction" run in {@link HubStore.transaction}.
  */
 export class HubStore {
+  /** The LMDB environment, shared with the OAuth provider's databases. */
   readonly store: Store;
-  readonly products: Database<Product, string>;
-  readonly batches: Database<Batch, string>;
+  readonly evidence: EvidenceLog;
+  private readonly productDb: Database<Product, string>;
+  /** Key: product code | batch id. */
+  private readonly batchDb: Database<Batch, string>;
   /** Key: product code (14 digits) followed by the serial. */
-  readonly packs: Database<PackRecord, string>;
-  readonly evidence: HashChain<EvidenceRecord>;
-  private readonly evidenceBodies: Database<Buffer, number>;
+  private readonly packDb: Database<PackRecord, string>;
   private readonly nonces: Database<number, string>;
-  /** Decisions by client transaction id: a repeated event gets the same answer. */
-  readonly packTx: Database<Record<string, unknown>, string>;
+  /** Decisions by client transaction id (key: client id | txId): a repeated event gets the same answer. */
+  private readonly packTxDb: Database<PackDecision, string>;
   /** Key: owner (or "-" for unknown products) | raisedAt | id. */
-  readonly alerts: Database<StoredAlert, string>;
+  private readonly alerts: Database<StoredAlert, string>;
   private readonly alertIds: Database<string, string>;
   /** Per market: the key ids last published on its feed as `signing-keys`. */
   private readonly publishedKeys: Database<string, string>;
-  /** Key: the prefix digits. No two registered prefixes overlap (gateway/src/prefixes.ts). */
-  private readonly prefixes: Database<CompanyPrefix, string>;
-  readonly prefixAudit: HashChain<PrefixAuditRecord>;
+  /** The GS1 company prefixes and their owners (the rules are in prefixes.ts). */
+  readonly prefixes: PrefixStore;
   private readonly feeds = new Map<string, HashChain<FeedRecord>>();
   /** The markets this hub serves (the configuration's `markets`). */
   readonly markets: ReadonlySet<string>;
@@ -137,19 +104,122 @@ export class HubStore {
   constructor(path: string, markets: readonly string[]) {
     this.markets = new Set(markets);
     this.store = Store.open({ path, maxDbs: FIXED_DATABASES + this.markets.size });
-    this.products = this.store.db('products');
-    this.batches = this.store.db('batches');
-    this.packs = this.store.db('packs');
-    this.evidence = new HashChain(this.store.db<ChainEntry<EvidenceRecord>, number>('evidence'));
-    this.evidenceBodies = this.store.db('evidence-bodies', { encoding: 'binary' });
+    this.productDb = this.store.db('products');
+    this.batchDb = this.store.db('batches');
+    this.packDb = this.store.db('packs');
+    this.evidence = new EvidenceLog(this.store);
     this.nonces = this.store.db('nonces');
     this.alerts = this.store.db('alerts');
-    this.packTx = this.store.db('pack-transactions');
+    this.packTxDb = this.store.db('pack-transactions');
     this.alertIds = this.store.db('alert-ids', { encoding: 'string' });
     this.publishedKeys = this.store.db('published-signing-keys', { encoding: 'string' });
-    this.prefixes = this.store.db('prefixes');
-    this.prefixAudit = new HashChain(this.store.db<ChainEntry<PrefixAuditRecord>, number>('prefix-audit'));
+    this.prefixes = new PrefixStore(this.store);
   }
+
+  // Read-only views, for the snapshot encoder (feed.ts) and for tests that look inside.
+  get products(): ReadOnlyDatabase<Product> {
+    return this.productDb;
+  }
+  get batches(): ReadOnlyDatabase<Batch> {
+    return this.batchDb;
+  }
+  get packs(): ReadOnlyDatabase<PackRecord> {
+    return this.packDb;
+  }
+  get packTx(): ReadOnlyDatabase<PackDecision> {
+    return this.packTxDb;
+  }
+
+  /** Runs `action` in one write transaction; resolves after the durable commit (common/src/store.ts). */
+  transaction<T>(action: () => T): Promise<T> {
+    return this.store.transaction(action);
+  }
+
+  // ── Master data and packs ──
+
+  product(code: string): Product | undefined {
+    return this.productDb.get(code);
+  }
+
+  /** Inside a write transaction. */
+  putProduct(product: Product): void {
+    this.productDb.putSync(product.productCode, product);
+  }
+
+  /** The products whose code falls under `prefix`, whatever their indicator digit. */
+  *productsUnder(prefix: string): Generator<Product> {
+    for (let indicator = 0; indicator <= 9; indicator++) {
+      const start = `${indicator}${prefix}`;
+      for (const { value } of this.productDb.getRange({ start, end: `${start}\uffff` })) yield value;
+    }
+  }
+
+  batch(productCode: string, batch: string): Batch | undefined {
+    return this.batchDb.get(batchKey(productCode, batch));
+  }
+
+  /** Inside a write transaction. */
+  putBatch(batch: Batch): void {
+    this.batchDb.putSync(batchKey(batch.productCode, batch.batch), batch);
+  }
+
+  /**
+   * Inside a write transaction: registers each serial of `productCode` as an ACTIVE pack of
+   * `batch`, in one pass that checks and writes (a pack that exists is not overwritten). Returns
+   * the serials that were registered already; when there are any, the caller throws, and the
+   * transaction writes nothing.
+   */
+  registerPacks(productCode: string, batch: string, serials: readonly string[]): string[] {
+    const taken: string[] = [];
+    const pack: PackRecord = { b: batch, s: 'ACTIVE' };
+    for (const serial of serials) if (!putIfAbsent(this.packDb, packKey(productCode, serial), pack)) taken.push(serial);
+    return taken;
+  }
+
+  pack(productCode: string, serial: string): PackRecord | undefined {
+    return this.packDb.get(packKey(productCode, serial));
+  }
+
+  /** Inside a write transaction: the pack's new state, decided by compare-and-set (pack-events.ts). */
+  putPack(productCode: string, serial: string, pack: PackRecord): void {
+    this.packDb.putSync(packKey(productCode, serial), pack);
+  }
+
+  /** The decision on a client's transaction, if one was made. */
+  packDecision(clientId: string, txId: string): PackDecision | undefined {
+    return this.packTxDb.get(`${clientId}|${txId}`);
+  }
+
+  /** Inside a write transaction. */
+  keepPackDecision(clientId: string, txId: string, decision: PackDecision): void {
+    this.packTxDb.putSync(`${clientId}|${txId}`, decision);
+  }
+
+  // ── Signature nonces ──
+
+  /** Whether a signature nonce of this client was accepted before (and has not aged out). */
+  nonceSeen(fingerprint: string, nonce: string, now = Date.now()): boolean {
+    const expires = this.nonces.get(`${fingerprint}:${nonce}`);
+    return expires !== undefined && expires > now;
+  }
+
+  /** Inside a write transaction: claims the nonce until `expiresAt`; false when already claimed. */
+  claimNonce(fingerprint: string, nonce: string, expiresAt: number, now = Date.now()): boolean {
+    if (this.nonceSeen(fingerprint, nonce, now)) return false;
+    this.nonces.putSync(`${fingerprint}:${nonce}`, expiresAt);
+    return true;
+  }
+
+  /**
+   * Removes the nonces that expired before `now`: a nonce only has to be remembered while a
+   * signature carrying it could still be accepted (the `created` window). In small
+   * transactions (common/src/store.ts `removeExpired`); returns how many were removed.
+   */
+  pruneNonces(now = Date.now()): Promise<number> {
+    return removeExpired(this.store, this.nonces, (expires) => expires <= now);
+  }
+
+  // ── Feeds ──
 
   /** Whether this hub serves `market` (it has, or will have, a feed). */
   serves(market: string): boolean {
@@ -180,39 +250,6 @@ export class HubStore {
     return chain;
   }
 
-  /** Whether a signature nonce of this client was accepted before (and has not aged out). */
-  nonceSeen(fingerprint: string, nonce: string, now = Date.now()): boolean {
-    const expires = this.nonces.get(`${fingerprint}:${nonce}`);
-    return expires !== undefined && expires > now;
-  }
-
-  /** Inside a write transaction: claims the nonce until `expiresAt`; false when already claimed. */
-  claimNonce(fingerprint: string, nonce: string, expiresAt: number, now = Date.now()): boolean {
-    if (this.nonceSeen(fingerprint, nonce, now)) return false;
-    this.nonces.putSync(`${fingerprint}:${nonce}`, expiresAt);
-    return true;
-  }
-
-  /**
-   * Removes the nonces that expired before `now`: a nonce only has to be remembered while a
-   * signature carrying it could still be accepted (the `created` window). In small
-   * transactions (common/src/store.ts `removeExpired`); returns how many were removed.
-   */
-  pruneNonces(now = Date.now()): Promise<number> {
-    return removeExpired(this.store, this.nonces, (expires) => expires <= now);
-  }
-
-  /** Inside a write transaction: appends the evidence record and keeps the body verbatim. */
-  appendEvidence(record: EvidenceRecord, body: Buffer): ChainEntry<EvidenceRecord> {
-    const entry = this.evidence.append(record);
-    this.evidenceBodies.putSync(entry.seq, body);
-    return entry;
-  }
-
-  evidenceBody(seq: number): Buffer | undefined {
-    return this.evidenceBodies.get(seq);
-  }
-
   /**
    * Inside a write transaction: a change to be applied by every market of the product. Markets
    * no longer configured (a product registered while they were) are skipped: they have no feed.
@@ -237,6 +274,8 @@ export class HubStore {
     }
   }
 
+  // ── Alerts ──
+
   /** Inside a write transaction: keeps an alert for its product's owner, once per id. */
   addAlert(alert: StoredAlert): boolean {
     const key = `${alert.owner ?? '-'}|${alert.raisedAt}|${alert.id}`;
@@ -255,62 +294,10 @@ export class HubStore {
     return out;
   }
 
-  /** The registry's entry for exactly these digits. */
-  companyPrefix(prefix: string): CompanyPrefix | undefined {
-    return this.prefixes.get(prefix);
-  }
-
-  /** The registered prefix a product code falls under: the longest one that matches. */
-  prefixOf(productCode: string): CompanyPrefix | undefined {
-    for (const candidate of companyPrefixesOf(productCode)) {
-      const found = this.prefixes.get(candidate);
-      if (found) return found;
-    }
-    return undefined;
-  }
-
-  /** Registered prefixes that overlap `prefix`: itself, the shorter ones it extends, the longer ones extending it. */
-  prefixesOverlapping(prefix: string): CompanyPrefix[] {
-    const out: CompanyPrefix[] = [];
-    for (let n = 1; n < prefix.length; n++) {
-      const shorter = this.prefixes.get(prefix.slice(0, n));
-      if (shorter) out.push(shorter);
-    }
-    for (const { value } of this.prefixes.getRange({ start: prefix, end: `${prefix}\uffff` })) out.push(value);
-    return out;
-  }
-
-  /** Every registered prefix in digit order, or an organisation's. */
-  prefixList(org?: string): CompanyPrefix[] {
-    const out: CompanyPrefix[] = [];
-    for (const { value } of this.prefixes.getRange()) if (org === undefined || value.org === org) out.push(value);
-    return out;
-  }
-
-  /** The products whose code falls under `prefix`, whatever their indicator digit. */
-  *productsUnder(prefix: string): Generator<Product> {
-    for (let indicator = 0; indicator <= 9; indicator++) {
-      const start = `${indicator}${prefix}`;
-      for (const { value } of this.products.getRange({ start, end: `${start}\uffff` })) yield value;
-    }
-  }
-
-  /** Inside a write transaction: registers a prefix, or gives it its new owner. */
-  putPrefix(entry: CompanyPrefix): void {
-    this.prefixes.putSync(entry.prefix, entry);
-  }
-
-  /** Inside a write transaction. */
-  removePrefix(prefix: string): void {
-    this.prefixes.removeSync(prefix);
-  }
-
   close(): Promise<void> {
     return this.store.close();
   }
 }
 
-export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
-
-export const batchKey = (productCode: string, batch: string): string => `${productCode}|${batch}`;
-export const packKey = (productCode: string, serial: string): string => productCode + serial;
+const batchKey = (productCode: string, batch: string): string => `${productCode}|${batch}`;
+const packKey = (productCode: string, serial: string): string => productCode + serial;

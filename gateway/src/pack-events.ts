@@ -1,7 +1,7 @@
 import type { Actor } from '../../common/src/access-tokens.ts';
 import { type ChangeRequest, decideChange, inactiveReasonOf, type PackState } from '../../common/src/pack-rules.ts';
 import type { components } from '../../openapi/generated/hub.ts';
-import { batchKey, type HubStore, packKey } from './hub-store.ts';
+import type { HubStore, PackDecision } from './hub-store.ts';
 
 /** A state change as a verifier node forwards it: what the pharmacy asked, and its access token. */
 export type ForwardedEvent = components['schemas']['PackEvent'];
@@ -18,14 +18,8 @@ export interface PackEvent {
   at: number;
 }
 
-export interface PackEventResult {
-  txId: string;
-  accepted: boolean;
-  code: string;
-  state?: string;
-  alert?: 'A7' | 'A24' | 'A3';
-  detail: string;
-}
+/** The hub's answer for one event (openapi/hub.yaml `PackEventResult`). */
+export type PackEventResult = PackDecision;
 
 /**
  * The hub decides every pack state change (compare-and-set per pack inside the write
@@ -34,21 +28,19 @@ export interface PackEventResult {
  * token proved, so no one can claim another client's id. Inside a write transaction.
  */
 export function applyPackEvent(store: HubStore, e: PackEvent, today: string): PackEventResult {
-  const key = `${e.actor.clientId}|${e.txId}`;
-  const seen = store.packTx.get(key) as PackEventResult | undefined;
+  const seen = store.packDecision(e.actor.clientId, e.txId);
   if (seen) return seen;
   const result = decide(store, e, today);
-  store.packTx.putSync(key, result as unknown as Record<string, unknown>);
+  store.keepPackDecision(e.actor.clientId, e.txId, result);
   return result;
 }
 
 function decide(store: HubStore, e: PackEvent, today: string): PackEventResult {
-  const product = store.products.get(e.productCode);
-  const key = packKey(e.productCode, e.serial);
-  const pack = store.packs.get(key);
+  const product = store.product(e.productCode);
+  const pack = store.pack(e.productCode, e.serial);
   if (!product || !pack)
     return { txId: e.txId, accepted: false, code: 'SERIAL_UNKNOWN', alert: 'A3', detail: 'no such pack' };
-  const batch = store.batches.get(batchKey(e.productCode, pack.b));
+  const batch = store.batch(e.productCode, pack.b);
   const inactive = inactiveReasonOf(product.status, batch, today);
   const current = {
     state: pack.s as PackState,
@@ -64,7 +56,7 @@ function decide(store: HubStore, e: PackEvent, today: string): PackEventResult {
       s: decision.state,
       ...(decommissioned ? { by: { clientId, location }, at: e.at } : {}),
     };
-    store.packs.putSync(key, updated);
+    store.putPack(e.productCode, e.serial, updated);
     store.publish(product.markets, {
       type: 'pack-state',
       productCode: e.productCode,

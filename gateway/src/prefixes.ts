@@ -1,7 +1,8 @@
 import { companyPrefixProblem } from '../../common/src/gs1.ts';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
 import { PrefixInUse, PrefixInvalid, PrefixNotOwned, PrefixOverlap, PrefixUnknown } from './errors.ts';
-import type { CompanyPrefix, HubStore, PrefixAuditRecord, Product } from './hub-store.ts';
+import type { HubStore, Product } from './hub-store.ts';
+import type { CompanyPrefix, PrefixAuditRecord, PrefixStore } from './prefix-store.ts';
 
 /**
  * Which organisation may register which product codes: the hub's registry of GS1 company
@@ -25,8 +26,8 @@ const NAMED = 5;
  * Inside or outside a write transaction: refuses a product code that is new to the hub unless
  * the registered prefix it falls under belongs to `org`.
  */
-export function checkNewProductCode(store: Pick<HubStore, 'prefixOf'>, org: string, productCode: string): void {
-  const owning = store.prefixOf(productCode);
+export function checkNewProductCode(prefixes: Pick<PrefixStore, 'of'>, org: string, productCode: string): void {
+  const owning = prefixes.of(productCode);
   if (owning?.org === org) return;
   throw new PrefixNotOwned(
     owning
@@ -51,7 +52,7 @@ export class PrefixRegistry {
   ) {}
 
   list(org?: string): CompanyPrefix[] {
-    return this.hub.prefixList(org);
+    return this.hub.prefixes.list(org);
   }
 
   /**
@@ -61,8 +62,8 @@ export class PrefixRegistry {
    */
   async add(org: string, prefix: string): Promise<{ prefix: CompanyPrefix; added: boolean }> {
     checkInput({ prefix, org });
-    return this.hub.store.transaction(() => {
-      const overlapping = this.hub.prefixesOverlapping(prefix);
+    return this.hub.transaction(() => {
+      const overlapping = this.hub.prefixes.overlapping(prefix);
       const same = overlapping.find((p) => p.prefix === prefix);
       if (same?.org === org) return { prefix: same, added: false };
       const other = same ?? overlapping[0];
@@ -81,7 +82,7 @@ export class PrefixRegistry {
         );
       }
       const entry: CompanyPrefix = { prefix, org, since: new Date().toISOString() };
-      this.hub.putPrefix(entry);
+      this.hub.prefixes.put(entry);
       this.audit({ time: entry.since, action: 'add', prefix, org });
       return { prefix: entry, added: true };
     });
@@ -94,16 +95,16 @@ export class PrefixRegistry {
    */
   async move(prefix: string, to: string): Promise<PrefixMove> {
     checkInput({ prefix, org: to });
-    return this.hub.store.transaction(() => {
+    return this.hub.transaction(() => {
       const entry = this.registered(prefix);
       if (entry.org === to) return { prefix, from: to, to, products: 0 };
       const moving = [...this.hub.productsUnder(prefix)].filter((p) => p.owner !== to);
       const time = new Date().toISOString();
-      this.hub.putPrefix({ prefix, org: to, since: time });
+      this.hub.prefixes.put({ prefix, org: to, since: time });
       const { seq } = this.audit({ time, action: 'move', prefix, org: to, from: entry.org, products: moving.length });
       for (const product of moving) {
         const moved: Product = { ...product, owner: to, updatedAt: time };
-        this.hub.products.putSync(moved.productCode, moved);
+        this.hub.putProduct(moved);
         this.hub.publish(moved.markets, { type: 'product', product: moved, prefixAuditSeq: seq });
       }
       return { prefix, from: entry.org, to, products: moving.length };
@@ -113,7 +114,7 @@ export class PrefixRegistry {
   /** Removes a prefix under which no product is registered (`move` is for one that changes hands). */
   async remove(prefix: string): Promise<CompanyPrefix> {
     checkInput({ prefix });
-    return this.hub.store.transaction(() => {
+    return this.hub.transaction(() => {
       const entry = this.registered(prefix);
       const products = firstProducts(this.hub.productsUnder(prefix), () => true);
       if (products.length > 0) {
@@ -121,20 +122,20 @@ export class PrefixRegistry {
           `Products are registered under ${prefix} (${codes(products)}); \`prefix move\` gives them to another organisation`,
         );
       }
-      this.hub.removePrefix(prefix);
+      this.hub.prefixes.remove(prefix);
       this.audit({ time: new Date().toISOString(), action: 'remove', prefix, org: entry.org });
       return entry;
     });
   }
 
   private registered(prefix: string): CompanyPrefix {
-    const entry = this.hub.companyPrefix(prefix);
+    const entry = this.hub.prefixes.get(prefix);
     if (!entry) throw new PrefixUnknown(`Prefix ${prefix} is not registered`);
     return entry;
   }
 
   private audit(record: Omit<PrefixAuditRecord, 'actor'>): ChainEntry<PrefixAuditRecord> {
-    return this.hub.prefixAudit.append({ ...record, actor: this.actor });
+    return this.hub.prefixes.audit.append({ ...record, actor: this.actor });
   }
 }
 

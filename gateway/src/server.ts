@@ -3,7 +3,6 @@ import { PacktrustError, PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts
 import { createHttpServer, type HttpServer, peerCertificateChain } from '../../common/src/http.ts';
 import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
 import type { Logger } from '../../common/src/log.ts';
-import { putIfAbsent } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 import { ActorProof, type EventRefusal } from './actors.ts';
 import { checkBatchFields, ProblemList, parseSerials } from './batches.ts';
@@ -22,18 +21,9 @@ import {
   SignatureReplayed,
   WrongMarket,
 } from './errors.ts';
+import { type EvidenceRecord, sha256Hex } from './evidence.ts';
 import { FeedNotifier, recordsAfter, SnapshotSlots, snapshotStream } from './feed.ts';
-import {
-  type Batch,
-  batchKey,
-  type EvidenceRecord,
-  type HubStore,
-  PACKS_PER_FEED_RECORD,
-  type Product,
-  packKey,
-  type StoredAlert,
-  sha256Hex,
-} from './hub-store.ts';
+import { type Batch, type HubStore, PACKS_PER_FEED_RECORD, type Product, type StoredAlert } from './hub-store.ts';
 import { hubContract, parseProductInput, parseReason } from './master-data.ts';
 import { clientsDb, disabledSince } from './oauth/clients.ts';
 import { OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
@@ -155,12 +145,12 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       }
       const receivedAt = new Date().toISOString();
       let response: SignedResponse | undefined;
-      await store.store.transaction(() => {
+      await store.transaction(() => {
         const expires = (verified.created + options.signatureWindowSeconds) * 1000 + 1000;
         if (!store.claimNonce(client.fingerprint, verified.nonce, expires)) {
           throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
         }
-        const seq = (store.evidence.last()?.seq ?? 0) + 1;
+        const seq = store.evidence.lastSeq() + 1;
         const decided = outcome.apply(seq);
         const payload = { ...((outcome.payload ?? decided) as object), evidence: { seq } };
         response = signReceipt(
@@ -189,7 +179,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
             bodySha256: sha256Hex(response.body),
           },
         };
-        const entry = store.appendEvidence(record, body);
+        const entry = store.evidence.append(record, body);
         if (entry.seq !== seq) throw new EvidenceSequenceMoved('evidence sequence moved inside the transaction');
       });
       if (outcome.markets) feedNotifier.notify(outcome.markets);
@@ -202,7 +192,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
 
   app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async () => ({
     status: 'ok',
-    evidence: store.evidence.last()?.seq ?? 0,
+    evidence: store.evidence.lastSeq(),
     crl: options.identifier.trust.crlStatus(),
   }));
 
@@ -222,11 +212,11 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       }
       /** The product as stored, if the caller may write it; a new code must be under one of its prefixes. */
       const writable = () => {
-        const found = store.products.get(input.productCode);
+        const found = store.product(input.productCode);
         if (found && found.owner !== client.org) {
           throw new NotOwner(`Product ${input.productCode} is registered by another organisation`);
         }
-        if (!found) checkNewProductCode(store, client.org, input.productCode);
+        if (!found) checkNewProductCode(store.prefixes, client.org, input.productCode);
         return found;
       };
       const existing = writable();
@@ -247,7 +237,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         apply(evidenceSeq) {
           // Asked again where it counts: `prefix move` (another process) may have committed since.
           writable();
-          store.products.putSync(product.productCode, product);
+          store.putProduct(product);
           // A market the product leaves still learns of the change, so its nodes stop listing it.
           store.publish(markets, { type: 'product', product, evidenceSeq });
         },
@@ -257,13 +247,13 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
 
   /** The client's own product, or 403 whether it is unknown or another organisation's. */
   const ownProduct = (client: ClientIdentity, code: string): Product => {
-    const product = store.products.get(code);
+    const product = store.product(code);
     if (!product || product.owner !== client.org) throw new NotOwner(`No product ${code} owned by ${client.org}`);
     return product;
   };
   const ownBatch = (client: ClientIdentity, code: string, batch: string): { product: Product; batch: Batch } => {
     const product = ownProduct(client, code);
-    const found = store.batches.get(batchKey(code, batch));
+    const found = store.batch(code, batch);
     if (!found) throw new NotFound(`Product ${code} has no batch ${batch}`);
     return { product, batch: found };
   };
@@ -275,7 +265,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       const product = ownProduct(client, code);
       if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is withdrawn`);
       const fields = checkBatchFields(batchId, (request.query as { expiry?: string }).expiry);
-      const existing = store.batches.get(batchKey(code, batchId));
+      const existing = store.batch(code, batchId);
       if (existing && existing.status !== 'ACTIVE')
         throw new BatchClosed(`Batch ${batchId} is ${existing.status.toLowerCase()}`);
       if (existing && existing.expiry !== fields.expiry) {
@@ -314,11 +304,8 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
           // not overwritten): two uploads of the same serials cannot both pass, and a refusal
           // aborts the transaction, so nothing is written.
           const duplicates = new ProblemList();
-          const pack = { b: batchId, s: 'ACTIVE' };
-          for (const serial of serials) {
-            if (!putIfAbsent(store.packs, packKey(code, serial), pack)) {
-              duplicates.add({ item: serial, problem: 'already registered for this product' });
-            }
+          for (const serial of store.registerPacks(code, batchId, serials)) {
+            duplicates.add({ item: serial, problem: 'already registered for this product' });
           }
           if (duplicates.count > 0) {
             throw new DuplicateSerials(
@@ -326,7 +313,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
               duplicates.toExtensions(),
             );
           }
-          store.batches.putSync(batchKey(code, batchId), batch);
+          store.putBatch(batch);
           store.publish(product.markets, { type: 'batch', batch, evidenceSeq });
           for (let i = 0; i < serials.length; i += PACKS_PER_FEED_RECORD) {
             const chunk = serials.slice(i, i + PACKS_PER_FEED_RECORD);
@@ -359,7 +346,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         payload: { batch: updated },
         markets: product.markets,
         apply(evidenceSeq) {
-          store.batches.putSync(batchKey(code, batchId), updated);
+          store.putBatch(updated);
           store.publish(product.markets, { type: 'batch', batch: updated, evidenceSeq });
         },
       };
@@ -385,7 +372,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         payload: { product: updated },
         markets: product.markets,
         apply(evidenceSeq) {
-          store.products.putSync(code, updated);
+          store.putProduct(updated);
           store.publish(product.markets, { type: 'product', product: updated, evidenceSeq });
         },
       };
@@ -394,7 +381,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
 
   /** A node acts only for its market: a product the hub knows must be sold there (an unknown one is decided as unknown). */
   const soldInNodeMarket = (node: ClientIdentity, productCode: string): void => {
-    const product = store.products.get(productCode);
+    const product = store.product(productCode);
     if (product && !product.markets.includes(node.market ?? ''))
       throw new WrongMarket(`Product ${productCode} is not sold in ${node.market}, the market this node serves`);
   };
@@ -427,7 +414,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
           const results: PackEventResult[] = proven.map((e) => {
             if (!('actor' in e)) return e;
             const r = applyPackEvent(store, e, today);
-            if (r.accepted) for (const m of store.products.get(e.productCode)?.markets ?? []) markets.add(m);
+            if (r.accepted) for (const m of store.product(e.productCode)?.markets ?? []) markets.add(m);
             return r;
           });
           request.log.debug({ node: node.serial, events: events.length }, 'pack events decided');
@@ -451,7 +438,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
         soldInNodeMarket(node, a.pack.productCode);
         const { actor, refusal } = await actors.prove(token, node, Date.parse(a.raisedAt), now);
         if (refusal) continue;
-        const owner = store.products.get(a.pack.productCode)?.owner;
+        const owner = store.product(a.pack.productCode)?.owner;
         const raisedBy = { clientId: actor.clientId, org: actor.org, location: actor.location, role: actor.role };
         accepted.push({ ...a, raisedBy, receivedAt, ...(owner ? { owner } : {}) });
       }

@@ -75,7 +75,7 @@ async function refusedAndKept(res: Awaited<ReturnType<typeof send>>, code: strin
     evidence: { seq },
   });
   expect(res.receipt?.verified).toBe(true);
-  expect(hub.store.evidence.db.get(seq)!.body).toMatchObject({ org: 'NMVO-FR', response: { status: 403 } });
+  expect(hub.store.evidence.record(seq)!.body).toMatchObject({ org: 'NMVO-FR', response: { status: 403 } });
 }
 
 describe('a node acts only for its own market', () => {

@@ -45,7 +45,7 @@ describe('signed uploads with receipts', () => {
     expect(res.receipt?.verified).toBe(true);
     expect(String(res.headers['signature-input'])).toContain('"signature";req;key="sig1"');
     const seq = res.json<{ evidence: { seq: number } }>().evidence.seq;
-    expect(store.evidence.db.get(seq)!.body).toMatchObject({ org: 'ACME', method: 'POST', response: { status: 201 } });
+    expect(store.evidence.record(seq)!.body).toMatchObject({ org: 'ACME', method: 'POST', response: { status: 201 } });
     expect([...store.feed('DE').entries()].at(-1)!.body).toMatchObject({ type: 'product', evidenceSeq: seq });
     expect([...store.feed('FR').entries()].filter((e) => e.body.type !== 'signing-keys')).toHaveLength(1);
     expect(verifyEvidence(store)).toMatchObject({ ok: true });
@@ -226,7 +226,7 @@ describe('refusals write nothing', () => {
       evidence: { seq },
     });
     expect(res.receipt?.verified).toBe(true);
-    expect(store.evidence.db.get(seq)!.body).toMatchObject({ org: 'BETA', response: { status: 403 } });
+    expect(store.evidence.record(seq)!.body).toMatchObject({ org: 'BETA', response: { status: 403 } });
     expect(store.products.get('09506000134352')).toEqual(before);
     expect(verifyEvidence(store)).toMatchObject({ ok: true });
   });
@@ -520,7 +520,7 @@ describe('evidence', () => {
   it('re-verifies stored requests offline and finds a tampered body', async () => {
     expect(verifyEvidence(store)).toMatchObject({ ok: true });
     const seq = store.evidence.last()!.seq;
-    const body = store.evidenceBody(seq)!;
+    const body = store.evidence.body(seq)!;
     await store.store.transaction(() =>
       store.store.db('evidence-bodies', { encoding: 'binary' }).putSync(seq, Buffer.concat([body, Buffer.from(' ')])),
     );

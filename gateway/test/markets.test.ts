@@ -158,9 +158,8 @@ describe('a store whose data names markets no longer configured', () => {
       },
     );
     expect(packs.status).toBe(201);
-    await hub.store.store.transaction(() => {
-      const product = hub.store.products.get(code)!;
-      hub.store.products.putSync(code, { ...product, markets: ['DE', 'XI'] });
+    await hub.store.transaction(() => {
+      hub.store.putProduct({ ...hub.store.product(code)!, markets: ['DE', 'XI'] });
       hub.store.store.db('feed-XI').putSync(1, { seq: 1, prev: '0'.repeat(64), hash: 'x', body: {} });
     });
     await hub.restart();

@@ -19,7 +19,7 @@ afterAll(() => hub?.close());
 const gtin = (digits: string) => `${digits}${gs1CheckDigit(digits)}`;
 const registry = () => new PrefixRegistry(hub.store, 'test');
 const evidenceSeq = () => hub.store.evidence.last()?.seq ?? 0;
-const lastAudit = () => hub.store.prefixAudit.last();
+const lastAudit = () => hub.store.prefixes.audit.last();
 const register = (who: Credential, code: string, changes: Partial<Product> = {}) =>
   hub.client(who).write('POST', '/v1/products', JSON.stringify({ ...productJson(code), ...changes }));
 const uploadPacks = (who: Credential, code: string, batch: string) =>
@@ -99,7 +99,7 @@ describe('POST /v1/products and the prefix registry', () => {
       createdAt: now,
       updatedAt: now,
     };
-    await hub.store.store.transaction(() => hub.store.products.putSync(code, product));
+    await hub.store.transaction(() => hub.store.putProduct(product));
     const res = await register(legacy, code, { packSize: 60 });
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ product: { packSize: 60, owner: 'LEGACY' } });
@@ -289,8 +289,8 @@ describe('PrefixRegistry.remove', () => {
 
 describe('the prefix audit log', () => {
   it('holds every change, hash-chained', () => {
-    expect(hub.store.prefixAudit.verify()).toMatchObject({ ok: true, checked: 6 });
-    expect([...hub.store.prefixAudit.entries()].map((e) => `${e.body.action} ${e.body.prefix}`)).toEqual([
+    expect(hub.store.prefixes.audit.verify()).toMatchObject({ ok: true, checked: 6 });
+    expect([...hub.store.prefixes.audit.entries()].map((e) => `${e.body.action} ${e.body.prefix}`)).toEqual([
       'add 4012345',
       'add 9506000',
       'add 50123',

@@ -60,7 +60,7 @@ describe('npm run demo against npm start', () => {
     const store = new HubStore(join(dataDir, 'gateway', 'hub'), FMD_MARKETS);
     try {
       for (const seq of seqs) {
-        expect(store.evidence.db.get(seq)!.body).toMatchObject({ org: 'packtrust-fr', response: { status: 403 } });
+        expect(store.evidence.record(seq)!.body).toMatchObject({ org: 'packtrust-fr', response: { status: 403 } });
       }
     } finally {
       await store.close();
