@@ -467,6 +467,35 @@ describe('feed for verifier nodes', () => {
     expect(page.headers['x-feed-last-seq']).toBe(String(store.feed('DE').last()!.seq));
   });
 
+  it('reads the records query through the contract: bounds capped, a bad value refused after the market', async () => {
+    const node = client(await credential('verifier-node', 'NMVO-DE', P256, { market: 'DE' }));
+    const total = store.feed('DE').last()!.seq;
+    expect(lines((await node.get('/v1/feed/DE/records?after=0&limit=0')).body)).toHaveLength(1);
+    const capped = await node.get('/v1/feed/DE/records?after=0&limit=50000&wait=120000');
+    expect(capped.status).toBe(200);
+    expect(lines(capped.body)).toHaveLength(Math.min(total, 10_000));
+    const bad = await node.get('/v1/feed/DE/records?after=-1');
+    expect(bad.status).toBe(400);
+    expect(bad.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(bad.json()).toEqual({
+      type: 'https://packtrust.dev/problems/bad-request',
+      title: 'The request is malformed',
+      status: 400,
+      detail: 'Request querystring is invalid: querystring/after must be >= 0',
+      code: 'BAD_REQUEST',
+      errors: [{ path: '/after', message: 'must be >= 0' }],
+    });
+    expect((await node.get('/v1/feed/DE/records?wait=soon')).json()).toMatchObject({
+      status: 400,
+      code: 'BAD_REQUEST',
+    });
+    // Who may read which feed is decided first: an unserved market is 404 whatever the query.
+    expect((await node.get('/v1/feed/QQ/records?after=-1')).json()).toMatchObject({
+      status: 404,
+      code: 'HUB_FEED_UNKNOWN',
+    });
+  });
+
   it('long-polls: a waiting reader gets a record as soon as it is committed', async () => {
     const node = client(await credential('verifier-node', 'NMVO-DE', P256, { market: 'DE' }));
     const last = store.feed('DE').last()!.seq;

@@ -1027,9 +1027,11 @@ export interface operations {
     getFeedRecords: {
         parameters: {
             query?: {
+                /** @description The sequence number of the last record the reader holds (0 for none). */
                 after?: number;
+                /** @description At most this many records, and never more than 10000 (a larger limit counts as 10000, 0 as 1). */
                 limit?: number;
-                /** @description Milliseconds to wait for a record when there is none (long poll), at most 60000. The client certificate is checked again about every second while waiting: a certificate revoked meanwhile ends the wait with 401 `HUB_CLIENT_CERT_REVOKED`. */
+                /** @description Milliseconds to wait for a record when there is none (long poll), at most 60000 (a longer wait counts as 60000). The client certificate is checked again about every second while waiting: a certificate revoked meanwhile ends the wait with 401 `HUB_CLIENT_CERT_REVOKED`. */
                 wait?: number;
             };
             header?: never;

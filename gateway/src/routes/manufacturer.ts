@@ -1,0 +1,236 @@
+import type { FastifyInstance } from 'fastify';
+import { checkBatchFields, ProblemList, parseSerials } from '../batches.ts';
+import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
+import {
+  BatchClosed,
+  DuplicateSerials,
+  MarketUnknown,
+  MasterDataInvalid,
+  NotFound,
+  NotOwner,
+  RandomisationRejected,
+} from '../errors.ts';
+import { type Batch, type HubStore, PACKS_PER_FEED_RECORD, type Product } from '../hub-store.ts';
+import { hubContract, parseProductInput, parseReason } from '../master-data.ts';
+import { checkNewProductCode } from '../prefixes.ts';
+import { analyseSerials, type RandomisationOptions } from '../randomisation.ts';
+import type { SignedWrite, WriteOutcome } from '../signed-write.ts';
+import { identifyCallers } from './caller.ts';
+
+export interface ManufacturerRoutesOptions {
+  store: HubStore;
+  identifier: ClientIdentifier;
+  signedWrite: SignedWrite;
+  /** `reject`: uploads whose serials break the regulation are refused; `warn`: accepted with the report. */
+  randomisationPolicy: 'reject' | 'warn';
+  randomisation: RandomisationOptions;
+}
+
+type BatchParams = { productCode: string; batch: string };
+
+/**
+ * What manufacturers do (manufacturer certificates only): register and withdraw products, upload
+ * the packs of a batch, recall and withdraw batches, read their own products, batches and the
+ * alerts raised on them. An organisation sees and changes only what it owns.
+ */
+export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRoutesOptions): Promise<void> {
+  const { store, signedWrite } = o;
+  identifyCallers(app, o.identifier, ['manufacturer']);
+
+  /** The client's own product, or 403 whether it is unknown or another organisation's. */
+  const ownProduct = (client: ClientIdentity, code: string): Product => {
+    const product = store.product(code);
+    if (!product || product.owner !== client.org) throw new NotOwner(`No product ${code} owned by ${client.org}`);
+    return product;
+  };
+  const ownBatch = (client: ClientIdentity, code: string, batch: string): { product: Product; batch: Batch } => {
+    const product = ownProduct(client, code);
+    const found = store.batch(code, batch);
+    if (!found) throw new NotFound(`Product ${code} has no batch ${batch}`);
+    return { product, batch: found };
+  };
+
+  app.post(
+    '/v1/products',
+    signedWrite((client, body) => {
+      const input = parseProductInput(body);
+      // A market is a feed (an LMDB database) and the nodes' tokens: only the configured ones.
+      const unknown = input.markets.flatMap((m, i) => (store.serves(m) ? [] : [{ index: i, market: m }]));
+      if (unknown.length > 0) {
+        throw new MarketUnknown(`This hub does not serve ${unknown.map((u) => u.market).join(', ')}`, {
+          errors: unknown.map((u) => ({
+            path: `/markets/${u.index}`,
+            message: `${u.market} is not a market this hub serves`,
+          })),
+        });
+      }
+      /** The product as stored, if the caller may write it; a new code must be under one of its prefixes. */
+      const writable = () => {
+        const found = store.product(input.productCode);
+        if (found && found.owner !== client.org) {
+          throw new NotOwner(`Product ${input.productCode} is registered by another organisation`);
+        }
+        if (!found) checkNewProductCode(store.prefixes, client.org, input.productCode);
+        return found;
+      };
+      const existing = writable();
+      if (existing?.status === 'WITHDRAWN') throw new MasterDataInvalid(`Product ${input.productCode} is withdrawn`);
+      const now = new Date().toISOString();
+      const product: Product = {
+        ...input,
+        owner: client.org,
+        status: 'ACTIVE',
+        createdAt: existing?.createdAt ?? now,
+        updatedAt: now,
+      };
+      const markets = [...new Set([...product.markets, ...(existing?.markets ?? [])])];
+      return {
+        status: existing ? 200 : 201,
+        payload: { product },
+        markets,
+        apply(evidenceSeq) {
+          // Asked again where it counts: `prefix move` (another process) may have committed since.
+          writable();
+          store.putProduct(product);
+          // A market the product leaves still learns of the change, so its nodes stop listing it.
+          store.publish(markets, { type: 'product', product, evidenceSeq });
+        },
+      };
+    }),
+  );
+
+  app.post(
+    '/v1/products/:productCode/batches/:batch/packs',
+    signedWrite((client, body, request) => {
+      const { productCode: code, batch: batchId } = request.params as BatchParams;
+      const product = ownProduct(client, code);
+      if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is withdrawn`);
+      const fields = checkBatchFields(batchId, (request.query as { expiry?: string }).expiry);
+      const existing = store.batch(code, batchId);
+      if (existing && existing.status !== 'ACTIVE')
+        throw new BatchClosed(`Batch ${batchId} is ${existing.status.toLowerCase()}`);
+      if (existing && existing.expiry !== fields.expiry) {
+        throw new MasterDataInvalid(`Batch ${batchId} has expiry ${existing.expiry}, not ${fields.expiry}`);
+      }
+      const serials = parseSerials(body);
+      const report = analyseSerials(serials, o.randomisation);
+      if (report.verdict === 'reject' && o.randomisationPolicy === 'reject') {
+        const rejected = report.findings.filter((f) => f.severity === 'reject');
+        throw new RandomisationRejected(rejected.map((f) => f.detail).join('; '), { randomisation: report });
+      }
+      const now = new Date().toISOString();
+      const batch: Batch = {
+        productCode: code,
+        batch: batchId,
+        ...fields,
+        status: 'ACTIVE',
+        packCount: (existing?.packCount ?? 0) + serials.length,
+        owner: client.org,
+        createdAt: existing?.createdAt ?? now,
+        updatedAt: now,
+      };
+      return {
+        status: 201,
+        payload: { batch, packsAdded: serials.length, randomisation: report },
+        markets: product.markets,
+        apply(evidenceSeq) {
+          // Checked inside the transaction, in the same pass as the writes: two uploads of the
+          // same serials cannot both pass, and a refusal aborts the transaction, so nothing is written.
+          const taken = store.registerPacks(code, batchId, serials);
+          if (taken.length > 0) {
+            const duplicates = new ProblemList();
+            for (const serial of taken)
+              duplicates.add({ item: serial, problem: 'already registered for this product' });
+            throw new DuplicateSerials(
+              `${duplicates.count} serial(s) are already registered for product ${code}`,
+              duplicates.toExtensions(),
+            );
+          }
+          store.putBatch(batch);
+          store.publish(product.markets, { type: 'batch', batch, evidenceSeq });
+          for (let i = 0; i < serials.length; i += PACKS_PER_FEED_RECORD) {
+            const chunk = serials.slice(i, i + PACKS_PER_FEED_RECORD);
+            store.publish(product.markets, {
+              type: 'packs',
+              productCode: code,
+              batch: batchId,
+              count: chunk.length,
+              serials: chunk.join('\n'),
+              evidenceSeq,
+            });
+          }
+        },
+      };
+    }),
+  );
+
+  /** Recall and withdrawal are irreversible; a withdrawal may still follow a recall. */
+  const closeBatch = (status: 'RECALLED' | 'WITHDRAWN') =>
+    signedWrite((client, body, request): WriteOutcome => {
+      const { productCode: code, batch: batchId } = request.params as BatchParams;
+      const { reason } = parseReason(body);
+      const { product, batch } = ownBatch(client, code, batchId);
+      if (batch.status === 'WITHDRAWN' || batch.status === status) {
+        throw new BatchClosed(`Batch ${batchId} is already ${batch.status.toLowerCase()}`);
+      }
+      const updated: Batch = { ...batch, status, reason, updatedAt: new Date().toISOString() };
+      return {
+        status: 200,
+        payload: { batch: updated },
+        markets: product.markets,
+        apply(evidenceSeq) {
+          store.putBatch(updated);
+          store.publish(product.markets, { type: 'batch', batch: updated, evidenceSeq });
+        },
+      };
+    });
+  app.post('/v1/products/:productCode/batches/:batch/recall', closeBatch('RECALLED'));
+  app.post('/v1/products/:productCode/batches/:batch/withdraw', closeBatch('WITHDRAWN'));
+
+  app.post(
+    '/v1/products/:productCode/withdraw',
+    signedWrite((client, body, request) => {
+      const { productCode: code } = request.params as { productCode: string };
+      const { reason } = parseReason(body);
+      const product = ownProduct(client, code);
+      if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is already withdrawn`);
+      const updated: Product = {
+        ...product,
+        status: 'WITHDRAWN',
+        withdrawnReason: reason,
+        updatedAt: new Date().toISOString(),
+      };
+      return {
+        status: 200,
+        payload: { product: updated },
+        markets: product.markets,
+        apply(evidenceSeq) {
+          store.putProduct(updated);
+          store.publish(product.markets, { type: 'product', product: updated, evidenceSeq });
+        },
+      };
+    }),
+  );
+
+  app.get<{ Querystring: { productCode?: string; limit?: number } }>(
+    '/v1/alerts',
+    { schema: hubContract.routeSchema('getAlerts') },
+    async (request) => {
+      const { productCode, limit = 100 } = request.query;
+      if (productCode) ownProduct(request.client, productCode);
+      return { alerts: store.alertsOf(request.client.org, limit, productCode) };
+    },
+  );
+
+  app.get<{ Params: BatchParams }>(
+    '/v1/products/:productCode/batches/:batch',
+    { schema: hubContract.routeSchema('getBatch') },
+    async (request) => ({ batch: ownBatch(request.client, request.params.productCode, request.params.batch).batch }),
+  );
+
+  app.get<{ Params: { productCode: string } }>(
+    '/v1/products/:productCode',
+    { schema: hubContract.routeSchema('getProduct') },
+    async (request) => ({ product: ownProduct(request.client, request.params.productCode) }),
+  );
+}

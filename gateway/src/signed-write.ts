@@ -1,0 +1,140 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { PacktrustError, PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
+import { peerCertificateChain } from '../../common/src/http.ts';
+import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
+import type { ClientIdentity } from './client-identity.ts';
+import { EvidenceSequenceMoved, SignatureReplayed } from './errors.ts';
+import { type EvidenceRecord, sha256Hex } from './evidence.ts';
+import type { HubStore } from './hub-store.ts';
+import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
+import { verifyRequestSignature } from './signed-request.ts';
+
+/** What a write does once its request is authenticated: validate (may throw), then write inside the transaction. */
+export interface WriteOutcome {
+  status: number;
+  contentType?: string;
+  /** The answer; or, when a write is decided inside the transaction, what `apply` returns. */
+  payload?: unknown;
+  /** Runs inside the write transaction, after the nonce is claimed; gets the evidence sequence. */
+  apply(evidenceSeq: number): unknown;
+  /** The markets whose feed `apply` appends to (their long-polling readers are woken after the commit). */
+  markets?: Iterable<string>;
+}
+
+/**
+ * A route's write: reads the verified body and says what to commit. A 403 it throws (the caller
+ * acted beyond its rights) is kept as evidence and answered with a signed refusal.
+ */
+export type Write = (
+  client: ClientIdentity,
+  body: Buffer,
+  request: FastifyRequest,
+) => WriteOutcome | Promise<WriteOutcome>;
+
+export interface SignedWriteOptions {
+  store: Pick<HubStore, 'nonceSeen' | 'claimNonce' | 'evidence' | 'transaction'>;
+  receiptSigner: ReceiptSigner;
+  signatureWindowSeconds: number;
+  /** Called after the commit with the markets whose feeds the write appended to. */
+  committed(markets: Iterable<string>): void;
+}
+
+/** A fastify handler that runs `write` as a signed write. */
+export type SignedWrite = (write: Write) => (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
+
+/**
+ * The one path every write takes (ARCHITECTURE.md, "Signed writes"): the RFC 9421 signature and
+ * RFC 9530 digest verified with the key of the client's certificate, the nonce checked, the
+ * route's `write` run; then one transaction that claims the nonce (replay), applies the change and
+ * appends the evidence record with the response and its receipt signature. The answer leaves only
+ * after that commit. A 403 from `write` is kept as evidence like an accepted write, and nothing
+ * else is written.
+ *
+ * What it leaves to its callers: who the client is and whether its profile may write here
+ * (`request.client`, set by the route group's identity hook, routes/caller.ts), and what the body
+ * means (`write`).
+ */
+export function signedWrites(options: SignedWriteOptions): SignedWrite {
+  const { store, signatureWindowSeconds } = options;
+  return (write) => async (request, reply) => {
+    const client = request.client;
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const message = messageOf(request);
+    const verified = verifyRequestSignature(message, body, client, signatureWindowSeconds);
+    if (store.nonceSeen(client.fingerprint, verified.nonce)) {
+      throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
+    }
+    let outcome: WriteOutcome;
+    try {
+      outcome = await write(client, body, request);
+    } catch (err) {
+      if (!(err instanceof PacktrustError && err.status === 403)) throw err;
+      // An authenticated party tried to act beyond its rights: the attempt is kept as evidence,
+      // and the refusal is signed like a receipt. Nothing else is written.
+      request.log.warn({ client: client.serial, org: client.org, code: err.code }, err.message);
+      outcome = {
+        status: 403,
+        contentType: `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
+        payload: err.toProblem(),
+        apply: () => undefined,
+      };
+    }
+    const receivedAt = new Date().toISOString();
+    let response: SignedResponse | undefined;
+    await store.transaction(() => {
+      const expires = (verified.created + signatureWindowSeconds) * 1000 + 1000;
+      if (!store.claimNonce(client.fingerprint, verified.nonce, expires)) {
+        throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
+      }
+      const seq = store.evidence.lastSeq() + 1;
+      const decided = outcome.apply(seq);
+      const payload = { ...((outcome.payload ?? decided) as object), evidence: { seq } };
+      response = signReceipt(
+        message,
+        verified.label,
+        outcome.status,
+        payload,
+        options.receiptSigner,
+        outcome.contentType,
+      );
+      const record: EvidenceRecord = {
+        receivedAt,
+        method: request.method,
+        targetUri: message.targetUri!,
+        headers: headerPairs(request),
+        bodySha256: sha256Hex(body),
+        bodyLength: body.length,
+        signatureLabel: verified.label,
+        nonce: verified.nonce,
+        clientCertificates: peerCertificateChain(request).map((c) => c.toString('base64')),
+        clientFingerprint: client.fingerprint,
+        org: client.org,
+        response: {
+          status: response.status,
+          headers: Object.entries(response.headers),
+          bodySha256: sha256Hex(response.body),
+        },
+      };
+      const entry = store.evidence.append(record, body);
+      if (entry.seq !== seq) throw new EvidenceSequenceMoved('evidence sequence moved inside the transaction');
+    });
+    if (outcome.markets) options.committed(outcome.markets);
+    const r = response!;
+    return reply.code(r.status).headers(r.headers).send(r.body);
+  };
+}
+
+function messageOf(request: FastifyRequest): HttpMessage {
+  return {
+    method: request.method,
+    targetUri: `https://${request.headers.host ?? 'localhost'}${request.url}`,
+    headers: request.headers as HttpMessage['headers'],
+  };
+}
+
+function headerPairs(request: FastifyRequest): [string, string][] {
+  const raw = request.raw.rawHeaders;
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
+  return pairs;
+}
