@@ -5,8 +5,8 @@ import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { SnapshotSlots } from '../src/feed.ts';
 import { removeExpiredEntries } from '../src/oauth/adapter.ts';
+import type { OAuthRefusalSummary } from '../src/oauth/audit.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
-import type { OAuthRefusalSummary } from '../src/oauth/provider.ts';
 import { RateLimiter } from '../src/oauth/rate-limit.ts';
 import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 

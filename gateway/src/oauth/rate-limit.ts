@@ -1,3 +1,6 @@
+import type { FastifyRequest } from 'fastify';
+import { decodeJwt } from 'jose';
+
 /**
  * Token buckets by key (a client id, a source address): `ratePerSecond` sustained, `burst` at
  * once. In memory: a limit protects this gateway process, which is what a flood hits.
@@ -32,4 +35,60 @@ export class RateLimiter {
     b.tokens -= 1;
     return true;
   }
+}
+
+export interface TokenRateLimits {
+  perClient: { ratePerSecond: number; burst: number };
+  perAddress: { ratePerSecond: number; burst: number };
+}
+
+/**
+ * The limits of token requests, per source address and per client. A client id is read before
+ * authentication, so only a registered client gets a bucket of its own: ids made up by the
+ * caller count against the address alone and take no memory.
+ */
+export class TokenRequestLimiter {
+  private readonly byClient: RateLimiter;
+  private readonly byAddress: RateLimiter;
+
+  constructor(
+    limits: TokenRateLimits,
+    /** Whether a client id is registered (only then does it get a bucket). */
+    private readonly registered: (clientId: string) => boolean,
+  ) {
+    this.byClient = new RateLimiter(limits.perClient.ratePerSecond, limits.perClient.burst);
+    this.byAddress = new RateLimiter(limits.perAddress.ratePerSecond, limits.perAddress.burst);
+  }
+
+  /** Takes a token for a request from `address` naming client `named`; returns why when refused. */
+  take(address: string, named: string | undefined): string | undefined {
+    const clientId = named && this.registered(named) ? named : undefined;
+    if (!this.byAddress.take(`a:${address}`)) return `too many token requests from ${address}`;
+    if (clientId && !this.byClient.take(`c:${clientId}`)) return `too many token requests for client ${clientId}`;
+    return undefined;
+  }
+}
+
+/** The client a token request names, read before authentication (only to key the rate limit). */
+export function clientIdOf(request: FastifyRequest): string | undefined {
+  const body = Buffer.isBuffer(request.body)
+    ? new URLSearchParams(request.body.toString('utf8'))
+    : new URLSearchParams();
+  const direct = body.get('client_id');
+  if (direct) return direct;
+  const assertion = body.get('client_assertion');
+  if (assertion) {
+    try {
+      const claims = decodeJwt(assertion);
+      return typeof claims.iss === 'string' ? claims.iss : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const auth = request.headers.authorization;
+  if (auth?.startsWith('Basic ')) {
+    const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+    return decodeURIComponent(decoded.slice(0, Math.max(0, decoded.indexOf(':'))));
+  }
+  return undefined;
 }

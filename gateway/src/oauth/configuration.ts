@@ -1,0 +1,91 @@
+import { type Configuration, errors } from 'oidc-provider';
+import type { Store } from '../../../common/src/store.ts';
+import { lmdbAdapterFactory } from './adapter.ts';
+import type { SigningKeys } from './signing-keys.ts';
+
+/** The client metadata onboarding staff write (clients.ts); the market decides the token's audience. */
+const MARKET = 'urn:packtrust:market';
+const EXTRA = [MARKET, 'urn:packtrust:role', 'urn:packtrust:location', 'urn:packtrust:org', 'urn:packtrust:created_at'];
+
+export interface ProviderSettings {
+  /** The markets the hub serves: a client of any other market gets no token. */
+  markets: ReadonlySet<string>;
+  /** The verifier API of a market: the access token's audience and the only `resource` its clients may ask for. */
+  audience(market: string): string;
+  tokenTtlSeconds: number;
+  cookieKeys: string[];
+  keys: Pick<SigningKeys, 'privateJwks'>;
+  store: Store;
+  /** Told the name of each oidc-provider model the adapter stores (their databases are swept). */
+  models: Set<string>;
+}
+
+/**
+ * oidc-provider's configuration for the hub: the client credentials grant only, private_key_jwt
+ * by default or a client secret per client, JWT access tokens (RFC 9068) through resource
+ * indicators, with the audience of the client's market and its organisation, location, role and
+ * market as claims (common/src/access-tokens.ts reads them), every model on LMDB (adapter.ts).
+ */
+export function providerConfiguration(o: ProviderSettings): Configuration {
+  const marketOf = (client: { metadata(): Record<string, unknown> } | undefined) =>
+    String(client?.metadata()[MARKET] ?? '');
+  return {
+    adapter: lmdbAdapterFactory(o.store, o.models),
+    clients: [],
+    jwks: { keys: o.keys.privateJwks() as never[] },
+    cookies: { keys: o.cookieKeys },
+    clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
+    clientDefaults: {
+      grant_types: ['client_credentials'],
+      response_types: [],
+      token_endpoint_auth_method: 'private_key_jwt',
+      // No ID tokens are issued (client credentials only), but the metadata must name an alg we hold.
+      id_token_signed_response_alg: 'ES256',
+    },
+    extraClientMetadata: { properties: EXTRA },
+    scopes: ['verify'],
+    features: {
+      devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx, client) => o.audience(marketOf(client)),
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, resource, client) => {
+          if (!o.markets.has(marketOf(client))) {
+            throw new errors.InvalidClient(`the client's market ${marketOf(client)} is not served by this hub`);
+          }
+          if (resource !== o.audience(marketOf(client))) {
+            throw new errors.InvalidTarget(`this client may only ask for ${o.audience(marketOf(client))}`);
+          }
+          return {
+            scope: 'verify',
+            audience: resource,
+            accessTokenTTL: o.tokenTtlSeconds,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'ES256' } },
+          };
+        },
+      },
+    },
+    extraTokenClaims: async (ctx) => {
+      const m: Record<string, unknown> = ctx.oidc.client?.metadata() ?? {};
+      return {
+        org: m['urn:packtrust:org'],
+        location: m['urn:packtrust:location'],
+        role: m['urn:packtrust:role'],
+        market: m[MARKET],
+      };
+    },
+    ttl: { ClientCredentials: o.tokenTtlSeconds },
+    routes: {
+      token: '/token',
+      jwks: '/jwks',
+      introspection: '/token/introspection',
+      revocation: '/token/revocation',
+    },
+  };
+}
