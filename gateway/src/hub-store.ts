@@ -1,9 +1,10 @@
 import type { JWK } from 'jose';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
-import { type Database, putIfAbsent, removeExpired, Store } from '../../common/src/store.ts';
+import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 import { FeedUnknown } from './errors.ts';
 import { EvidenceLog } from './evidence.ts';
+import { NonceStore } from './nonces.ts';
 import { PrefixStore } from './prefix-store.ts';
 
 /** Product master data as the contract defines it (openapi/hub.yaml). */
@@ -61,18 +62,19 @@ export const PACKS_PER_FEED_RECORD = 10_000;
 export type ReadOnlyDatabase<V> = Pick<Database<V, string>, 'get' | 'getRange' | 'getCount'>;
 
 /**
- * Named databases besides the feeds: 9 here, 4 of the OAuth provider's own (`oauth-audit`,
+ * Named databases besides the feeds: 12 of the hub's (7 here, 2 of the evidence log, 1 of the
+ * nonces, 2 of the prefix registry), 4 of the OAuth provider's own (`oauth-audit`,
  * `oauth-grant-index`, `oauth-signing-keys`, `oauth-meta`) and one per oidc-provider model
- * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 27 today, with room to grow.
+ * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 30 today, with room to grow.
  * LMDB counts the databases a process opens against `maxDbs`, not those in the file.
  */
 const FIXED_DATABASES = 64;
 
 /**
- * The hub's LMDB environment: master data, packs, the evidence log, the nonces of accepted
- * signatures, alerts, the prefix registry, and a hash-chained feed per market. Callers use its
- * verbs; the key layouts (`product|batch`, product code followed by the serial, `client|txId`)
- * stay in here.
+ * The hub's LMDB environment: master data, packs, the evidence log (evidence.ts), the nonces of
+ * accepted signatures (nonces.ts), alerts, the prefix registry (prefix-store.ts), and a
+ * hash-chained feed per market. Callers use its verbs; the key layouts (`product|batch`, product
+ * code followed by the serial, `client|txId`) stay in here.
  *
  * Only the configured markets have a feed: a market is never created by what a client sends
  * (docs/operations.md, "Markets"), so the number of databases is fixed when the store opens.
@@ -82,12 +84,13 @@ export class HubStore {
   /** The LMDB environment, shared with the OAuth provider's databases. */
   readonly store: Store;
   readonly evidence: EvidenceLog;
+  /** The nonces of accepted request signatures (replay protection). */
+  readonly nonces: NonceStore;
   private readonly productDb: Database<Product, string>;
   /** Key: product code | batch id. */
   private readonly batchDb: Database<Batch, string>;
   /** Key: product code (14 digits) followed by the serial. */
   private readonly packDb: Database<PackRecord, string>;
-  private readonly nonces: Database<number, string>;
   /** Decisions by client transaction id (key: client id | txId): a repeated event gets the same answer. */
   private readonly packTxDb: Database<PackDecision, string>;
   /** Key: owner (or "-" for unknown products) | raisedAt | id. */
@@ -108,7 +111,7 @@ export class HubStore {
     this.batchDb = this.store.db('batches');
     this.packDb = this.store.db('packs');
     this.evidence = new EvidenceLog(this.store);
-    this.nonces = this.store.db('nonces');
+    this.nonces = new NonceStore(this.store);
     this.alerts = this.store.db('alerts');
     this.packTxDb = this.store.db('pack-transactions');
     this.alertIds = this.store.db('alert-ids', { encoding: 'string' });
@@ -193,30 +196,6 @@ export class HubStore {
   /** Inside a write transaction. */
   keepPackDecision(clientId: string, txId: string, decision: PackDecision): void {
     this.packTxDb.putSync(`${clientId}|${txId}`, decision);
-  }
-
-  // ── Signature nonces ──
-
-  /** Whether a signature nonce of this client was accepted before (and has not aged out). */
-  nonceSeen(fingerprint: string, nonce: string, now = Date.now()): boolean {
-    const expires = this.nonces.get(`${fingerprint}:${nonce}`);
-    return expires !== undefined && expires > now;
-  }
-
-  /** Inside a write transaction: claims the nonce until `expiresAt`; false when already claimed. */
-  claimNonce(fingerprint: string, nonce: string, expiresAt: number, now = Date.now()): boolean {
-    if (this.nonceSeen(fingerprint, nonce, now)) return false;
-    this.nonces.putSync(`${fingerprint}:${nonce}`, expiresAt);
-    return true;
-  }
-
-  /**
-   * Removes the nonces that expired before `now`: a nonce only has to be remembered while a
-   * signature carrying it could still be accepted (the `created` window). In small
-   * transactions (common/src/store.ts `removeExpired`); returns how many were removed.
-   */
-  pruneNonces(now = Date.now()): Promise<number> {
-    return removeExpired(this.store, this.nonces, (expires) => expires <= now);
   }
 
   // ── Feeds ──

@@ -61,7 +61,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   let pruning: Promise<unknown> = Promise.resolve();
   const pruneTimer = setInterval(() => {
     pruning = pruning
-      .then(() => store.pruneNonces())
+      .then(() => store.nonces.prune())
       .catch((err: unknown) => options.logger.error({ err }, 'removing expired nonces failed'));
   }, NONCE_PRUNE_INTERVAL_MS);
   pruneTimer.unref();

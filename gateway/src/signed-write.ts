@@ -32,7 +32,7 @@ export type Write = (
 ) => WriteOutcome | Promise<WriteOutcome>;
 
 export interface SignedWriteOptions {
-  store: Pick<HubStore, 'nonceSeen' | 'claimNonce' | 'evidence' | 'transaction'>;
+  store: Pick<HubStore, 'nonces' | 'evidence' | 'transaction'>;
   receiptSigner: ReceiptSigner;
   signatureWindowSeconds: number;
   /** Called after the commit with the markets whose feeds the write appended to. */
@@ -61,7 +61,7 @@ export function signedWrites(options: SignedWriteOptions): SignedWrite {
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const message = messageOf(request);
     const verified = verifyRequestSignature(message, body, client, signatureWindowSeconds);
-    if (store.nonceSeen(client.fingerprint, verified.nonce)) {
+    if (store.nonces.seen(client.fingerprint, verified.nonce)) {
       throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
     }
     let outcome: WriteOutcome;
@@ -83,7 +83,7 @@ export function signedWrites(options: SignedWriteOptions): SignedWrite {
     let response: SignedResponse | undefined;
     await store.transaction(() => {
       const expires = (verified.created + signatureWindowSeconds) * 1000 + 1000;
-      if (!store.claimNonce(client.fingerprint, verified.nonce, expires)) {
+      if (!store.nonces.claim(client.fingerprint, verified.nonce, expires)) {
         throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
       }
       const seq = store.evidence.lastSeq() + 1;

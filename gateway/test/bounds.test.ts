@@ -36,7 +36,7 @@ const oauth = (path: string, init: { method?: string; body?: string } = {}) =>
   });
 const auditCount = () => hub.oauth.audit.last()?.seq ?? 0;
 
-describe('HubStore.pruneNonces', () => {
+describe('NonceStore.prune', () => {
   it('removes the nonces whose signatures could no longer be accepted, page by page, and keeps the live ones', async () => {
     const res = await hub.client(maker).write('POST', '/v1/products', JSON.stringify(productJson('09506000134352')));
     expect(res.status).toBe(201);
@@ -44,15 +44,15 @@ describe('HubStore.pruneNonces', () => {
     const now = Date.now();
     // More than two pages of nonces that aged out.
     await hub.store.store.transaction(() => {
-      for (let i = 0; i < 2500; i++) hub.store.claimNonce('aged', `nonce-${i}`, now - 1000 - i, now - 300_000);
+      for (let i = 0; i < 2500; i++) hub.store.nonces.claim('aged', `nonce-${i}`, now - 1000 - i, now - 300_000);
     });
 
-    expect(await hub.store.pruneNonces(now)).toBe(2500);
-    expect(hub.store.nonceSeen(clientFingerprint, nonce, now)).toBe(true);
+    expect(await hub.store.nonces.prune(now)).toBe(2500);
+    expect(hub.store.nonces.seen(clientFingerprint, nonce, now)).toBe(true);
     // Once its signature's window is over (300 s and a second), the write's nonce goes too.
-    expect(await hub.store.pruneNonces(now + 302_000)).toBe(1);
-    expect(hub.store.nonceSeen(clientFingerprint, nonce, now)).toBe(false);
-    expect(await hub.store.pruneNonces(now + 302_000)).toBe(0);
+    expect(await hub.store.nonces.prune(now + 302_000)).toBe(1);
+    expect(hub.store.nonces.seen(clientFingerprint, nonce, now)).toBe(false);
+    expect(await hub.store.nonces.prune(now + 302_000)).toBe(0);
   });
 });
 
