@@ -164,9 +164,24 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
     }),
   );
 
+  /** A recall or withdrawal: answered 200 with what changed, which is stored and published to the product's markets. */
+  const republish = (
+    markets: string[],
+    change: { type: 'product'; product: Product } | { type: 'batch'; batch: Batch },
+  ): WriteOutcome => ({
+    status: 200,
+    payload: change.type === 'product' ? { product: change.product } : { batch: change.batch },
+    markets,
+    apply(evidenceSeq) {
+      if (change.type === 'product') store.putProduct(change.product);
+      else store.putBatch(change.batch);
+      store.publish(markets, { ...change, evidenceSeq });
+    },
+  });
+
   /** Recall and withdrawal are irreversible; a withdrawal may still follow a recall. */
   const closeBatch = (status: 'RECALLED' | 'WITHDRAWN') =>
-    signedWrite((client, body, request): WriteOutcome => {
+    signedWrite((client, body, request) => {
       const { productCode: code, batch: batchId } = request.params as BatchParams;
       const { reason } = parseReason(body);
       const { product, batch } = ownBatch(client, code, batchId);
@@ -174,15 +189,7 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
         throw new BatchClosed(`Batch ${batchId} is already ${batch.status.toLowerCase()}`);
       }
       const updated: Batch = { ...batch, status, reason, updatedAt: new Date().toISOString() };
-      return {
-        status: 200,
-        payload: { batch: updated },
-        markets: product.markets,
-        apply(evidenceSeq) {
-          store.putBatch(updated);
-          store.publish(product.markets, { type: 'batch', batch: updated, evidenceSeq });
-        },
-      };
+      return republish(product.markets, { type: 'batch', batch: updated });
     });
   app.post('/v1/products/:productCode/batches/:batch/recall', closeBatch('RECALLED'));
   app.post('/v1/products/:productCode/batches/:batch/withdraw', closeBatch('WITHDRAWN'));
@@ -200,15 +207,7 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
         withdrawnReason: reason,
         updatedAt: new Date().toISOString(),
       };
-      return {
-        status: 200,
-        payload: { product: updated },
-        markets: product.markets,
-        apply(evidenceSeq) {
-          store.putProduct(updated);
-          store.publish(product.markets, { type: 'product', product: updated, evidenceSeq });
-        },
-      };
+      return republish(product.markets, { type: 'product', product: updated });
     }),
   );
 
