@@ -59,7 +59,7 @@ export type FeedRecord =
 export const PACKS_PER_FEED_RECORD = 10_000;
 
 /** What callers outside the store may do with one of its databases: read it. */
-export type ReadOnlyDatabase<V> = Pick<Database<V, string>, 'get' | 'getRange' | 'getCount'>;
+type ReadOnlyDatabase<V> = Pick<Database<V, string>, 'get' | 'getRange' | 'getCount'>;
 
 /**
  * Named databases besides the feeds: 12 of the hub's (7 here, 2 of the evidence log, 1 of the

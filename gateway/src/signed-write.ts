@@ -25,13 +25,9 @@ export interface WriteOutcome {
  * A route's write: reads the verified body and says what to commit. A 403 it throws (the caller
  * acted beyond its rights) is kept as evidence and answered with a signed refusal.
  */
-export type Write = (
-  client: ClientIdentity,
-  body: Buffer,
-  request: FastifyRequest,
-) => WriteOutcome | Promise<WriteOutcome>;
+type Write = (client: ClientIdentity, body: Buffer, request: FastifyRequest) => WriteOutcome | Promise<WriteOutcome>;
 
-export interface SignedWriteOptions {
+interface SignedWriteOptions {
   store: Pick<HubStore, 'nonces' | 'evidence' | 'transaction'>;
   receiptSigner: ReceiptSigner;
   signatureWindowSeconds: number;

@@ -7,7 +7,7 @@ import type { SigningKeys } from './signing-keys.ts';
 const MARKET = 'urn:packtrust:market';
 const EXTRA = [MARKET, 'urn:packtrust:role', 'urn:packtrust:location', 'urn:packtrust:org', 'urn:packtrust:created_at'];
 
-export interface ProviderSettings {
+interface ProviderSettings {
   /** The markets the hub serves: a client of any other market gets no token. */
   markets: ReadonlySet<string>;
   /** The verifier API of a market: the access token's audience and the only `resource` its clients may ask for. */

@@ -9,7 +9,7 @@ import type { HubStore } from '../hub-store.ts';
 import { hubContract } from '../master-data.ts';
 import { identifyCallers } from './caller.ts';
 
-export interface FeedRoutesOptions {
+interface FeedRoutesOptions {
   store: HubStore;
   identifier: ClientIdentifier;
   /** Wakes long-polls after a commit that appended to their market's feed. */

@@ -17,7 +17,7 @@ import { analyseSerials, type RandomisationOptions } from '../randomisation.ts';
 import type { SignedWrite, WriteOutcome } from '../signed-write.ts';
 import { identifyCallers } from './caller.ts';
 
-export interface ManufacturerRoutesOptions {
+interface ManufacturerRoutesOptions {
   store: HubStore;
   identifier: ClientIdentifier;
   signedWrite: SignedWrite;

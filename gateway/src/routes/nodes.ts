@@ -11,7 +11,7 @@ import { identifyCallers } from './caller.ts';
 
 type ForwardedAlert = components['schemas']['Alert'];
 
-export interface NodeRoutesOptions {
+interface NodeRoutesOptions {
   store: HubStore;
   identifier: ClientIdentifier;
   signedWrite: SignedWrite;
