@@ -72,9 +72,15 @@ export class ActorProof {
     }
     if (actor.market !== market)
       throw new WrongMarket(`This node serves ${market}; the access token is of a ${actor.market} client`);
-    if (at < actor.iat * 1000 - CLOCK_SKEW_MS || at > actor.exp * 1000 + CLOCK_SKEW_MS || at > now + CLOCK_SKEW_MS) {
+    // Not a number (a date the format allows but no clock has, such as a leap second) is no time.
+    if (
+      !Number.isFinite(at) ||
+      at < actor.iat * 1000 - CLOCK_SKEW_MS ||
+      at > actor.exp * 1000 + CLOCK_SKEW_MS ||
+      at > now + CLOCK_SKEW_MS
+    ) {
       throw new EventTimeInvalid(
-        `The event time ${new Date(at).toISOString()} is not inside its token's validity ` +
+        `The event time ${Number.isFinite(at) ? new Date(at).toISOString() : String(at)} is not inside its token's validity ` +
           `(${new Date(actor.iat * 1000).toISOString()} to ${new Date(actor.exp * 1000).toISOString()}) or is in the future`,
       );
     }

@@ -87,21 +87,6 @@ export class SnapshotSlots {
   }
 }
 
-/** Feed records after `afterSeq`, as NDJSON lines of `{seq, prev, hash, body}`. */
-export function recordsAfter(
-  store: HubStore,
-  market: string,
-  afterSeq: number,
-  limit: number,
-): ChainEntry<FeedRecord>[] {
-  const out: ChainEntry<FeedRecord>[] = [];
-  for (const entry of store.feed(market).entries(afterSeq + 1)) {
-    out.push(entry);
-    if (out.length >= limit) break;
-  }
-  return out;
-}
-
 export type SnapshotLine =
   | { type: 'snapshot'; market: string; seq: number; hash: string }
   /** The public keys that sign access tokens: the node validates tokens with these alone. */

@@ -15,6 +15,12 @@ export type StoredAlert = components['schemas']['StoredAlert'];
 /** The hub's decision on one pack event, kept by transaction id: a repeated event gets the same answer. */
 export type PackDecision = components['schemas']['PackEventResult'];
 
+/** A decision kept by the client's transaction id, with the request it answered (`productCode|serial|op`). */
+export interface KeptPackDecision {
+  result: PackDecision;
+  request: string;
+}
+
 /** A pack as the hub keeps it (compact: millions of these). */
 export interface PackRecord {
   /** Batch id. */
@@ -92,7 +98,7 @@ export class HubStore {
   /** Key: product code (14 digits) followed by the serial. */
   private readonly packDb: Database<PackRecord, string>;
   /** Decisions by client transaction id (key: client id | txId): a repeated event gets the same answer. */
-  private readonly packTxDb: Database<PackDecision, string>;
+  private readonly packTxDb: Database<KeptPackDecision, string>;
   /** Key: owner (or "-" for unknown products) | raisedAt | id. */
   private readonly alerts: Database<StoredAlert, string>;
   private readonly alertIds: Database<string, string>;
@@ -129,7 +135,7 @@ export class HubStore {
   get packs(): ReadOnlyDatabase<PackRecord> {
     return this.packDb;
   }
-  get packTx(): ReadOnlyDatabase<PackDecision> {
+  get packTx(): ReadOnlyDatabase<KeptPackDecision> {
     return this.packTxDb;
   }
 
@@ -189,12 +195,12 @@ export class HubStore {
   }
 
   /** The decision on a client's transaction, if one was made. */
-  packDecision(clientId: string, txId: string): PackDecision | undefined {
+  packDecision(clientId: string, txId: string): KeptPackDecision | undefined {
     return this.packTxDb.get(`${clientId}|${txId}`);
   }
 
   /** Inside a write transaction. */
-  keepPackDecision(clientId: string, txId: string, decision: PackDecision): void {
+  keepPackDecision(clientId: string, txId: string, decision: KeptPackDecision): void {
     this.packTxDb.putSync(`${clientId}|${txId}`, decision);
   }
 

@@ -28,10 +28,20 @@ export type PackEventResult = PackDecision;
  * token proved, so no one can claim another client's id. Inside a write transaction.
  */
 export function applyPackEvent(store: HubStore, e: PackEvent, today: string): PackEventResult {
+  const request = `${e.productCode}|${e.serial}|${e.op}`;
   const seen = store.packDecision(e.actor.clientId, e.txId);
-  if (seen) return seen;
+  if (seen && seen.request === request) return seen.result;
+  // A transaction id answers one request: never another pack's answer (docs/domain.md §6).
+  if (seen) {
+    return {
+      txId: e.txId,
+      accepted: false,
+      code: 'TX_ID_REUSED',
+      detail: `transaction id ${e.txId} was used by this client for another request`,
+    };
+  }
   const result = decide(store, e, today);
-  store.keepPackDecision(e.actor.clientId, e.txId, result);
+  store.keepPackDecision(e.actor.clientId, e.txId, { result, request });
   return result;
 }
 

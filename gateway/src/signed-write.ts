@@ -60,65 +60,81 @@ export function signedWrites(options: SignedWriteOptions): SignedWrite {
     if (store.nonces.seen(client.fingerprint, verified.nonce)) {
       throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
     }
-    let outcome: WriteOutcome;
-    try {
-      outcome = await write(client, body, request);
-    } catch (err) {
-      if (!(err instanceof PacktrustError && err.status === 403)) throw err;
-      // An authenticated party tried to act beyond its rights: the attempt is kept as evidence,
-      // and the refusal is signed like a receipt. Nothing else is written.
+    // An authenticated party tried to act beyond its rights: the attempt is kept as evidence,
+    // and the refusal is signed like a receipt. Nothing else is written.
+    const refusal = (err: PacktrustError): WriteOutcome => {
       request.log.warn({ client: client.serial, org: client.org, code: err.code }, err.message);
-      outcome = {
+      return {
         status: 403,
         contentType: `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
         payload: err.toProblem(),
         apply: () => undefined,
       };
+    };
+    let outcome: WriteOutcome;
+    try {
+      outcome = await write(client, body, request);
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      outcome = refusal(err);
     }
     const receivedAt = new Date().toISOString();
-    let response: SignedResponse | undefined;
-    await store.transaction(() => {
-      const expires = (verified.created + signatureWindowSeconds) * 1000 + 1000;
-      if (!store.nonces.claim(client.fingerprint, verified.nonce, expires)) {
-        throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
-      }
-      const seq = store.evidence.lastSeq() + 1;
-      const decided = outcome.apply(seq);
-      const payload = { ...((outcome.payload ?? decided) as object), evidence: { seq } };
-      response = signReceipt(
-        message,
-        verified.label,
-        outcome.status,
-        payload,
-        options.receiptSigner,
-        outcome.contentType,
-      );
-      const record: EvidenceRecord = {
-        receivedAt,
-        method: request.method,
-        targetUri: message.targetUri!,
-        headers: headerPairs(request),
-        bodySha256: sha256Hex(body),
-        bodyLength: body.length,
-        signatureLabel: verified.label,
-        nonce: verified.nonce,
-        clientCertificates: peerCertificateChain(request).map((c) => c.toString('base64')),
-        clientFingerprint: client.fingerprint,
-        org: client.org,
-        response: {
-          status: response.status,
-          headers: Object.entries(response.headers),
-          bodySha256: sha256Hex(response.body),
-        },
-      };
-      const entry = store.evidence.append(record, body);
-      if (entry.seq !== seq) throw new EvidenceSequenceMoved('evidence sequence moved inside the transaction');
-    });
+    const commit = async (outcome: WriteOutcome): Promise<SignedResponse> => {
+      let response: SignedResponse | undefined;
+      await store.transaction(() => {
+        const expires = (verified.created + signatureWindowSeconds) * 1000 + 1000;
+        if (!store.nonces.claim(client.fingerprint, verified.nonce, expires)) {
+          throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
+        }
+        const seq = store.evidence.lastSeq() + 1;
+        const decided = outcome.apply(seq);
+        const payload = { ...((outcome.payload ?? decided) as object), evidence: { seq } };
+        response = signReceipt(
+          message,
+          verified.label,
+          outcome.status,
+          payload,
+          options.receiptSigner,
+          outcome.contentType,
+        );
+        const record: EvidenceRecord = {
+          receivedAt,
+          method: request.method,
+          targetUri: message.targetUri!,
+          headers: headerPairs(request),
+          bodySha256: sha256Hex(body),
+          bodyLength: body.length,
+          signatureLabel: verified.label,
+          nonce: verified.nonce,
+          clientCertificates: peerCertificateChain(request).map((c) => c.toString('base64')),
+          clientFingerprint: client.fingerprint,
+          org: client.org,
+          response: {
+            status: response.status,
+            headers: Object.entries(response.headers),
+            bodySha256: sha256Hex(response.body),
+          },
+        };
+        const entry = store.evidence.append(record, body);
+        if (entry.seq !== seq) throw new EvidenceSequenceMoved('evidence sequence moved inside the transaction');
+      });
+      return response!;
+    };
+    let r: SignedResponse;
+    try {
+      r = await commit(outcome);
+    } catch (err) {
+      // Refused inside the transaction, on what was stored by then (a concurrent change): kept too.
+      if (!isRefusal(err) || outcome.status === 403) throw err;
+      outcome = refusal(err);
+      r = await commit(outcome);
+    }
     if (outcome.markets) options.committed(outcome.markets);
-    const r = response!;
     return reply.code(r.status).headers(r.headers).send(r.body);
   };
 }
+
+const isRefusal = (err: unknown): err is PacktrustError => err instanceof PacktrustError && err.status === 403;
 
 function messageOf(request: FastifyRequest): HttpMessage {
   return {

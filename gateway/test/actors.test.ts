@@ -164,6 +164,60 @@ describe('transaction ids belong to the client the token proves', () => {
   });
 });
 
+describe('a transaction id answers one request', () => {
+  it("does not answer another pack's request with a stored answer, nor let a node pre-claim a pharmacy's ids", async () => {
+    const de = hub.client(await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE' }));
+    const txId = 'rx-1001';
+    // A node that captured the pharmacy's token claims its next id with a serial that does not exist.
+    const claimed = await send(de, [
+      event({ productCode: BOTH, serial: 'NOSUCHSERIAL', txId, token: tokens.de!.token }),
+    ]);
+    expect(claimed.json()).toMatchObject({ results: [{ accepted: false, code: 'SERIAL_UNKNOWN' }] });
+    // The pharmacy's real request with that id is not answered with the other pack's answer.
+    const real = await send(de, [event({ productCode: BOTH, serial: serials[5], txId, token: tokens.de!.token })]);
+    expect(real.json()).toMatchObject({
+      results: [
+        {
+          txId,
+          accepted: false,
+          code: 'TX_ID_REUSED',
+          detail: `transaction id ${txId} was used by this client for another request`,
+        },
+      ],
+    });
+    expect(hub.store.packs.get(BOTH + serials[5])).toEqual({ b: 'B1', s: 'ACTIVE' });
+    // The same request again gets its first answer.
+    const again = await send(de, [event({ productCode: BOTH, serial: 'NOSUCHSERIAL', txId, token: tokens.de!.token })]);
+    expect(again.json()).toMatchObject({ results: [{ accepted: false, code: 'SERIAL_UNKNOWN' }] });
+  });
+});
+
+describe('event times the hub cannot read', () => {
+  it('refuses an alert dated with a leap second (a valid date-time no clock has), which once slipped past every time rule', async () => {
+    const res = await frNode.write(
+      'POST',
+      '/v1/alerts',
+      JSON.stringify({
+        alerts: [
+          {
+            id: 'leap-1',
+            code: 'A3',
+            returnCode: 'SERIAL_UNKNOWN',
+            detail: 'serial is not registered for this product',
+            market: 'FR',
+            nodeId: 'fr-1',
+            pack: { productCode: BOTH, serial: 'INVENTED09', batch: 'B1', expiry: '291200' },
+            raisedAt: '2020-01-01T23:59:60Z',
+            token: tokens.fr!.token,
+          },
+        ],
+      }),
+    );
+    expect(res.status).toBe(403);
+    expect(res.json()).toMatchObject({ code: 'HUB_EVENT_TIME_INVALID' });
+  });
+});
+
 describe('alerts name the client whose token made the scan', () => {
   const alert = (over: Record<string, unknown>) => ({
     id: `alert-${Math.random().toString(36).slice(2)}`,

@@ -438,6 +438,40 @@ describe('batches and packs', () => {
   });
 });
 
+describe('concurrent writes decide on what is stored when they commit', () => {
+  const upload = (code: string, batch: string, n: number) =>
+    client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/${batch}/packs?expiry=281200`,
+      randomSerials(n).join('\n'),
+      {
+        contentType: 'text/plain',
+      },
+    );
+
+  it('a recall answered 200 is never undone by an upload racing it, and no upload is lost from the count', async () => {
+    const code = '09506000134390';
+    expect((await client(acme).write('POST', '/v1/products', JSON.stringify(product(code)))).status).toBe(201);
+    for (let trial = 0; trial < 10; trial++) {
+      const batch = `RACE-${trial}`;
+      expect((await upload(code, batch, 5)).status).toBe(201);
+      const [recall, more, other] = await Promise.all([
+        client(acme).write('POST', `/v1/products/${code}/batches/${batch}/recall`, JSON.stringify({ reason: 'race' })),
+        upload(code, batch, 7),
+        upload(code, batch, 11),
+      ]);
+      expect(recall.status).toBe(200);
+      const stored = store.batches.get(`${code}|${batch}`)!;
+      expect(stored.status).toBe('RECALLED');
+      // Each upload either committed before the recall (counted) or was refused after it.
+      const added = [more, other].map((r, i) => (r.status === 201 ? [7, 11][i]! : 0));
+      for (const r of [more, other]) expect([201, 409]).toContain(r.status);
+      expect(stored.packCount).toBe(5 + added[0]! + added[1]!);
+      expect(recall.json()).toMatchObject({ batch: { status: 'RECALLED', packCount: stored.packCount } });
+    }
+  });
+});
+
 describe('feed for verifier nodes', () => {
   const lines = (body: Buffer) =>
     body

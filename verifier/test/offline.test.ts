@@ -121,7 +121,7 @@ describe('the hub down longer than a token lives', () => {
       s: 'SUPPLIED',
       by: { clientId, location: 'DE-APO-A' },
     });
-    expect(hub.store.packTx.get(`${clientId}|out-1`)).toMatchObject({ accepted: true, code: 'CHANGED' });
+    expect(hub.store.packTx.get(`${clientId}|out-1`)).toMatchObject({ result: { accepted: true, code: 'CHANGED' } });
     const decisions = [...hub.store.feed('DE').entries()].filter(
       (e) => e.body.type === 'pack-state' && e.body.serial === serials[0],
     );

@@ -4,7 +4,7 @@ import type { Transaction } from 'lmdb';
 import type { operations } from '../../../openapi/generated/hub.ts';
 import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
 import { FeedUnknown, WrongMarket } from '../errors.ts';
-import { type FeedNotifier, recordsAfter, SnapshotSlots, snapshotStream } from '../feed.ts';
+import { type FeedNotifier, SnapshotSlots, snapshotStream } from '../feed.ts';
 import type { HubStore } from '../hub-store.ts';
 import { hubContract } from '../master-data.ts';
 import { identifyCallers } from './caller.ts';
@@ -26,6 +26,11 @@ const SNAPSHOT_LIMITS = { perClient: 1, total: 16, stallMs: 60_000 };
 /** What `/records` sends and waits at most, whatever the reader asks (openapi/hub.yaml). */
 const MAX_RECORDS = 10_000;
 const MAX_WAIT_MS = 60_000;
+/**
+ * Bytes one `/records` answer holds at most, past its first record: records of packs carry up to
+ * 10,000 serials each, so a full page could be a gigabyte, held in memory for each reader.
+ */
+const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 const READERS = ['verifier-node'] as const;
 
 type MarketParams = { market: string };
@@ -79,7 +84,19 @@ export async function feedRoutes(app: FastifyInstance, o: FeedRoutesOptions): Pr
       const { after } = request.query;
       const limit = Math.min(request.query.limit || 1, MAX_RECORDS);
       const waitMs = Math.min(request.query.wait, MAX_WAIT_MS);
-      let records = recordsAfter(store, market, after, limit);
+      /** The NDJSON lines after `after`: at most `limit` records and MAX_ANSWER_BYTES past the first. */
+      const page = (): string => {
+        let body = '';
+        let count = 0;
+        for (const entry of store.feed(market).entries(after + 1)) {
+          const line = `${JSON.stringify(entry)}\n`;
+          if (count > 0 && body.length + line.length > MAX_ANSWER_BYTES) break;
+          body += line;
+          if (++count >= limit) break;
+        }
+        return body;
+      };
+      let records = page();
       if (records.length === 0 && waitMs > 0) {
         const closed = new AbortController();
         request.raw.once('close', () => closed.abort());
@@ -93,14 +110,14 @@ export async function feedRoutes(app: FastifyInstance, o: FeedRoutesOptions): Pr
           // The certificate is checked again each time: a node revoked while it waits is told
           // so within a second of the gateway's CRL listing it (401), not at the end of its wait.
           readsItsMarket(o.identifier.identify(request, READERS), request);
-          records = recordsAfter(store, market, after, limit);
+          records = page();
         }
       }
       const last = store.feed(market).last();
       return reply
         .type('application/x-ndjson')
         .header('x-feed-last-seq', String(last?.seq ?? 0))
-        .send(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+        .send(records);
     },
   );
 }

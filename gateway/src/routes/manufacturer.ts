@@ -64,36 +64,39 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
           })),
         });
       }
-      /** The product as stored, if the caller may write it; a new code must be under one of its prefixes. */
-      const writable = () => {
-        const found = store.product(input.productCode);
-        if (found && found.owner !== client.org) {
+      /**
+       * What the write makes of the product as stored now, refused if the caller may not write it
+       * (a new code must be under one of its prefixes; a withdrawn product stays withdrawn).
+       */
+      const decide = () => {
+        const existing = store.product(input.productCode);
+        if (existing && existing.owner !== client.org) {
           throw new NotOwner(`Product ${input.productCode} is registered by another organisation`);
         }
-        if (!found) checkNewProductCode(store.prefixes, client.org, input.productCode);
-        return found;
+        if (!existing) checkNewProductCode(store.prefixes, client.org, input.productCode);
+        if (existing?.status === 'WITHDRAWN') throw new MasterDataInvalid(`Product ${input.productCode} is withdrawn`);
+        const now = new Date().toISOString();
+        const product: Product = {
+          ...input,
+          owner: client.org,
+          status: 'ACTIVE',
+          createdAt: existing?.createdAt ?? now,
+          updatedAt: now,
+        };
+        // A market the product leaves still learns of the change, so its nodes stop listing it.
+        return { existing, product, markets: [...new Set([...product.markets, ...(existing?.markets ?? [])])] };
       };
-      const existing = writable();
-      if (existing?.status === 'WITHDRAWN') throw new MasterDataInvalid(`Product ${input.productCode} is withdrawn`);
-      const now = new Date().toISOString();
-      const product: Product = {
-        ...input,
-        owner: client.org,
-        status: 'ACTIVE',
-        createdAt: existing?.createdAt ?? now,
-        updatedAt: now,
-      };
-      const markets = [...new Set([...product.markets, ...(existing?.markets ?? [])])];
+      const first = decide();
       return {
-        status: existing ? 200 : 201,
-        payload: { product },
-        markets,
+        status: first.existing ? 200 : 201,
+        markets: first.markets,
         apply(evidenceSeq) {
-          // Asked again where it counts: `prefix move` (another process) may have committed since.
-          writable();
+          // Decided again on what is stored now: a concurrent withdrawal, or a `prefix move` by
+          // another process, may have committed since the first look.
+          const { product, markets } = decide();
           store.putProduct(product);
-          // A market the product leaves still learns of the change, so its nodes stop listing it.
           store.publish(markets, { type: 'product', product, evidenceSeq });
+          return { product };
         },
       };
     }),
@@ -103,39 +106,46 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
     '/v1/products/:productCode/batches/:batch/packs',
     signedWrite((client, body, request) => {
       const { productCode: code, batch: batchId } = request.params as BatchParams;
-      const product = ownProduct(client, code);
-      if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is withdrawn`);
       const fields = checkBatchFields(batchId, (request.query as { expiry?: string }).expiry);
-      const existing = store.batch(code, batchId);
-      if (existing && existing.status !== 'ACTIVE')
-        throw new BatchClosed(`Batch ${batchId} is ${existing.status.toLowerCase()}`);
-      if (existing && existing.expiry !== fields.expiry) {
-        throw new MasterDataInvalid(`Batch ${batchId} has expiry ${existing.expiry}, not ${fields.expiry}`);
-      }
+      /** The product and the batch as stored now; refused if either no longer takes packs. */
+      const current = () => {
+        const product = ownProduct(client, code);
+        if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is withdrawn`);
+        const existing = store.batch(code, batchId);
+        if (existing && existing.status !== 'ACTIVE')
+          throw new BatchClosed(`Batch ${batchId} is ${existing.status.toLowerCase()}`);
+        if (existing && existing.expiry !== fields.expiry) {
+          throw new MasterDataInvalid(`Batch ${batchId} has expiry ${existing.expiry}, not ${fields.expiry}`);
+        }
+        return { product, existing };
+      };
+      const { product } = current();
       const serials = parseSerials(body);
       const report = analyseSerials(serials, o.randomisation);
       if (report.verdict === 'reject' && o.randomisationPolicy === 'reject') {
         const rejected = report.findings.filter((f) => f.severity === 'reject');
         throw new RandomisationRejected(rejected.map((f) => f.detail).join('; '), { randomisation: report });
       }
-      const now = new Date().toISOString();
-      const batch: Batch = {
-        productCode: code,
-        batch: batchId,
-        ...fields,
-        status: 'ACTIVE',
-        packCount: (existing?.packCount ?? 0) + serials.length,
-        owner: client.org,
-        createdAt: existing?.createdAt ?? now,
-        updatedAt: now,
-      };
       return {
         status: 201,
-        payload: { batch, packsAdded: serials.length, randomisation: report },
         markets: product.markets,
         apply(evidenceSeq) {
-          // Checked inside the transaction, in the same pass as the writes: two uploads of the
-          // same serials cannot both pass, and a refusal aborts the transaction, so nothing is written.
+          // Asked again inside the transaction: a recall, a withdrawal or another upload of this
+          // batch may have committed since the first look, and must not be undone or lost.
+          const { product, existing } = current();
+          const now = new Date().toISOString();
+          const batch: Batch = {
+            productCode: code,
+            batch: batchId,
+            ...fields,
+            status: 'ACTIVE',
+            packCount: (existing?.packCount ?? 0) + serials.length,
+            owner: client.org,
+            createdAt: existing?.createdAt ?? now,
+            updatedAt: now,
+          };
+          // Checked in the same pass as the writes: two uploads of the same serials cannot both
+          // pass, and a refusal aborts the transaction, so nothing is written.
           const taken = store.registerPacks(code, batchId, serials);
           if (taken.length > 0) {
             const duplicates = new ProblemList();
@@ -159,23 +169,32 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
               evidenceSeq,
             });
           }
+          return { batch, packsAdded: serials.length, randomisation: report };
         },
       };
     }),
   );
 
-  /** A recall or withdrawal: answered 200 with what changed, which is stored and published to the product's markets. */
+  /**
+   * A recall or withdrawal: `decide` says what changes, refusing what may not; it runs once to
+   * refuse early and again inside the transaction on what is stored then, so a concurrent write
+   * can neither undo it nor be undone by it. Answered 200 with what changed, which is stored and
+   * published to the product's markets.
+   */
   const republish = (
-    markets: string[],
-    change: { type: 'product'; product: Product } | { type: 'batch'; batch: Batch },
+    decide: () => {
+      markets: string[];
+      change: { type: 'product'; product: Product } | { type: 'batch'; batch: Batch };
+    },
   ): WriteOutcome => ({
     status: 200,
-    payload: change.type === 'product' ? { product: change.product } : { batch: change.batch },
-    markets,
+    markets: decide().markets,
     apply(evidenceSeq) {
+      const { markets, change } = decide();
       if (change.type === 'product') store.putProduct(change.product);
       else store.putBatch(change.batch);
       store.publish(markets, { ...change, evidenceSeq });
+      return change.type === 'product' ? { product: change.product } : { batch: change.batch };
     },
   });
 
@@ -184,12 +203,14 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
     signedWrite((client, body, request) => {
       const { productCode: code, batch: batchId } = request.params as BatchParams;
       const { reason } = parseReason(body);
-      const { product, batch } = ownBatch(client, code, batchId);
-      if (batch.status === 'WITHDRAWN' || batch.status === status) {
-        throw new BatchClosed(`Batch ${batchId} is already ${batch.status.toLowerCase()}`);
-      }
-      const updated: Batch = { ...batch, status, reason, updatedAt: new Date().toISOString() };
-      return republish(product.markets, { type: 'batch', batch: updated });
+      return republish(() => {
+        const { product, batch } = ownBatch(client, code, batchId);
+        if (batch.status === 'WITHDRAWN' || batch.status === status) {
+          throw new BatchClosed(`Batch ${batchId} is already ${batch.status.toLowerCase()}`);
+        }
+        const updated: Batch = { ...batch, status, reason, updatedAt: new Date().toISOString() };
+        return { markets: product.markets, change: { type: 'batch', batch: updated } };
+      });
     });
   app.post('/v1/products/:productCode/batches/:batch/recall', closeBatch('RECALLED'));
   app.post('/v1/products/:productCode/batches/:batch/withdraw', closeBatch('WITHDRAWN'));
@@ -199,15 +220,17 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
     signedWrite((client, body, request) => {
       const { productCode: code } = request.params as { productCode: string };
       const { reason } = parseReason(body);
-      const product = ownProduct(client, code);
-      if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is already withdrawn`);
-      const updated: Product = {
-        ...product,
-        status: 'WITHDRAWN',
-        withdrawnReason: reason,
-        updatedAt: new Date().toISOString(),
-      };
-      return republish(product.markets, { type: 'product', product: updated });
+      return republish(() => {
+        const product = ownProduct(client, code);
+        if (product.status === 'WITHDRAWN') throw new BatchClosed(`Product ${code} is already withdrawn`);
+        const updated: Product = {
+          ...product,
+          status: 'WITHDRAWN',
+          withdrawnReason: reason,
+          updatedAt: new Date().toISOString(),
+        };
+        return { markets: product.markets, change: { type: 'product', product: updated } };
+      });
     }),
   );
 

@@ -84,11 +84,19 @@ export async function nodeRoutes(app: FastifyInstance, o: NodeRoutesOptions): Pr
         if (a.market !== node.market)
           throw new WrongMarket(`This node serves ${node.market}; alert ${a.id} is for ${a.market}`);
         soldInNodeMarket(node, a.pack.productCode);
-        const { actor, refusal } = await actors.prove(token, node, Date.parse(a.raisedAt), now);
+        const raisedAt = Date.parse(a.raisedAt);
+        const { actor, refusal } = await actors.prove(token, node, raisedAt, now);
         if (refusal) continue;
         const owner = store.product(a.pack.productCode)?.owner;
         const raisedBy = { clientId: actor.clientId, org: actor.org, location: actor.location, role: actor.role };
-        accepted.push({ ...a, raisedBy, receivedAt, ...(owner ? { owner } : {}) });
+        // The time as the hub read it, not the node's spelling of it.
+        accepted.push({
+          ...a,
+          raisedAt: new Date(raisedAt).toISOString(),
+          raisedBy,
+          receivedAt,
+          ...(owner ? { owner } : {}),
+        });
       }
       return {
         status: 200,
