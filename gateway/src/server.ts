@@ -37,6 +37,9 @@ export interface GatewayOptions {
 /** How often expired signature nonces are removed from the hub store. */
 const NONCE_PRUNE_INTERVAL_MS = 60_000;
 
+/** Bytes an OAuth request body may have. */
+const OAUTH_BODY_LIMIT = 64 * 1024;
+
 /**
  * The hub's front door: mutual TLS, per-request certificate checks, RFC 9421 signed writes that
  * are kept as evidence and answered with a signed receipt, in the same LMDB transaction as the
@@ -70,8 +73,10 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     await pruning;
   });
 
-  app.all(OAUTH_PREFIX, oauth.handle);
-  app.all(`${OAUTH_PREFIX}/*`, oauth.handle);
+  // OAuth requests are a form of a few hundred bytes; the uploads' limit would let anyone without
+  // a credential make the gateway read 64 MB bodies here.
+  app.all(OAUTH_PREFIX, { bodyLimit: OAUTH_BODY_LIMIT }, oauth.handle);
+  app.all(`${OAUTH_PREFIX}/*`, { bodyLimit: OAUTH_BODY_LIMIT }, oauth.handle);
 
   app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async () => ({
     status: 'ok',

@@ -186,6 +186,32 @@ describe('OAuth provider', () => {
     expect(failures.length).toBeGreaterThanOrEqual(5);
   });
 
+  it('refuses a client assertion that lives longer than 5 minutes, whose replay record would be kept as long', async () => {
+    const { clientId, privateJwk } = await pharmacy();
+    const res = await tokenRequest({
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await assertion(clientId, privateJwk, { exp: Math.floor(Date.now() / 1000) + 365 * 86_400 }),
+    });
+    expect(res).toEqual({
+      status: 401,
+      json: { error: 'invalid_client', error_description: 'client authentication failed' },
+    });
+    const replays = [...hub.store.store.db<{ expiresAt?: number }, string>('oauth-ReplayDetection').getRange()];
+    expect(replays.every((r) => (r.value.expiresAt ?? 0) < Date.now() + 10 * 60_000)).toBe(true);
+  });
+
+  it('reads no large body before anyone is authenticated: 413 past 64 KiB', async () => {
+    const res = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      dispatcher,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `grant_type=client_credentials&pad=${'x'.repeat(70 * 1024)}`,
+    });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ status: 413, code: 'PAYLOAD_TOO_LARGE' });
+  });
+
   it('rate-limits the token endpoint per client, with 429 and an audit entry', async () => {
     const { client } = await pharmacy('AT');
     const statuses: number[] = [];

@@ -1,4 +1,8 @@
 import { type Configuration, errors } from 'oidc-provider';
+
+/** The longest a client assertion (private_key_jwt) may live (RFC 7523 §3 leaves it to us). */
+export const MAX_ASSERTION_SECONDS = 300;
+
 import type { Store } from '../../../common/src/store.ts';
 import { lmdbAdapterFactory } from './adapter.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -35,6 +39,14 @@ export function providerConfiguration(o: ProviderSettings): Configuration {
     jwks: { keys: o.keys.privateJwks() as never[] },
     cookies: { keys: o.cookieKeys },
     clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
+    // A client assertion lives minutes, not years: the replay record of its `jti` is kept until it
+    // expires, so a long-lived assertion would be a record kept for as long.
+    assertJwtClientAuthClaimsAndHeader: async (_ctx, claims) => {
+      const now = Math.floor(Date.now() / 1000);
+      if (typeof claims.exp !== 'number' || claims.exp > now + MAX_ASSERTION_SECONDS) {
+        throw new errors.InvalidClientAuth(`client assertions must expire within ${MAX_ASSERTION_SECONDS} s`);
+      }
+    },
     clientDefaults: {
       grant_types: ['client_credentials'],
       response_types: [],

@@ -108,7 +108,9 @@ export class OAuthService {
     const path = (raw.url ?? '/').slice(OAUTH_PREFIX.length) || '/';
     if (!OFFERED_PATHS.has(path.split('?')[0]!))
       throw new NotFound(`No OAuth endpoint ${OAUTH_PREFIX}${path.split('?')[0]}`);
-    if (path.startsWith('/token') && request.method === 'POST' && !path.startsWith('/token/')) {
+    // Every endpoint that authenticates a client (token, introspection, revocation) costs a
+    // signature check and a durable replay record: all are limited alike.
+    if (path.startsWith('/token') && request.method === 'POST') {
       const limited = await this.rateLimit(request);
       if (limited) {
         reply.code(429).header('retry-after', '1').send({ error: 'invalid_request', error_description: limited });
