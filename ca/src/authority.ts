@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { bytes, toPem, x509 } from '../../common/src/pki.ts';
 import { Store } from '../../common/src/store.ts';
+import { normaliseSerial } from '../../common/src/vocabulary.ts';
 import { type AuditAction, AuditLog, type AuditRecord } from './audit-log.ts';
 import { keyIdOf, LeafCertificateBuilder } from './certificate.ts';
 import { buildCrl, type RevocationReason } from './crl.ts';
@@ -20,7 +21,6 @@ import {
 } from './keys.ts';
 import { OcspResponder, type SerialStatus } from './ocsp.ts';
 import {
-  type AnyProfileName,
   type OnboardingData,
   PROFILES,
   type Profile,
@@ -437,7 +437,7 @@ export class CertificateAuthority {
     actor: string,
     renewedFrom?: string,
   ): Promise<IssuedCertificate> {
-    const profile: Profile = PROFILES[data.profile as AnyProfileName];
+    const profile: Profile = PROFILES[data.profile];
     const now = Date.now();
     const serial = newSerial();
     const notAfter = Math.min(now + profile.validityDays * DAY, this.issuingCert.notAfter.getTime());
@@ -518,16 +518,14 @@ export class CertificateAuthority {
   }
 }
 
-/** A positive 128-bit serial (RFC 5280 §4.1.2.2 allows 20 octets; CA/B asks for 64+ random bits). */
+/**
+ * A positive 128-bit serial (RFC 5280 §4.1.2.2 allows 20 octets; CA/B asks for 64+ random bits),
+ * whose first octet lies in 0x40..0x7f: no DER sign octet, and already in normalised form.
+ */
 function newSerial(): string {
   const bytes = randomBytes(16);
   bytes[0] = (bytes[0]! & 0x7f) | 0x40;
   return bytes.toString('hex');
-}
-
-export function normaliseSerial(serial: string): string | undefined {
-  const hex = serial.trim().toLowerCase().replace(/^0x/, '').replaceAll(':', '');
-  return /^[0-9a-f]{1,40}$/.test(hex) ? hex.replace(/^0+(?=.)/, '') : undefined;
 }
 
 function checkCsrFromCertificate(der: Buffer): CheckedCsr {

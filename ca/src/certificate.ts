@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { x509 } from '../../common/src/pki.ts';
+import { POLICY_OIDS } from '../../common/src/vocabulary.ts';
 import { explicit, extension, octetString, sequence, smallInteger, time, unsignedInteger } from './der.ts';
 import type { OnboardingData, Profile } from './profiles.ts';
 import type { Signer } from './signer.ts';
@@ -68,7 +69,7 @@ export class LeafCertificateBuilder {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension(profile.extendedKeyUsage, false),
         new x509.AuthorityKeyIdentifierExtension(this.authorityKeyId.toString('hex')),
-        new x509.CertificatePolicyExtension([profile.policyOid]),
+        new x509.CertificatePolicyExtension([POLICY_OIDS[profile.name]]),
         new x509.CRLDistributionPointsExtension([`${url}/crl`]),
         new x509.AuthorityInfoAccessExtension({ ocsp: `${url}/ocsp`, caIssuers: `${url}/ca/issuing.der` }),
       ].map((e) => Buffer.from(e.rawData));

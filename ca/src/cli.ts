@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { cliActor as actor, runCli, stopOnSignals } from '../../common/src/cli.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
+import { PROFILE_NAMES } from '../../common/src/vocabulary.ts';
 import { CertificateAuthority, type IssuedCertificate } from './authority.ts';
 import { type CaConfig, loadCaConfig, PASSPHRASE_ENV } from './config.ts';
 import { parseReason } from './crl.ts';
@@ -13,7 +14,6 @@ import { OnboardingInvalid } from './errors.ts';
 import { type CertRecord, statusOf } from './inventory.ts';
 import { KEY_ALGORITHMS, MIN_PASSPHRASE_LENGTH, readPassphrase } from './keys.ts';
 import { buildPkcs12, readPrivateKey } from './p12.ts';
-import { PROFILE_NAMES } from './profiles.ts';
 import { startCaServer } from './server.ts';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];

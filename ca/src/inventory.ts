@@ -1,7 +1,7 @@
 import type { Database, Store } from '../../common/src/store.ts';
+import type { AnyProfileName } from '../../common/src/vocabulary.ts';
 import type { RevocationReason, RevokedEntry } from './crl.ts';
 import type { KeyAlgorithm } from './keys.ts';
-import type { AnyProfileName } from './profiles.ts';
 
 export type CertStatus = 'valid' | 'revoked' | 'expired';
 
@@ -81,8 +81,9 @@ export class Inventory {
     this.meta.putSync('ca', meta);
   }
 
+  /** The record of a normalised serial (common/src/vocabulary.ts). */
   get(serial: string): CertRecord | undefined {
-    return this.certs.get(serial.toLowerCase());
+    return this.certs.get(serial);
   }
 
   /** Inside a write transaction. */

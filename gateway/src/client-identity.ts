@@ -2,6 +2,7 @@ import { type KeyObject, X509Certificate } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { peerCertificateChain } from '../../common/src/http.ts';
 import { keyidOf } from '../../common/src/signed-request.ts';
+import { isProfileName, normaliseSerial, type ProfileName } from '../../common/src/vocabulary.ts';
 import {
   CertificateExpired,
   CertificateRequired,
@@ -11,7 +12,8 @@ import {
 } from './errors.ts';
 import type { CaTrust } from './trust.ts';
 
-export type ClientProfile = 'manufacturer' | 'verifier-node' | 'gateway' | 'operator';
+/** The profiles a caller of the hub can hold: every profile onboarding issues. */
+export type ClientProfile = ProfileName;
 
 /** Who is calling, as the packtrust CA certified it. */
 export interface ClientIdentity {
@@ -27,8 +29,6 @@ export interface ClientIdentity {
   certificate: Buffer;
   notAfter: number;
 }
-
-const PROFILES = new Set<string>(['manufacturer', 'verifier-node', 'gateway', 'operator']);
 
 /**
  * Identifies the client of a request from its TLS certificate, checked on every request: issued
@@ -74,14 +74,15 @@ export class ClientIdentifier {
     const subject = subjectFields(cert.subject);
     const profile = subject.OU;
     const org = subject.organizationIdentifier;
-    if (!profile || !PROFILES.has(profile) || !org) {
+    const serial = normaliseSerial(cert.serialNumber);
+    if (!profile || !isProfileName(profile) || !org || !serial) {
       throw new CertificateUntrusted('The client certificate has no packtrust profile or organisation');
     }
     const identity: ClientIdentity = {
-      serial: cert.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, ''),
+      serial,
       org,
       name: subject.CN ?? org,
-      profile: profile as ClientProfile,
+      profile,
       market: subject.C,
       publicKey: cert.publicKey,
       fingerprint: keyidOf(cert),

@@ -1,6 +1,7 @@
 import { defineError } from '../../common/src/errors.ts';
 import { companyPrefixProblem } from '../../common/src/gs1.ts';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
+import { isOrganisationId } from '../../common/src/vocabulary.ts';
 import type { CompanyPrefix, HubStore, PrefixAuditRecord, Product } from './hub-store.ts';
 
 /**
@@ -32,8 +33,6 @@ const PrefixOverlap = defineError(
 const PrefixUnknown = defineError('HUB_PREFIX_UNKNOWN', 404, 'No such prefix is registered');
 const PrefixInUse = defineError('HUB_PREFIX_IN_USE', 409, 'Products are registered under the prefix');
 
-/** The organisation id as the CA writes it into certificates (ca/src/profiles.ts). */
-const ORG_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 /** How many product codes an error message names. */
 const NAMED = 5;
 
@@ -158,7 +157,7 @@ function checkInput(input: { prefix: string; org?: string }): void {
   const problems: string[] = [];
   const prefix = companyPrefixProblem(input.prefix);
   if (prefix) problems.push(`prefix "${input.prefix}" ${prefix}`);
-  if (input.org !== undefined && !ORG_ID.test(input.org)) {
+  if (input.org !== undefined && !isOrganisationId(input.org)) {
     problems.push(`organisation id "${input.org}" must be 1-64 letters, digits, ".", "_", ":" or "-"`);
   }
   if (problems.length > 0) throw new PrefixInvalid(problems.join('; '));
