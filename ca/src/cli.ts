@@ -7,11 +7,12 @@ import { cliActor as actor, runCli, stopOnSignals } from '../../common/src/cli.t
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
 import { PROFILE_NAMES } from '../../common/src/vocabulary.ts';
-import { CertificateAuthority, type IssuedCertificate } from './authority.ts';
+import { CertificateAuthority } from './authority.ts';
 import { type CaConfig, loadCaConfig, PASSPHRASE_ENV } from './config.ts';
 import { parseReason } from './crl.ts';
 import { OnboardingInvalid } from './errors.ts';
 import { type CertRecord, statusOf } from './inventory.ts';
+import type { IssuedCertificate } from './issuance.ts';
 import { KEY_ALGORITHMS, MIN_PASSPHRASE_LENGTH, readPassphrase } from './keys.ts';
 import { buildPkcs12, readPrivateKey } from './p12.ts';
 import { startCaServer } from './server.ts';

@@ -85,7 +85,7 @@ function parseCsr(der: Buffer) {
 }
 
 /** Accepts P-256, P-384, RSA of 2048 to 8192 bits and Ed25519; names the reason for anything else. */
-export function checkKey(spki: Buffer): { publicKey: KeyObject; keyType: SubjectKeyType } {
+function checkKey(spki: Buffer): { publicKey: KeyObject; keyType: SubjectKeyType } {
   let publicKey: KeyObject;
   try {
     publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
@@ -111,6 +111,14 @@ export function checkKey(spki: Buffer): { publicKey: KeyObject; keyType: Subject
         `Key type ${publicKey.asymmetricKeyType ?? 'unknown'} is not accepted; use P-256, P-384, RSA (2048+) or Ed25519`,
       );
   }
+}
+
+/**
+ * A key that comes without a CSR, under the same key rules, with no proof of possession to check:
+ * the key of a certificate renewed for the same key, or one the CA generated itself at init.
+ */
+export function checkSpki(spki: Buffer): CheckedCsr {
+  return { ...checkKey(spki), spki };
 }
 
 /** The subjectPublicKey BIT STRING contents of a SubjectPublicKeyInfo (what key identifiers hash). */

@@ -18,6 +18,7 @@ import {
   type Tlv,
   tlv,
 } from './der.ts';
+import type { CertRecord } from './inventory.ts';
 import type { Signer } from './signer.ts';
 
 /** What the responder knows about one serial of its issuer. */
@@ -25,6 +26,15 @@ export type SerialStatus =
   | { status: 'good' }
   | { status: 'revoked'; revokedAt: number; reason: RevocationReason }
   | { status: 'unknown' };
+
+/** The status of the inventory's record of a serial: unknown when the CA has none. */
+export function serialStatusOf(record: CertRecord | undefined): SerialStatus {
+  if (!record) return { status: 'unknown' };
+  if (record.revokedAt !== undefined) {
+    return { status: 'revoked', revokedAt: record.revokedAt, reason: record.revocationReason ?? 'unspecified' };
+  }
+  return { status: 'good' };
+}
 
 export interface ResponderIdentity {
   /** The issuer's subject Name, DER. */

@@ -9,10 +9,11 @@ import { RefusalAudit } from '../../common/src/refusal-audit.ts';
 import { normaliseSerial } from '../../common/src/vocabulary.ts';
 import type { components, operations } from '../../openapi/generated/ca.ts';
 import type { AuditRecord } from './audit-log.ts';
-import type { CertificateAuthority, IssuedCertificate } from './authority.ts';
+import type { CertificateAuthority } from './authority.ts';
 import { parseReason } from './crl.ts';
 import { ClientCertificateRequired, OperatorRequired } from './errors.ts';
 import { type CertRecord, statusOf } from './inventory.ts';
+import type { IssuedCertificate } from './issuance.ts';
 
 type CertificateView = components['schemas']['Certificate'];
 type IssueBody = components['schemas']['IssueRequest'];

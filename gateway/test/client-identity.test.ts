@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decryptPrivateKey, toWebCryptoKey } from '../../ca/src/keys.ts';
+import { readCaKeys } from '../../ca/src/hierarchy.ts';
+import { toWebCryptoKey } from '../../ca/src/keys.ts';
 import { createTestCa, opensslCsr, P256, PASSPHRASE, type TestCa } from '../../ca/test/fixtures.ts';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { bytes, x509 } from '../../common/src/pki.ts';
@@ -49,15 +48,12 @@ async function crafted(ou: string, policies: string[], serial = '4a0000000000000
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 86_400_000),
     publicKey: (keys as CryptoKeyPair).publicKey,
-    signingKey: await toWebCryptoKey(issuingKey(), meta.keyAlgorithm),
+    signingKey: await toWebCryptoKey(readCaKeys(t.ca.dataDir, PASSPHRASE).issuing, meta.keyAlgorithm),
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     extensions: policies.length > 0 ? [new x509.CertificatePolicyExtension(policies)] : [],
   });
   return Buffer.from(cert.rawData);
 }
-
-const issuingKey = () =>
-  decryptPrivateKey(readFileSync(join(t.ca.dataDir, 'keys', 'issuing-ca.key.pem')), PASSPHRASE, 'issuing CA');
 
 const UNTRUSTED = {
   status: 401,
