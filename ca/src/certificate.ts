@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { x509 } from '../../common/src/pki.ts';
 import { POLICY_OIDS } from '../../common/src/vocabulary.ts';
 import { explicit, extension, octetString, sequence, smallInteger, time, unsignedInteger } from './der.ts';
+import { CaCertificateInvalid } from './errors.ts';
 import type { OnboardingData, Profile } from './profiles.ts';
 import type { Signer } from './signer.ts';
 
@@ -84,7 +85,7 @@ export function keyIdOf(subjectPublicKeyBits: Buffer): Buffer {
 /** The key identifier a CA certificate gives its key, which what it signs names as their authority's. */
 export function subjectKeyIdOf(ca: x509.X509Certificate): Buffer {
   const ski = ca.getExtension(x509.SubjectKeyIdentifierExtension);
-  if (!ski) throw new Error(`The CA certificate ${ca.subject} has no subject key identifier`);
+  if (!ski) throw new CaCertificateInvalid(`The CA certificate ${ca.subject} has no subject key identifier`);
   return Buffer.from(ski.keyId, 'hex');
 }
 

@@ -4,7 +4,6 @@ import { REVOCATION_REASONS, type RevocationReason } from './crl.ts';
 import {
   children,
   contentOf,
-  DerError,
   decodeOid,
   enumerated,
   expectTag,
@@ -18,6 +17,7 @@ import {
   type Tlv,
   tlv,
 } from './der.ts';
+import { DerError } from './errors.ts';
 import type { CertRecord } from './inventory.ts';
 import type { Signer } from './signer.ts';
 
@@ -161,7 +161,7 @@ export function parseOcspRequest(der: Uint8Array): ParsedRequest {
       }
     }
   }
-  if (certIds.length === 0) throw new DerError('empty requestList');
+  if (certIds.length === 0) throw new DerError('DER_VALUE_INVALID', 'empty requestList');
   return nonce ? { certIds, nonce } : { certIds };
 }
 
