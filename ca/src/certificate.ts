@@ -1,6 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { x509 } from '../../common/src/pki.ts';
+import { POLICY_OIDS } from '../../common/src/vocabulary.ts';
 import { explicit, extension, octetString, sequence, smallInteger, time, unsignedInteger } from './der.ts';
+import { CaCertificateInvalid } from './errors.ts';
 import type { OnboardingData, Profile } from './profiles.ts';
 import type { Signer } from './signer.ts';
 
@@ -34,9 +36,7 @@ export class LeafCertificateBuilder {
     private readonly publicUrl: string,
   ) {
     this.issuerName = Buffer.from(issuer.subjectName.toArrayBuffer());
-    const ski = issuer.getExtension(x509.SubjectKeyIdentifierExtension);
-    if (!ski) throw new Error('The issuing CA certificate has no subject key identifier');
-    this.authorityKeyId = Buffer.from(ski.keyId, 'hex');
+    this.authorityKeyId = subjectKeyIdOf(issuer);
   }
 
   build(input: LeafCertificateInput): Buffer {
@@ -68,7 +68,7 @@ export class LeafCertificateBuilder {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension(profile.extendedKeyUsage, false),
         new x509.AuthorityKeyIdentifierExtension(this.authorityKeyId.toString('hex')),
-        new x509.CertificatePolicyExtension([profile.policyOid]),
+        new x509.CertificatePolicyExtension([POLICY_OIDS[profile.name]]),
         new x509.CRLDistributionPointsExtension([`${url}/crl`]),
         new x509.AuthorityInfoAccessExtension({ ocsp: `${url}/ocsp`, caIssuers: `${url}/ca/issuing.der` }),
       ].map((e) => Buffer.from(e.rawData));
@@ -80,4 +80,22 @@ export class LeafCertificateBuilder {
 
 export function keyIdOf(subjectPublicKeyBits: Buffer): Buffer {
   return createHash('sha1').update(subjectPublicKeyBits).digest();
+}
+
+/** The key identifier a CA certificate gives its key, which what it signs names as their authority's. */
+export function subjectKeyIdOf(ca: x509.X509Certificate): Buffer {
+  const ski = ca.getExtension(x509.SubjectKeyIdentifierExtension);
+  if (!ski) throw new CaCertificateInvalid(`The CA certificate ${ca.subject} has no subject key identifier`);
+  return Buffer.from(ski.keyId, 'hex');
+}
+
+/**
+ * A new serial: a positive 128-bit integer, hex, whose first octet lies in 0x40..0x7f, so it
+ * needs no DER sign octet and is already in normalised form (common/src/vocabulary.ts). RFC 5280
+ * §4.1.2.2 allows 20 octets; the CA/Browser Forum asks for 64 random bits or more.
+ */
+export function newSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x40;
+  return bytes.toString('hex');
 }

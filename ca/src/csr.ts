@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { derOf } from '../../common/src/pki.ts';
-import { children, contentOf, DerError, decodeOid, expectTag, rawOf, readRoot } from './der.ts';
-import { CsrMalformed, CsrSignatureInvalid, KeyRejected } from './errors.ts';
+import { children, contentOf, decodeOid, expectTag, rawOf, readRoot } from './der.ts';
+import { CsrMalformed, CsrSignatureInvalid, DerError, KeyRejected } from './errors.ts';
 
 /** The key types a packtrust certificate may hold: those the gateway's RFC 9421 checks and TLS accept. */
 export type SubjectKeyType = 'P-256' | 'P-384' | `RSA-${number}` | 'Ed25519';
@@ -75,7 +75,7 @@ function parseCsr(der: Buffer) {
   expectTag(spki, 0x30, 'subjectPKInfo');
   const algOid = expectTag(children(der, expectTag(alg, 0x30, 'signatureAlgorithm'))[0], 0x06, 'algorithm OID');
   const bits = expectTag(sig, 0x03, 'signature');
-  if (der[bits.start] !== 0) throw new DerError('signature BIT STRING has unused bits');
+  if (der[bits.start] !== 0) throw new DerError('DER_VALUE_INVALID', 'signature BIT STRING has unused bits');
   return {
     tbs: rawOf(der, info!),
     spki: Buffer.from(rawOf(der, spki!)),
@@ -85,7 +85,7 @@ function parseCsr(der: Buffer) {
 }
 
 /** Accepts P-256, P-384, RSA of 2048 to 8192 bits and Ed25519; names the reason for anything else. */
-export function checkKey(spki: Buffer): { publicKey: KeyObject; keyType: SubjectKeyType } {
+function checkKey(spki: Buffer): { publicKey: KeyObject; keyType: SubjectKeyType } {
   let publicKey: KeyObject;
   try {
     publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
@@ -111,6 +111,14 @@ export function checkKey(spki: Buffer): { publicKey: KeyObject; keyType: Subject
         `Key type ${publicKey.asymmetricKeyType ?? 'unknown'} is not accepted; use P-256, P-384, RSA (2048+) or Ed25519`,
       );
   }
+}
+
+/**
+ * A key that comes without a CSR, under the same key rules, with no proof of possession to check:
+ * the key of a certificate renewed for the same key, or one the CA generated itself at init.
+ */
+export function checkSpki(spki: Buffer): CheckedCsr {
+  return { ...checkKey(spki), spki };
 }
 
 /** The subjectPublicKey BIT STRING contents of a SubjectPublicKeyInfo (what key identifiers hash). */

@@ -1,3 +1,5 @@
+import { DerError } from './errors.ts';
+
 /**
  * A minimal DER writer for the structures this CA builds on its hot paths (CRL entries, OCSP
  * responses), where generic ASN.1 object models cost too much per element.
@@ -81,24 +83,22 @@ export interface Tlv {
   end: number;
 }
 
-export class DerError extends Error {}
-
 /** Reads one element at `at`, checking that it fits before `limit`. Only single-byte tags (all we parse). */
 export function readTlv(buf: Uint8Array, at: number, limit = buf.length): Tlv {
-  if (at + 2 > limit) throw new DerError('truncated element');
+  if (at + 2 > limit) throw new DerError('DER_TRUNCATED', 'truncated element');
   const tag = buf[at]!;
-  if ((tag & 0x1f) === 0x1f) throw new DerError('multi-byte tags are not supported');
+  if ((tag & 0x1f) === 0x1f) throw new DerError('DER_TAG_UNSUPPORTED', 'multi-byte tags are not supported');
   let len = buf[at + 1]!;
   let start = at + 2;
   if (len & 0x80) {
     const n = len & 0x7f;
-    if (n === 0 || n > 4 || start + n > limit) throw new DerError('bad length');
+    if (n === 0 || n > 4 || start + n > limit) throw new DerError('DER_LENGTH_INVALID', 'bad length');
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + buf[start + i]!;
     start += n;
   }
   const end = start + len;
-  if (end > limit) throw new DerError('element overruns its container');
+  if (end > limit) throw new DerError('DER_TRUNCATED', 'element overruns its container');
   return { tag, headerStart: at, start, end };
 }
 
@@ -116,13 +116,14 @@ export function children(buf: Uint8Array, parent: Tlv): Tlv[] {
 /** Reads the single top-level element of `buf`, refusing trailing bytes. */
 export function readRoot(buf: Uint8Array, tag = 0x30): Tlv {
   const root = readTlv(buf, 0);
-  if (root.tag !== tag) throw new DerError(`expected tag 0x${tag.toString(16)}, found 0x${root.tag.toString(16)}`);
-  if (root.end !== buf.length) throw new DerError('trailing bytes after the element');
+  if (root.tag !== tag)
+    throw new DerError('DER_TAG_UNEXPECTED', `expected tag 0x${tag.toString(16)}, found 0x${root.tag.toString(16)}`);
+  if (root.end !== buf.length) throw new DerError('DER_TRAILING_BYTES', 'trailing bytes after the element');
   return root;
 }
 
 export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
-  if (!t || t.tag !== tag) throw new DerError(`expected ${what}`);
+  if (!t || t.tag !== tag) throw new DerError('DER_TAG_UNEXPECTED', `expected ${what}`);
   return t;
 }
 
@@ -133,7 +134,7 @@ export const contentOf = (buf: Uint8Array, t: Tlv): Buffer =>
 
 /** Dotted form of an OBJECT IDENTIFIER's content octets. */
 export function decodeOid(content: Uint8Array): string {
-  if (content.length === 0) throw new DerError('empty OID');
+  if (content.length === 0) throw new DerError('DER_VALUE_INVALID', 'empty OID');
   const parts: number[] = [];
   let value = 0;
   for (const byte of content) {

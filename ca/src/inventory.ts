@@ -1,19 +1,16 @@
 import type { Database, Store } from '../../common/src/store.ts';
+import { normaliseSerial } from '../../common/src/vocabulary.ts';
 import type { RevocationReason, RevokedEntry } from './crl.ts';
+import { NotInitialised, SerialUnknown } from './errors.ts';
 import type { KeyAlgorithm } from './keys.ts';
-import type { AnyProfileName } from './profiles.ts';
+import type { OnboardingData } from './profiles.ts';
 
 export type CertStatus = 'valid' | 'revoked' | 'expired';
 
-/** One issued certificate as the inventory keeps it. */
-export interface CertRecord {
+/** One issued certificate as the inventory keeps it: the onboarding data it was issued for, and more. */
+export interface CertRecord extends OnboardingData {
+  /** Normalised (common/src/vocabulary.ts); the key of the record. */
   serial: string;
-  profile: AnyProfileName;
-  org: string;
-  name: string;
-  market?: string | undefined;
-  dns: string[];
-  ip: string[];
   keyType: string;
   notBefore: number;
   notAfter: number;
@@ -76,13 +73,29 @@ export class Inventory {
     return this.meta.get('ca');
   }
 
+  /** The meta record of an initialised CA. */
+  requireMeta(): CaMeta {
+    const meta = this.getMeta();
+    if (!meta) throw new NotInitialised('CA metadata is missing');
+    return meta;
+  }
+
   /** Inside a write transaction. */
   putMeta(meta: CaMeta): void {
     this.meta.putSync('ca', meta);
   }
 
+  /** The record of a normalised serial (the OCSP responder's and the admin gate's lookup). */
   get(serial: string): CertRecord | undefined {
-    return this.certs.get(serial.toLowerCase());
+    return this.certs.get(serial);
+  }
+
+  /** The record of a serial as a person or a library wrote it (any hex form); SerialUnknown if none. */
+  require(serial: string): CertRecord {
+    const normalised = normaliseSerial(serial);
+    const record = normalised === undefined ? undefined : this.certs.get(normalised);
+    if (!record) throw new SerialUnknown(`No certificate with serial number ${serial}`);
+    return record;
   }
 
   /** Inside a write transaction. */

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
+import { normaliseSerial } from '../../common/src/vocabulary.ts';
 import { REVOCATION_REASONS, type RevocationReason } from './crl.ts';
 import {
   children,
   contentOf,
-  DerError,
   decodeOid,
   enumerated,
   expectTag,
@@ -17,6 +17,8 @@ import {
   type Tlv,
   tlv,
 } from './der.ts';
+import { DerError } from './errors.ts';
+import type { CertRecord } from './inventory.ts';
 import type { Signer } from './signer.ts';
 
 /** What the responder knows about one serial of its issuer. */
@@ -24,6 +26,15 @@ export type SerialStatus =
   | { status: 'good' }
   | { status: 'revoked'; revokedAt: number; reason: RevocationReason }
   | { status: 'unknown' };
+
+/** The status of the inventory's record of a serial: unknown when the CA has none. */
+export function serialStatusOf(record: CertRecord | undefined): SerialStatus {
+  if (!record) return { status: 'unknown' };
+  if (record.revokedAt !== undefined) {
+    return { status: 'revoked', revokedAt: record.revokedAt, reason: record.revocationReason ?? 'unspecified' };
+  }
+  return { status: 'good' };
+}
 
 export interface ResponderIdentity {
   /** The issuer's subject Name, DER. */
@@ -96,7 +107,8 @@ export class OcspResponder {
     const hash = HASH_BY_OID[certId.hashOid];
     const ours = hash ? this.issuerHashes.get(hash) : undefined;
     const sameIssuer = ours?.name.equals(certId.issuerNameHash) === true && ours.key.equals(certId.issuerKeyHash);
-    const state: SerialStatus = sameIssuer ? this.lookup(certId.serial) : { status: 'unknown' };
+    const state: SerialStatus =
+      sameIssuer && certId.serial !== undefined ? this.lookup(certId.serial) : { status: 'unknown' };
     return sequence(
       certId.raw,
       certStatus(state),
@@ -112,8 +124,8 @@ interface CertId {
   hashOid: string;
   issuerNameHash: Buffer;
   issuerKeyHash: Buffer;
-  /** Serial, lower-case hex without leading zero octets. */
-  serial: string;
+  /** The serial, normalised (common/src/vocabulary.ts); undefined when no certificate can have it. */
+  serial: string | undefined;
 }
 
 interface ParsedRequest {
@@ -149,7 +161,7 @@ export function parseOcspRequest(der: Uint8Array): ParsedRequest {
       }
     }
   }
-  if (certIds.length === 0) throw new DerError('empty requestList');
+  if (certIds.length === 0) throw new DerError('DER_VALUE_INVALID', 'empty requestList');
   return nonce ? { certIds, nonce } : { certIds };
 }
 
@@ -161,10 +173,13 @@ function parseCertId(der: Uint8Array, certId: Tlv): CertId {
     hashOid: decodeOid(contentOf(der, algOid)),
     issuerNameHash: contentOf(der, expectTag(nameHash, 0x04, 'issuerNameHash')),
     issuerKeyHash: contentOf(der, expectTag(keyHash, 0x04, 'issuerKeyHash')),
-    serial: contentOf(der, expectTag(serial, 0x02, 'serialNumber'))
-      .toString('hex')
-      .replace(/^(00)+(?=.)/, ''),
+    serial: serialOf(contentOf(der, expectTag(serial, 0x02, 'serialNumber'))),
   };
+}
+
+/** CertificateSerialNumber ::= INTEGER, positive (RFC 5280 §4.1.2.2): a negative one names no certificate. */
+function serialOf(content: Buffer): string | undefined {
+  return content.length > 0 && content[0]! < 0x80 ? normaliseSerial(content.toString('hex')) : undefined;
 }
 
 function certStatus(state: SerialStatus): Buffer {

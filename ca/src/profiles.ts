@@ -1,22 +1,22 @@
 import { isIP } from 'node:net';
 import { x509 } from '../../common/src/pki.ts';
+import {
+  type AnyProfileName,
+  isOrganisationId,
+  isProfileName,
+  ORGANIZATION_IDENTIFIER_OID,
+  PROFILE_NAMES,
+} from '../../common/src/vocabulary.ts';
 import { OnboardingInvalid, ProfileUnknown } from './errors.ts';
 
 /**
- * packtrust's private OID arc (a UUID-derived arc under 2.25, RFC 4122 §4.2 / X.667), so the policy
- * OIDs need no registration. The other services recognise a certificate's profile by its policy OID.
+ * What the CA puts into the certificate of each profile: its validity, key usages and which
+ * onboarding fields it takes are the CA's own policy. The profile names and their policy OIDs are
+ * shared with the services, which recognise a certificate's profile by its policy OID
+ * (common/src/vocabulary.ts).
  */
-export const PACKTRUST_ARC = '2.25.335414503495161417676765553655316789984';
-export const ORGANIZATION_IDENTIFIER_OID = '2.5.4.97';
-
-export const PROFILE_NAMES = ['manufacturer', 'verifier-node', 'gateway', 'operator'] as const;
-export type ProfileName = (typeof PROFILE_NAMES)[number];
-/** `ca-server` is internal: the TLS certificate of the CA's own admin listener, issued at init. */
-export type AnyProfileName = ProfileName | 'ca-server';
-
 export interface Profile {
   name: AnyProfileName;
-  policyOid: string;
   validityDays: number;
   extendedKeyUsage: string[];
   market: 'required' | 'optional' | 'forbidden';
@@ -29,7 +29,6 @@ const SERVER_AUTH = x509.ExtendedKeyUsage.serverAuth;
 export const PROFILES: Record<AnyProfileName, Profile> = {
   manufacturer: {
     name: 'manufacturer',
-    policyOid: `${PACKTRUST_ARC}.1.1`,
     validityDays: 365,
     extendedKeyUsage: [CLIENT_AUTH],
     market: 'forbidden',
@@ -37,7 +36,6 @@ export const PROFILES: Record<AnyProfileName, Profile> = {
   },
   'verifier-node': {
     name: 'verifier-node',
-    policyOid: `${PACKTRUST_ARC}.1.2`,
     validityDays: 365,
     // A node is a client of the hub's feed and a server to the pharmacies of its market.
     extendedKeyUsage: [CLIENT_AUTH, SERVER_AUTH],
@@ -46,7 +44,6 @@ export const PROFILES: Record<AnyProfileName, Profile> = {
   },
   gateway: {
     name: 'gateway',
-    policyOid: `${PACKTRUST_ARC}.1.3`,
     validityDays: 365,
     extendedKeyUsage: [SERVER_AUTH, CLIENT_AUTH],
     market: 'forbidden',
@@ -54,7 +51,6 @@ export const PROFILES: Record<AnyProfileName, Profile> = {
   },
   operator: {
     name: 'operator',
-    policyOid: `${PACKTRUST_ARC}.1.4`,
     validityDays: 180,
     extendedKeyUsage: [CLIENT_AUTH],
     market: 'forbidden',
@@ -62,7 +58,6 @@ export const PROFILES: Record<AnyProfileName, Profile> = {
   },
   'ca-server': {
     name: 'ca-server',
-    policyOid: `${PACKTRUST_ARC}.1.5`,
     validityDays: 365,
     extendedKeyUsage: [SERVER_AUTH],
     market: 'forbidden',
@@ -71,14 +66,10 @@ export const PROFILES: Record<AnyProfileName, Profile> = {
 };
 
 export function profileByName(name: string): Profile {
-  if (!(PROFILE_NAMES as readonly string[]).includes(name)) {
+  if (!isProfileName(name)) {
     throw new ProfileUnknown(`Unknown profile "${name}"; expected one of ${PROFILE_NAMES.join(', ')}`);
   }
-  return PROFILES[name as ProfileName];
-}
-
-export function profileByPolicyOid(oid: string): Profile | undefined {
-  return Object.values(PROFILES).find((p) => p.policyOid === oid);
+  return PROFILES[name];
 }
 
 /** What onboarding staff say about the certificate holder; the subject is built from this only. */
@@ -91,7 +82,6 @@ export interface OnboardingData {
   ip: string[];
 }
 
-const ORG_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 const MARKET = /^[A-Z]{2}$/;
 const DNS_NAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 // Printable characters only: no control characters sneak into a certificate subject.
@@ -113,7 +103,8 @@ export function validateOnboarding(
   const name = input.name ?? org;
   const dns = input.dns ?? [];
   const ip = input.ip ?? [];
-  if (!ORG_ID.test(org)) problems.push(`organisation id "${org}" must be 1-64 letters, digits, ".", "_", ":" or "-"`);
+  if (!isOrganisationId(org))
+    problems.push(`organisation id "${org}" must be 1-64 letters, digits, ".", "_", ":" or "-"`);
   if (!DISPLAY_NAME.test(name)) problems.push(`name "${name}" must be 1-64 printable characters`);
   if (input.market !== undefined && !MARKET.test(input.market)) {
     problems.push(`market "${input.market}" must be an ISO 3166-1 alpha-2 code such as DE`);

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem, x509 } from '../../common/src/pki.ts';
+import { PACKTRUST_ARC } from '../../common/src/vocabulary.ts';
 import { CertificateAuthority } from '../src/authority.ts';
 import {
   AlreadyRevoked,
@@ -13,7 +14,6 @@ import {
   ProfileUnknown,
   SerialUnknown,
 } from '../src/errors.ts';
-import { PACKTRUST_ARC } from '../src/profiles.ts';
 import { createTestCa, openssl, opensslCsr, P256, type TestCa } from './fixtures.ts';
 
 let t: TestCa;

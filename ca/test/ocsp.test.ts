@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bytes, pkijs, toPem } from '../../common/src/pki.ts';
-import { DerError } from '../src/der.ts';
+import { DerError } from '../src/errors.ts';
 import { parseOcspRequest } from '../src/ocsp.ts';
 import { createTestCa, openssl, opensslCsr, P256, type TestCa } from './fixtures.ts';
 
@@ -85,10 +85,22 @@ describe('OcspResponder', () => {
 
   it('refuses garbage, truncation and trailing bytes with malformedRequest', () => {
     const request = requestFor(['7abc']);
-    expect(() => parseOcspRequest(request.subarray(0, request.length - 3))).toThrow(DerError);
-    expect(() => parseOcspRequest(Buffer.concat([request, Buffer.from([0])]))).toThrow(DerError);
+    expect(derErrorOf(() => parseOcspRequest(request.subarray(0, request.length - 3)))).toBe('DER_TRUNCATED');
+    expect(derErrorOf(() => parseOcspRequest(Buffer.concat([request, Buffer.from([0])])))).toBe('DER_TRAILING_BYTES');
+    expect(derErrorOf(() => parseOcspRequest(Buffer.from([0x31, 0x00])))).toBe('DER_TAG_UNEXPECTED');
     for (const bad of [Buffer.alloc(0), Buffer.from('hello'), request.subarray(0, 10)]) {
       expect(t.ca.ocsp.respond(bad).toString('hex')).toBe('30030a0101');
     }
   });
 });
+
+/** The code of the DerError `parse` throws. */
+function derErrorOf(parse: () => unknown): string {
+  try {
+    parse();
+  } catch (err) {
+    if (err instanceof DerError) return err.code;
+    throw err;
+  }
+  throw new Error('no DerError was thrown');
+}

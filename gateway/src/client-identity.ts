@@ -1,7 +1,9 @@
 import { type KeyObject, X509Certificate } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { peerCertificateChain } from '../../common/src/http.ts';
+import { bytes, x509 } from '../../common/src/pki.ts';
 import { keyidOf } from '../../common/src/signed-request.ts';
+import { normaliseSerial, POLICY_OIDS, PROFILE_NAMES, type ProfileName } from '../../common/src/vocabulary.ts';
 import {
   CertificateExpired,
   CertificateRequired,
@@ -11,7 +13,8 @@ import {
 } from './errors.ts';
 import type { CaTrust } from './trust.ts';
 
-export type ClientProfile = 'manufacturer' | 'verifier-node' | 'gateway' | 'operator';
+/** The profiles a caller of the hub can hold: every profile onboarding issues. */
+export type ClientProfile = ProfileName;
 
 /** Who is calling, as the packtrust CA certified it. */
 export interface ClientIdentity {
@@ -28,12 +31,11 @@ export interface ClientIdentity {
   notAfter: number;
 }
 
-const PROFILES = new Set<string>(['manufacturer', 'verifier-node', 'gateway', 'operator']);
-
 /**
  * Identifies the client of a request from its TLS certificate, checked on every request: issued
  * by the packtrust issuing CA, within its validity, not on the current CRL, of an allowed profile.
- * Parsed certificates are cached by fingerprint; validity and revocation are never cached.
+ * The profile is the certificate's packtrust policy OID, and the subject's OU must name the same
+ * profile. Parsed certificates are cached by fingerprint; validity and revocation are never cached.
  */
 export class ClientIdentifier {
   private readonly cache = new Map<string, ClientIdentity>();
@@ -72,16 +74,17 @@ export class ClientIdentifier {
     if (Date.now() < Date.parse(cert.validFrom))
       throw new CertificateUntrusted('The client certificate is not valid yet');
     const subject = subjectFields(cert.subject);
-    const profile = subject.OU;
+    const profile = profileOf(der);
     const org = subject.organizationIdentifier;
-    if (!profile || !PROFILES.has(profile) || !org) {
+    const serial = normaliseSerial(cert.serialNumber);
+    if (!profile || subject.OU !== profile || !org || !serial) {
       throw new CertificateUntrusted('The client certificate has no packtrust profile or organisation');
     }
     const identity: ClientIdentity = {
-      serial: cert.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, ''),
+      serial,
       org,
       name: subject.CN ?? org,
-      profile: profile as ClientProfile,
+      profile,
       market: subject.C,
       publicKey: cert.publicKey,
       fingerprint: keyidOf(cert),
@@ -92,6 +95,25 @@ export class ClientIdentifier {
     this.cache.set(key, identity);
     return identity;
   }
+}
+
+const CERTIFICATE_POLICIES = '2.5.29.32';
+const hex = (value: ArrayBuffer): string => Buffer.from(value).toString('hex');
+
+/**
+ * The certificatePolicies extension (RFC 5280 §4.2.1.4) the CA writes for each profile, DER, hex:
+ * one policy, the profile's (common/src/vocabulary.ts), without qualifiers. A certificate's
+ * extension is compared as DER, because @peculiar/x509 reads the 128-bit arc of packtrust's OIDs
+ * back as hex in braces, not as the decimal number it is.
+ */
+const PROFILE_BY_POLICIES = new Map<string, ClientProfile>(
+  PROFILE_NAMES.map((name) => [hex(new x509.CertificatePolicyExtension([POLICY_OIDS[name]]).value), name]),
+);
+
+/** The profile whose policy the certificate carries, alone; undefined for anything else. Read once per certificate. */
+function profileOf(der: Buffer): ClientProfile | undefined {
+  const policies = new x509.X509Certificate(bytes(der)).getExtension(CERTIFICATE_POLICIES);
+  return policies ? PROFILE_BY_POLICIES.get(hex(policies.value)) : undefined;
 }
 
 function subjectFields(subject: string): Record<string, string> {

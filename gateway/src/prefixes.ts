@@ -1,5 +1,6 @@
 import { companyPrefixProblem } from '../../common/src/gs1.ts';
 import type { ChainEntry } from '../../common/src/hash-chain.ts';
+import { isOrganisationId } from '../../common/src/vocabulary.ts';
 import { PrefixInUse, PrefixInvalid, PrefixNotOwned, PrefixOverlap, PrefixUnknown } from './errors.ts';
 import type { HubStore, Product } from './hub-store.ts';
 import type { CompanyPrefix, PrefixAuditRecord, PrefixStore } from './prefix-store.ts';
@@ -17,8 +18,6 @@ import type { CompanyPrefix, PrefixAuditRecord, PrefixStore } from './prefix-sto
  * CA writes into its certificates) and whether a product code is a valid GTIN (master-data.ts).
  */
 
-/** The organisation id as the CA writes it into certificates (ca/src/profiles.ts). */
-const ORG_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 /** How many product codes an error message names. */
 const NAMED = 5;
 
@@ -143,7 +142,7 @@ function checkInput(input: { prefix: string; org?: string }): void {
   const problems: string[] = [];
   const prefix = companyPrefixProblem(input.prefix);
   if (prefix) problems.push(`prefix "${input.prefix}" ${prefix}`);
-  if (input.org !== undefined && !ORG_ID.test(input.org)) {
+  if (input.org !== undefined && !isOrganisationId(input.org)) {
     problems.push(`organisation id "${input.org}" must be 1-64 letters, digits, ".", "_", ":" or "-"`);
   }
   if (problems.length > 0) throw new PrefixInvalid(problems.join('; '));

@@ -1,6 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type { Logger } from '../../common/src/log.ts';
 import { bytes, fromPem, x509 } from '../../common/src/pki.ts';
+import { normaliseSerial } from '../../common/src/vocabulary.ts';
 import { CaChainInvalid, CrlRejected, CrlUnavailable, RevocationUnavailable } from './errors.ts';
 
 /**
@@ -45,7 +46,7 @@ export class CaTrust {
     const numberExt = crl.extensions.find((e) => e.type === '2.5.29.20');
     const number = numberExt ? Number.parseInt(Buffer.from(numberExt.value).subarray(2).toString('hex'), 16) : 0;
     if (number < this.crlNumber) throw new CrlRejected(`CRL number ${number} is older than ${this.crlNumber}`);
-    this.revoked = new Set(crl.entries.map((e) => e.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, '')));
+    this.revoked = new Set(crl.entries.map((e) => normaliseSerial(e.serialNumber)).filter((s) => s !== undefined));
     this.crlNumber = number;
     this.crlNextUpdate = crl.nextUpdate?.getTime() ?? Number.POSITIVE_INFINITY;
     this.crlDigest = digest;
@@ -61,12 +62,13 @@ export class CaTrust {
     };
   }
 
-  /** Throws when no CRL is held or the held one is past its nextUpdate. */
+  /** Whether the held CRL lists the serial (any hex form); throws when no CRL is held or it is past its nextUpdate. */
   isRevoked(serialHex: string): boolean {
     if (this.crlNumber < 0 || Date.now() > this.crlNextUpdate) {
       throw new RevocationUnavailable('The gateway holds no current CRL from the CA');
     }
-    return this.revoked.has(serialHex.toLowerCase().replace(/^(00)+(?=.)/, ''));
+    const serial = normaliseSerial(serialHex);
+    return serial !== undefined && this.revoked.has(serial);
   }
 
   /** Polls `crlUrl` every `intervalMs` (a revocation reaches the gateway within that time plus a fetch). */

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ROLES, type Role } from '../../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../../common/src/store.ts';
+import { isOrganisationId } from '../../../common/src/vocabulary.ts';
 import { BadRequest, ClientInvalid, NotFound } from '../errors.ts';
 import type { HubStore } from '../hub-store.ts';
 import type { Stored } from './adapter.ts';
@@ -46,7 +47,7 @@ export class ClientRegistry {
     if (!(ROLES as readonly string[]).includes(reg.role)) problems.push(`role must be one of ${ROLES.join(', ')}`);
     if (!/^[A-Za-z0-9._:-]{1,64}$/.test(reg.location))
       problems.push('location id must be 1-64 letters, digits, ".", "_", ":" or "-"');
-    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(reg.org)) problems.push('organisation id is invalid');
+    if (!isOrganisationId(reg.org)) problems.push('organisation id is invalid');
     if (!reg.jwks === !reg.secret) problems.push('give either a JWKS (private_key_jwt) or --secret');
     if (
       reg.jwks &&
