@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
+import type { FeedRecord, PackRow } from '../../common/src/feed-format.ts';
 import { companyPrefixesOf } from '../../common/src/gs1.ts';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, putIfAbsent, removeExpired, Store } from '../../common/src/store.ts';
@@ -30,17 +31,6 @@ export interface EvidenceRecord {
 export type Batch = components['schemas']['Batch'];
 export type StoredAlert = components['schemas']['StoredAlert'];
 
-/** A pack as the hub keeps it (compact: millions of these). */
-export interface PackRecord {
-  /** Batch id. */
-  b: string;
-  /** Pack state; ACTIVE until decommissioned. */
-  s: string;
-  /** Who decommissioned it (client id, location) and when (epoch ms): what an undo is checked against. */
-  by?: { clientId: string; location: string };
-  at?: number;
-}
-
 /** A GS1 company prefix (or a national agency's range of NTINs) and the organisation it belongs to. */
 export interface CompanyPrefix {
   /** 4 to 12 digits, read after the indicator digit of a product code (common/src/gs1.ts). */
@@ -64,35 +54,6 @@ export interface PrefixAuditRecord {
   products?: number;
 }
 
-/** A change the verifier nodes of a market apply. */
-export type FeedRecord =
-  | { type: 'product'; product: Product; evidenceSeq: number }
-  /** A product that changed owner with its prefix: the prefix registry's audit entry says so. */
-  | { type: 'product'; product: Product; prefixAuditSeq: number }
-  /** An OAuth client disabled by onboarding staff: the market's nodes refuse its tokens at once. */
-  | { type: 'client-disabled'; clientId: string; at: string }
-  /** The public keys that sign access tokens now (after a rotation): nodes validate tokens with these alone. */
-  | { type: 'signing-keys'; keys: JWK[] }
-  | { type: 'batch'; batch: Batch; evidenceSeq: number }
-  | {
-      type: 'pack-state';
-      productCode: string;
-      serial: string;
-      state: string;
-      by?: { clientId: string; location: string };
-      at?: number;
-      txId: string;
-    }
-  | {
-      type: 'packs';
-      productCode: string;
-      batch: string;
-      count: number;
-      /** The serials, separated by LF: one string encodes and hashes far faster than 10,000. */
-      serials: string;
-      evidenceSeq: number;
-    };
-
 /** Packs per feed record: big enough to keep the feed short, small enough to hash and ship quickly. */
 export const PACKS_PER_FEED_RECORD = 10_000;
 
@@ -115,8 +76,8 @@ export class HubStore {
   readonly store: Store;
   readonly products: Database<Product, string>;
   readonly batches: Database<Batch, string>;
-  /** Key: product code (14 digits) followed by the serial. */
-  readonly packs: Database<PackRecord, string>;
+  /** Key: product code (14 digits) followed by the serial; the value is what a snapshot row carries. */
+  readonly packs: Database<PackRow, string>;
   readonly evidence: HashChain<EvidenceRecord>;
   private readonly evidenceBodies: Database<Buffer, number>;
   private readonly nonces: Database<number, string>;

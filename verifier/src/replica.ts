@@ -1,5 +1,12 @@
 import type { JWK } from 'jose';
-import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
+import {
+  decodePackRows,
+  type FeedRecord,
+  type FeedRecordEntry,
+  type PackRow,
+  type SnapshotLine,
+} from '../../common/src/feed-format.ts';
+import { HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, Store } from '../../common/src/store.ts';
 
 /** A product as a node needs it to answer: its markets and whether it is withdrawn. */
@@ -18,14 +25,8 @@ export interface ReplicaBatch {
   reason?: string;
 }
 
-/** Key: product code + serial. `b` batch, `s` state. */
-export interface ReplicaPack {
-  b: string;
-  s: string;
-  /** Who decommissioned it and when (epoch ms), for the undo rules. */
-  by?: { clientId: string; location: string };
-  at?: number;
-}
+/** Key: product code + serial. */
+export type ReplicaPack = PackRow;
 
 /** Where the replica stands in the market's feed: the last applied record and its hash. */
 export interface Checkpoint {
@@ -33,23 +34,10 @@ export interface Checkpoint {
   hash: string;
 }
 
-/** The feed records a node applies (the hub's FeedRecord, as JSON). */
-export type FeedBody =
-  | { type: 'product'; product: ReplicaProduct & Record<string, unknown> }
-  | { type: 'batch'; batch: ReplicaBatch & { productCode: string; batch: string } }
-  | { type: 'packs'; productCode: string; batch: string; count: number; serials: string }
-  | {
-      type: 'pack-state';
-      productCode: string;
-      serial: string;
-      state: string;
-      by?: { clientId: string; location: string };
-      at?: number;
-      txId: string;
-    }
-  | { type: 'client-disabled'; clientId: string; at?: string }
-  /** The hub's token signing keys (public): the node validates access tokens with these alone. */
-  | { type: 'signing-keys'; keys: JWK[] };
+/** What the replica applies: a feed record, or a snapshot line that carries one product, batch, client or key set. */
+export type ReplicaChange =
+  | FeedRecord
+  | Extract<SnapshotLine, { type: 'product' | 'batch' | 'client-disabled' | 'signing-keys' }>;
 
 /** The hub's token signing keys as the replica holds them; `seq`-independent tag for caches. */
 export interface SigningKeySet {
@@ -73,6 +61,8 @@ export class Replica {
   readonly disabledClients: Database<{ at?: string }, string>;
   private readonly meta: Database<Checkpoint, string>;
   private readonly keys: Database<SigningKeySet, string>;
+  /** The last pack key a snapshot load appended (see loadPacks). */
+  private lastLoaded = '';
 
   constructor(path: string) {
     this.store = Store.open({ path });
@@ -98,7 +88,7 @@ export class Replica {
    * continue the chain: consecutive sequence numbers, each linked to the previous hash, each
    * hash matching its content. Throws FeedIntegrityError (and applies nothing) otherwise.
    */
-  async applyRecords(records: ChainEntry<FeedBody>[]): Promise<Checkpoint> {
+  async applyRecords(records: FeedRecordEntry[]): Promise<Checkpoint> {
     let next: Checkpoint | undefined;
     await this.store.transaction(() => {
       let at = this.checkpoint() ?? { seq: 0, hash: '' };
@@ -119,7 +109,7 @@ export class Replica {
   }
 
   /** Inside a write transaction. */
-  applyBody(body: FeedBody): void {
+  applyBody(body: ReplicaChange): void {
     switch (body.type) {
       case 'product': {
         const p = body.product;
@@ -150,7 +140,7 @@ export class Replica {
         return;
       }
       case 'client-disabled':
-        this.disabledClients.putSync(body.clientId, body.at ? { at: body.at } : {});
+        this.disabledClients.putSync(body.clientId, 'at' in body && body.at ? { at: body.at } : {});
         return;
       case 'signing-keys':
         this.keys.putSync('current', {
@@ -169,8 +159,25 @@ export class Replica {
     }
   }
 
+  /**
+   * Inside a write transaction, while a snapshot is loaded into the emptied replica: the rows of
+   * one of its `packs` lines. The hub sends packs in key order, so LMDB can append to the last
+   * page instead of searching and splitting (MDB_APPEND), and fills pages completely. A key out
+   * of order (not expected) is written the ordinary way.
+   */
+  loadPacks(productCode: string, rows: string): void {
+    decodePackRows(rows, (serial, pack) => {
+      const key = productCode + serial;
+      // putSync answers false when LMDB refuses the append (a key not after the last one).
+      const appended = key > this.lastLoaded && this.packs.putSync(key, pack, { append: true });
+      if (appended) this.lastLoaded = key;
+      else this.packs.putSync(key, pack);
+    });
+  }
+
   /** Inside a write transaction: empties the replica before a snapshot is loaded. */
   clear(): void {
+    this.lastLoaded = '';
     this.products.clearSync();
     this.batches.clearSync();
     this.packs.clearSync();
