@@ -7,6 +7,7 @@ import {
 } from '../../common/src/feed-format.ts';
 import { RequestSigner } from '../../common/src/signed-request.ts';
 import type { components } from '../../openapi/generated/hub.ts';
+import { HubRefused, HubUnavailable } from './errors.ts';
 
 type PackEvent = components['schemas']['PackEvent'];
 type PackEventResult = components['schemas']['PackEventResult'];
@@ -19,35 +20,6 @@ export interface HubClientOptions {
   certPem: string;
   keyPem: string;
   caPem: string;
-}
-
-/** The hub could not be reached, or failed (5xx): the request may be tried again later. */
-export class HubUnavailable extends Error {}
-
-/** The hub's codes that refuse the node's certificate itself (openapi/hub.yaml): no request of it will pass. */
-const CERTIFICATE_REFUSALS = new Set([
-  'HUB_CLIENT_CERT_REVOKED',
-  'HUB_CLIENT_CERT_EXPIRED',
-  'HUB_CLIENT_CERT_UNTRUSTED',
-]);
-
-/**
- * The hub answered with a refusal (4xx): trying the same request again gets the same answer.
- * `code` is the problem's stable code (for example `HUB_CLIENT_CERT_REVOKED`).
- */
-export class HubRefused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-
-  /** Whether the hub refuses the node's certificate (revoked, expired, not issued by its CA). */
-  get certificateRefused(): boolean {
-    return CERTIFICATE_REFUSALS.has(this.code);
-  }
 }
 
 /**

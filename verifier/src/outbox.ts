@@ -1,6 +1,6 @@
 import type { Logger } from '../../common/src/log.ts';
 import type { Database, Store } from '../../common/src/store.ts';
-import { HubRefused } from './hub-client.ts';
+import { HubRefused } from './errors.ts';
 
 /** An entry the hub refused for good, kept for the operator beside the outbox. */
 export interface DeadLetter<V> {
@@ -87,14 +87,14 @@ export class OutboxDrain<V> {
     } catch (err) {
       if (!isFinal(err)) throw err;
       this.logger.error(
-        { key: entry.key, status: err.status, code: err.code, err: err.message },
+        { key: entry.key, status: err.status, code: err.hubCode, err: err.message },
         `the hub refused one of the ${this.options.what}; set aside as a dead letter`,
       );
       await this.store.transaction(() => {
         this.db.removeSync(entry.key);
         this.dead.putSync(entry.key, {
           value: entry.value,
-          code: err.code,
+          code: err.hubCode,
           detail: err.message,
           at: new Date().toISOString(),
         });

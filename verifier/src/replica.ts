@@ -8,6 +8,7 @@ import {
 } from '../../common/src/feed-format.ts';
 import { HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, Store } from '../../common/src/store.ts';
+import { FeedIntegrityError } from './errors.ts';
 
 /** A product as a node needs it to answer: its markets and whether it is withdrawn. */
 export interface ReplicaProduct {
@@ -44,8 +45,6 @@ export interface SigningKeySet {
   keys: JWK[];
   tag: string;
 }
-
-export class FeedIntegrityError extends Error {}
 
 /**
  * A node's LMDB replica of one market: products, batches, packs, and the checkpoint of the

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/src/log.ts';
-import { type HubClient, type HubRefused, HubUnavailable } from './hub-client.ts';
-import { type Checkpoint, FeedIntegrityError, type Replica } from './replica.ts';
+import { FeedIntegrityError, type HubRefused, HubUnavailable } from './errors.ts';
+import type { HubClient } from './hub-client.ts';
+import type { Checkpoint, Replica } from './replica.ts';
 
 /**
  * `revoked`: the hub refuses the node's certificate (revoked by the CA, expired, or not the CA's);
@@ -115,10 +116,10 @@ export class Replicator {
     this.refused = refusal;
     this.running = false;
     this.status.state = 'revoked';
-    this.status.lastError = `the hub refuses this node's certificate (${refusal.code}): ${refusal.message}`;
+    this.status.lastError = `the hub refuses this node's certificate (${refusal.hubCode}): ${refusal.message}`;
     this.aborter.abort();
     this.logger.error(
-      { code: refusal.code, err: refusal.message },
+      { code: refusal.hubCode, err: refusal.message },
       "the hub refuses this node's certificate; the node stops serving until it is restarted with a new one",
     );
   }

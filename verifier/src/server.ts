@@ -1,6 +1,6 @@
 import { setImmediate } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { BadRequest, defineError, type PacktrustError } from '../../common/src/errors.ts';
+import { BadRequest } from '../../common/src/errors.ts';
 import { Gs1Error, parseElementString } from '../../common/src/gs1.ts';
 import { createHttpServer, type HttpServer, type TlsOptions } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
@@ -8,7 +8,7 @@ import { OpenApiContract } from '../../common/src/openapi.ts';
 import { isOperation, type Operation } from '../../common/src/pack-rules.ts';
 import type { components } from '../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from './alerts.ts';
-import { HubRefused } from './hub-client.ts';
+import { certificateRevoked, DataMatrixInvalid, HubRefused, NotServing, OperationUnknown } from './errors.ts';
 import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
 import type { StateChanges } from './state-changes.ts';
@@ -24,22 +24,6 @@ import {
 
 type VerifyRequest = components['schemas']['VerifyRequest'];
 type VerifyResult = components['schemas']['VerifyResult'];
-
-export const NotServing = defineError(
-  'NODE_NOT_SERVING',
-  503,
-  'The node is resynchronising its replica; try another node',
-);
-const CertificateRevoked = defineError(
-  'NODE_CERTIFICATE_REVOKED',
-  503,
-  "The hub refuses this node's certificate; this node answers nothing, use another node",
-);
-export const DataMatrixInvalid = defineError(
-  'NODE_DATA_MATRIX_INVALID',
-  400,
-  'The Data Matrix content is not a valid pack identifier',
-);
 
 const contract = new OpenApiContract(new URL('../../openapi/verifier.yaml', import.meta.url).pathname);
 
@@ -241,24 +225,9 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
   return app;
 }
 
-/** What the pharmacy is told when the hub refuses this node's certificate. */
-function certificateRevoked(refusal: HubRefused): PacktrustError {
-  const why =
-    refusal.code === 'HUB_CLIENT_CERT_EXPIRED'
-      ? "This node's certificate has expired"
-      : refusal.code === 'HUB_CLIENT_CERT_UNTRUSTED'
-        ? "The hub no longer accepts this node's certificate"
-        : "This node's certificate was revoked by the CA";
-  return new CertificateRevoked(
-    `${why}: it no longer receives recalls and decommissions from the hub, so it cannot answer. Use another node of the market.`,
-  );
-}
-
-const UnknownOperation = defineError('NODE_OPERATION_UNKNOWN', 404, 'Unknown pack operation');
-
 function operationOf(name: string): Operation {
   if (!isOperation(name) || name === ('verify' as string)) {
-    throw new UnknownOperation(
+    throw new OperationUnknown(
       `"${name}" is not an operation; use supply, destroy, export, sample, free-sample, lock, stolen, check-out or undo`,
     );
   }

@@ -2,7 +2,8 @@ import type { Logger } from '../../common/src/log.ts';
 import { type ChangeRequest, decideChange, inactiveReasonOf, type PackState } from '../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../common/src/store.ts';
 import type { AlertOutbox } from './alerts.ts';
-import { type HubClient, HubRefused, HubUnavailable } from './hub-client.ts';
+import { HubRefused, HubUnavailable } from './errors.ts';
+import type { HubClient } from './hub-client.ts';
 import { OutboxDrain } from './outbox.ts';
 import type { Replica } from './replica.ts';
 import type { Caller } from './token-validator.ts';
@@ -77,7 +78,7 @@ export class StateChanges {
         this.results.putSync(resultKey(e), {
           ...base(e),
           outcome: 'refused',
-          code: refusal.code,
+          code: refusal.hubCode,
           detail: `the hub refused the change: ${refusal.message}`,
         });
         this.clearPending(e);
@@ -178,7 +179,7 @@ export class StateChanges {
         return this.remember(key, {
           ...base(event),
           outcome: 'refused',
-          code: err.code,
+          code: err.hubCode,
           detail: `the hub refused the change: ${err.message}`,
         });
       }
