@@ -73,6 +73,27 @@ export class Replica {
     this.keys = this.store.db('signing-keys');
   }
 
+  product(code: string): ReplicaProduct | undefined {
+    return this.products.get(code);
+  }
+
+  batch(code: string, batch: string): ReplicaBatch | undefined {
+    return this.batches.get(batchKey(code, batch));
+  }
+
+  pack(code: string, serial: string): ReplicaPack | undefined {
+    return this.packs.get(code + serial);
+  }
+
+  /** Whether onboarding staff disabled the client (the market's deny-list, from the feed). */
+  isDisabled(clientId: string): boolean {
+    return this.disabledClients.get(clientId) !== undefined;
+  }
+
+  packCount(): number {
+    return (this.packs.getStats() as { entryCount: number }).entryCount;
+  }
+
   /** The hub's token signing keys, as the feed last delivered them. */
   signingKeys(): SigningKeySet | undefined {
     return this.keys.get('current');
@@ -123,7 +144,7 @@ export class Replica {
       }
       case 'batch': {
         const b = body.batch;
-        this.batches.putSync(`${b.productCode}|${b.batch}`, {
+        this.batches.putSync(batchKey(b.productCode, b.batch), {
           expiry: b.expiry,
           expiryDate: b.expiryDate,
           status: b.status,
@@ -194,3 +215,5 @@ export class Replica {
     return this.store.close();
   }
 }
+
+const batchKey = (code: string, batch: string): string => `${code}|${batch}`;

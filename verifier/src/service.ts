@@ -63,10 +63,10 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     audience: o.audience,
     market: o.market,
     signingKeys: () => replica.signingKeys(),
-    isDisabled: (clientId) => replica.disabledClients.get(clientId) !== undefined,
+    isDisabled: (clientId) => replica.isDisabled(clientId),
   });
   const alerts = new AlertOutbox(local, hub, o.logger, { market: o.market, nodeId: o.nodeId });
-  const stateChanges = new StateChanges(local, StateChanges.lookupOf(replica), hub, alerts, o.logger);
+  const stateChanges = new StateChanges(local, replica, hub, alerts, o.logger);
   replicator.start();
   alerts.start();
   stateChanges.start();
