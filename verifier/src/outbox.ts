@@ -2,6 +2,9 @@ import type { Logger } from '../../common/src/log.ts';
 import type { Database, Store } from '../../common/src/store.ts';
 import { HubRefused } from './errors.ts';
 
+/** How often an outbox is drained (an alert also drains its outbox at once). */
+const DRAIN_INTERVAL_MS = 1000;
+
 /** An entry the hub refused for good, kept for the operator beside the outbox. */
 export interface DeadLetter<V> {
   value: V;
@@ -44,8 +47,9 @@ export class OutboxDrain<V> {
     this.dead = store.db(options.deadLetters);
   }
 
-  start(intervalMs = 1000): void {
-    this.timer = setInterval(() => void this.drain(), intervalMs);
+  /** Drains every DRAIN_INTERVAL_MS from now on, until `stop()`. */
+  start(): void {
+    this.timer = setInterval(() => void this.drain(), DRAIN_INTERVAL_MS);
     this.timer.unref();
   }
 

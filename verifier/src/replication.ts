@@ -44,11 +44,8 @@ export class Replicator {
     private readonly replica: Replica,
     private readonly hub: HubClient,
     private readonly logger: Logger,
-    private readonly options: { pageSize: number; waitMs: number; retryMs: number } = {
-      pageSize: 1000,
-      waitMs: 20_000,
-      retryMs: 1000,
-    },
+    /** Feed records per request, the long-poll wait and the pause after a failure (verifier/src/config.ts). */
+    private readonly options: { pageSize: number; waitMs: number; retryMs: number },
   ) {
     hub.onCertificateRefused((refusal) => this.certificateRefused(refusal));
   }

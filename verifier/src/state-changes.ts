@@ -146,8 +146,8 @@ export class StateChanges {
     }
   }
 
-  start(intervalMs = 1000): void {
-    this.drain.start(intervalMs);
+  start(): void {
+    this.drain.start();
   }
 
   stop(): void {
