@@ -2,9 +2,9 @@ import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import type { JWK } from 'jose';
 import type { Transaction } from 'lmdb';
-import type { ChainEntry } from '../../common/src/hash-chain.ts';
+import { encodeLine, encodePackRow, type FeedRecordEntry } from '../../common/src/feed-format.ts';
 import { SnapshotBusy } from './errors.ts';
-import type { FeedRecord, HubStore } from './hub-store.ts';
+import type { HubStore } from './hub-store.ts';
 import { clientsDb, disabledClients } from './oauth/clients.ts';
 
 const SHUTDOWN = Symbol('shutdown');
@@ -87,18 +87,6 @@ export class SnapshotSlots {
   }
 }
 
-export type SnapshotLine =
-  | { type: 'snapshot'; market: string; seq: number; hash: string }
-  /** The public keys that sign access tokens: the node validates tokens with these alone. */
-  | { type: 'signing-keys'; keys: JWK[] }
-  | { type: 'product'; product: unknown }
-  | { type: 'batch'; batch: unknown }
-  /** `packs`: LF-separated `serial TAB batch TAB state [TAB clientId TAB location TAB at]` lines of one product. */
-  | { type: 'packs'; productCode: string; count: number; packs: string }
-  /** A client of the market that onboarding staff disabled (the deny-list). */
-  | { type: 'client-disabled'; clientId: string }
-  | { type: 'end'; products: number; batches: number; packs: number };
-
 const PACKS_PER_LINE = 10_000;
 
 /**
@@ -117,46 +105,44 @@ export function snapshotStream(
   const clients = clientsDb(store.store);
   const txn: Transaction = store.store.root.useReadTransaction();
   const opts = { transaction: txn };
-  let last: ChainEntry<FeedRecord> | undefined;
+  let last: FeedRecordEntry | undefined;
   for (const { value } of feed.db.getRange({ reverse: true, limit: 1, ...opts })) last = value;
   function* lines(): Generator<string> {
     try {
-      yield json({ type: 'snapshot', market, seq: last?.seq ?? 0, hash: last?.hash ?? '' });
-      yield json({ type: 'signing-keys', keys: signingKeys(opts) });
+      yield encodeLine({ type: 'snapshot', market, seq: last?.seq ?? 0, hash: last?.hash ?? '' });
+      yield encodeLine({ type: 'signing-keys', keys: signingKeys(opts) });
       let products = 0;
       let batches = 0;
       let packs = 0;
       for (const { value: product } of store.products.getRange(opts)) {
         if (!product.markets.includes(market)) continue;
         products++;
-        yield json({ type: 'product', product });
+        yield encodeLine({ type: 'product', product });
         const code = product.productCode;
         for (const { value: batch } of store.batches.getRange({ start: `${code}|`, end: `${code}}`, ...opts })) {
           batches++;
-          yield json({ type: 'batch', batch });
+          yield encodeLine({ type: 'batch', batch });
         }
         let chunk: string[] = [];
         for (const { key, value } of store.packs.getRange({ start: code, end: `${code}\uffff`, ...opts })) {
-          const by = value.by ? `\t${value.by.clientId}\t${value.by.location}\t${value.at ?? ''}` : '';
-          chunk.push(`${key.slice(14)}\t${value.b}\t${value.s}${by}`);
+          chunk.push(encodePackRow(key.slice(14), value));
           if (chunk.length === PACKS_PER_LINE) {
             packs += chunk.length;
-            yield json({ type: 'packs', productCode: code, count: chunk.length, packs: chunk.join('\n') });
+            yield encodeLine({ type: 'packs', productCode: code, count: chunk.length, packs: chunk.join('\n') });
             chunk = [];
           }
         }
         if (chunk.length > 0) {
           packs += chunk.length;
-          yield json({ type: 'packs', productCode: code, count: chunk.length, packs: chunk.join('\n') });
+          yield encodeLine({ type: 'packs', productCode: code, count: chunk.length, packs: chunk.join('\n') });
         }
       }
-      for (const clientId of disabledClients(clients, market, opts)) yield json({ type: 'client-disabled', clientId });
-      yield json({ type: 'end', products, batches, packs });
+      for (const clientId of disabledClients(clients, market, opts))
+        yield encodeLine({ type: 'client-disabled', clientId });
+      yield encodeLine({ type: 'end', products, batches, packs });
     } finally {
       txn.done();
     }
   }
   return Readable.from(lines());
 }
-
-const json = (line: SnapshotLine): string => `${JSON.stringify(line)}\n`;

@@ -1,4 +1,5 @@
 import type { JWK } from 'jose';
+import type { FeedRecord, PackRow } from '../../common/src/feed-format.ts';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
@@ -20,46 +21,6 @@ export interface KeptPackDecision {
   result: PackDecision;
   request: string;
 }
-
-/** A pack as the hub keeps it (compact: millions of these). */
-export interface PackRecord {
-  /** Batch id. */
-  b: string;
-  /** Pack state; ACTIVE until decommissioned. */
-  s: string;
-  /** Who decommissioned it (client id, location) and when (epoch ms): what an undo is checked against. */
-  by?: { clientId: string; location: string };
-  at?: number;
-}
-
-/** A change the verifier nodes of a market apply. */
-export type FeedRecord =
-  | { type: 'product'; product: Product; evidenceSeq: number }
-  /** A product that changed owner with its prefix: the prefix registry's audit entry says so. */
-  | { type: 'product'; product: Product; prefixAuditSeq: number }
-  /** An OAuth client disabled by onboarding staff: the market's nodes refuse its tokens at once. */
-  | { type: 'client-disabled'; clientId: string; at: string }
-  /** The public keys that sign access tokens now (after a rotation): nodes validate tokens with these alone. */
-  | { type: 'signing-keys'; keys: JWK[] }
-  | { type: 'batch'; batch: Batch; evidenceSeq: number }
-  | {
-      type: 'pack-state';
-      productCode: string;
-      serial: string;
-      state: string;
-      by?: { clientId: string; location: string };
-      at?: number;
-      txId: string;
-    }
-  | {
-      type: 'packs';
-      productCode: string;
-      batch: string;
-      count: number;
-      /** The serials, separated by LF: one string encodes and hashes far faster than 10,000. */
-      serials: string;
-      evidenceSeq: number;
-    };
 
 /** Packs per feed record: big enough to keep the feed short, small enough to hash and ship quickly. */
 export const PACKS_PER_FEED_RECORD = 10_000;
@@ -96,7 +57,7 @@ export class HubStore {
   /** Key: product code | batch id. */
   private readonly batchDb: Database<Batch, string>;
   /** Key: product code (14 digits) followed by the serial. */
-  private readonly packDb: Database<PackRecord, string>;
+  private readonly packDb: Database<PackRow, string>;
   /** Decisions by client transaction id (key: client id | txId): a repeated event gets the same answer. */
   private readonly packTxDb: Database<KeptPackDecision, string>;
   /** Key: owner (or "-" for unknown products) | raisedAt | id. */
@@ -132,7 +93,7 @@ export class HubStore {
   get batches(): ReadOnlyDatabase<Batch> {
     return this.batchDb;
   }
-  get packs(): ReadOnlyDatabase<PackRecord> {
+  get packs(): ReadOnlyDatabase<PackRow> {
     return this.packDb;
   }
   get packTx(): ReadOnlyDatabase<KeptPackDecision> {
@@ -180,17 +141,17 @@ export class HubStore {
    */
   registerPacks(productCode: string, batch: string, serials: readonly string[]): string[] {
     const taken: string[] = [];
-    const pack: PackRecord = { b: batch, s: 'ACTIVE' };
+    const pack: PackRow = { b: batch, s: 'ACTIVE' };
     for (const serial of serials) if (!putIfAbsent(this.packDb, packKey(productCode, serial), pack)) taken.push(serial);
     return taken;
   }
 
-  pack(productCode: string, serial: string): PackRecord | undefined {
+  pack(productCode: string, serial: string): PackRow | undefined {
     return this.packDb.get(packKey(productCode, serial));
   }
 
   /** Inside a write transaction: the pack's new state, decided by compare-and-set (pack-events.ts). */
-  putPack(productCode: string, serial: string, pack: PackRecord): void {
+  putPack(productCode: string, serial: string, pack: PackRow): void {
     this.packDb.putSync(packKey(productCode, serial), pack);
   }
 

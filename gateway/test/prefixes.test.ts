@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FeedRecord } from '../../common/src/feed-format.ts';
 import { gs1CheckDigit } from '../../common/src/gs1.ts';
-import type { FeedRecord, Product } from '../src/hub-store.ts';
+import type { Product } from '../src/hub-store.ts';
 import { PrefixRegistry } from '../src/prefixes.ts';
 import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 

@@ -279,7 +279,7 @@ export interface paths {
         };
         /**
          * The market's current state, for a verifier node's first start (verifier-node certificate of that market)
-         * @description NDJSON. The first line is `{"type":"snapshot","market","seq","hash"}`: the feed record the snapshot includes; follow `/records?after=seq` from there. Then `product`, `batch` and `packs` lines (`packs`: LF-separated `serial TAB batch TAB state`), and a final `end` line with the counts. Read from one consistent LMDB snapshot, which is held open while it is sent: one snapshot at a time per node certificate and 16 at once in all (else 503 `HUB_SNAPSHOT_BUSY`), and the connection is closed when its reader has read nothing for a minute.
+         * @description NDJSON, one `SnapshotLine` per line, in this order: first `{"type":"snapshot","market","seq","hash"}`, the feed record the snapshot includes (follow `/records?after=seq` from there); then `signing-keys`, the public keys that sign access tokens now; then, product by product in code order, a `product` line, its `batch` lines and its `packs` lines (at most 10,000 packs a line, in serial order); then a `client-disabled` line for each client of the market that onboarding staff disabled; and a final `end` line with the counts. Read from one consistent LMDB snapshot, which is held open while it is sent: one snapshot at a time per node certificate and 16 at once in all (else 503 `HUB_SNAPSHOT_BUSY`), and the connection is closed when its reader has read nothing for a minute.
          */
         get: operations["getFeedSnapshot"];
         put?: never;
@@ -437,6 +437,114 @@ export interface components {
             receivedAt: string;
             /** @description Owner of the product; absent when the product code is unknown to the hub */
             owner?: string;
+        };
+        /** @description One record of a market's feed, a hash chain (ARCHITECTURE.md, "Feed"): a node applies the records in order and checks each link and hash before it applies them. */
+        FeedRecordEntry: {
+            /** @description The record's number in the market's feed: 1, 2, 3… without gaps */
+            seq: number;
+            /** @description `hash` of the record before; 64 zeros before the first record */
+            prev: string;
+            /** @description SHA-256, hex, of `seq`, LF, `prev`, LF and the canonical JSON of `body` (common/src/canonical-json.ts) */
+            hash: string;
+            body: components["schemas"]["FeedRecord"];
+        };
+        /** @description A change the verifier nodes of a market apply, told apart by `type`. */
+        FeedRecord: {
+            /** @constant */
+            type: "product";
+            product: components["schemas"]["Product"];
+            evidenceSeq: number;
+        } | {
+            /** @constant */
+            type: "product";
+            product: components["schemas"]["Product"];
+            prefixAuditSeq: number;
+        } | {
+            /** @constant */
+            type: "batch";
+            batch: components["schemas"]["Batch"];
+            evidenceSeq: number;
+        } | {
+            /** @constant */
+            type: "packs";
+            productCode: string;
+            batch: string;
+            count: number;
+            /** @description The serials, LF-separated: one string encodes and hashes far faster than 10,000 */
+            serials: string;
+            evidenceSeq: number;
+        } | {
+            /** @constant */
+            type: "pack-state";
+            productCode: string;
+            serial: string;
+            /** @description ACTIVE, SUPPLIED, DESTROYED, EXPORTED, SAMPLE, FREE_SAMPLE, LOCKED, STOLEN, CHECKED_OUT */
+            state: string;
+            by?: components["schemas"]["DecommissionedBy"];
+            /** @description Epoch milliseconds of the change */
+            at?: number;
+            /** @description The client's transaction id */
+            txId: string;
+        } | {
+            /** @constant */
+            type: "client-disabled";
+            clientId: string;
+            /** Format: date-time */
+            at: string;
+        } | components["schemas"]["SigningKeysLine"];
+        /** @description One line of a market's snapshot, told apart by `type` (see `getFeedSnapshot` for their order). */
+        SnapshotLine: {
+            /** @constant */
+            type: "snapshot";
+            market: components["schemas"]["Market"];
+            seq: number;
+            hash: string;
+        } | components["schemas"]["SigningKeysLine"] | {
+            /** @constant */
+            type: "product";
+            product: components["schemas"]["Product"];
+        } | {
+            /** @constant */
+            type: "batch";
+            batch: components["schemas"]["Batch"];
+        } | {
+            /** @constant */
+            type: "packs";
+            productCode: string;
+            /** @description How many rows `packs` holds */
+            count: number;
+            packs: string;
+        } | {
+            /** @constant */
+            type: "client-disabled";
+            clientId: string;
+        } | {
+            /** @constant */
+            type: "end";
+            products: number;
+            batches: number;
+            packs: number;
+        };
+        /** @description The public keys that sign access tokens now: a node validates tokens with these alone. On the feed at the first start and after each `keys rotate`; at the head of every snapshot. */
+        SigningKeysLine: {
+            /** @constant */
+            type: "signing-keys";
+            keys: components["schemas"]["PublicJwk"][];
+        };
+        /** @description A public JSON Web Key (RFC 7517), as `/oauth/jwks` publishes it */
+        PublicJwk: {
+            kty: string;
+            kid: string;
+            alg?: string;
+            use?: string;
+            crv?: string;
+            x?: string;
+            y?: string;
+        };
+        /** @description The client that decommissioned a pack and its location, as its access token proved them */
+        DecommissionedBy: {
+            clientId: string;
+            location: string;
         };
         RandomisationReport: {
             packs: number;
@@ -1009,13 +1117,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description NDJSON snapshot */
+            /** @description NDJSON snapshot; the schema describes one line */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/x-ndjson": string;
+                    "application/x-ndjson": components["schemas"]["SnapshotLine"];
                 };
             };
             401: components["responses"]["Problem"];
@@ -1043,14 +1151,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description NDJSON, one `{seq, prev, hash, body}` line per record; `hash` = SHA-256(seq "\n" prev "\n" canonical JSON of body), `prev` the hash of the record before. Header `x-feed-last-seq` gives the newest sequence. */
+            /** @description NDJSON, one `FeedRecordEntry` (`{seq, prev, hash, body}`) per line, in sequence order; empty when no record came within `wait`. The schema describes one line. Header `x-feed-last-seq` gives the newest sequence. */
             200: {
                 headers: {
                     "x-feed-last-seq"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/x-ndjson": string;
+                    "application/x-ndjson": components["schemas"]["FeedRecordEntry"];
                 };
             };
             401: components["responses"]["Problem"];

@@ -155,7 +155,7 @@ async function main() {
       txId: `bench-${next + k}`,
       productCode: CODE,
       serial,
-      op: 'supply',
+      op: 'supply' as const,
       at: Date.now(),
       token,
     }));

@@ -42,14 +42,39 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 async function fillReplica(path: string): Promise<number> {
   const replica = new Replica(path);
   const t0 = performance.now();
+  const created = new Date().toISOString();
   await replica.store.transaction(() => {
     replica.applyBody({
       type: 'product',
-      product: { productCode: CODE, name: 'Bench', markets: ['DE'], status: 'ACTIVE', owner: 'ACME' },
+      product: {
+        productCode: CODE,
+        name: 'Bench',
+        commonName: 'bench',
+        form: 'tablet',
+        strength: '1 mg',
+        packSize: 10,
+        markets: ['DE'],
+        status: 'ACTIVE',
+        owner: 'ACME',
+        createdAt: created,
+        updatedAt: created,
+      },
+      evidenceSeq: 1,
     });
     replica.applyBody({
       type: 'batch',
-      batch: { productCode: CODE, batch: 'B1', expiry: '291200', expiryDate: '2029-12-31', status: 'ACTIVE' },
+      batch: {
+        productCode: CODE,
+        batch: 'B1',
+        expiry: '291200',
+        expiryDate: '2029-12-31',
+        status: 'ACTIVE',
+        packCount: PACKS,
+        owner: 'ACME',
+        createdAt: created,
+        updatedAt: created,
+      },
+      evidenceSeq: 2,
     });
   });
   for (let start = 0; start < PACKS; start += 100_000) {
@@ -63,6 +88,7 @@ async function fillReplica(path: string): Promise<number> {
           batch: 'B1',
           count: serials.length,
           serials: serials.join('\n'),
+          evidenceSeq: 3,
         });
       }
     });
@@ -74,11 +100,8 @@ async function fillReplica(path: string): Promise<number> {
 
 async function lookupLatencies(path: string) {
   const replica = new Replica(path);
-  const lookup = {
-    product: (code: string) => replica.products.get(code),
-    batch: (code: string, batch: string) => replica.batches.get(`${code}|${batch}`),
-    pack: (code: string, s: string) => replica.packs.get(code + s),
-  };
+  // The node's own lookup: the replica's verbs.
+  const lookup = replica;
   const keys = Array.from({ length: 200_000 }, () => serial(Math.floor(Math.random() * PACKS)));
   for (let i = 0; i < 20_000; i++)
     verifyPack({ productCode: CODE, serial: keys[i]!, batch: 'B1', expiry: '291200' }, lookup, '2026-11-22');

@@ -92,8 +92,8 @@ export class AlertOutbox {
     return this.drain.deadLetters();
   }
 
-  start(intervalMs = 1000): void {
-    this.drain.start(intervalMs);
+  start(): void {
+    this.drain.start();
   }
 
   stop(): void {

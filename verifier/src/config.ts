@@ -8,6 +8,12 @@ import { loadConfig } from '../../common/src/config.ts';
  */
 export const DEFAULT_FEED_PAGE_SIZE = 1000;
 
+/**
+ * How long a feed request waits at the hub for a record when there is none (long poll), in ms: a
+ * new record reaches the node as soon as the hub commits it, and an idle node asks again this often.
+ */
+export const DEFAULT_FEED_WAIT_MS = 20_000;
+
 const port = z.coerce.number().int().min(0).max(65535);
 
 /** A verifier node's configuration: file (`PACKTRUST_VERIFIER_CONFIG`), `PACKTRUST_VERIFIER_*`, flags. */
@@ -25,7 +31,8 @@ export const verifierConfigSchema = z.object({
   certFile: z.string().min(1),
   keyFile: z.string().min(1),
   caChainFile: z.string().min(1),
-  feedWaitMs: z.coerce.number().int().min(100).max(60_000).default(20_000),
+  /** The feed long-poll wait (ms); at most the hub's 60,000. */
+  feedWaitMs: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_FEED_WAIT_MS),
   /** Feed records per request (and per transaction); pack records hold up to 10,000 packs each. */
   feedPageSize: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_FEED_PAGE_SIZE),
 });

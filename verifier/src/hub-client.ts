@@ -1,9 +1,17 @@
-import { createInterface } from 'node:readline';
-import type { JWK } from 'jose';
 import { Agent, request } from 'undici';
-import type { ChainEntry } from '../../common/src/hash-chain.ts';
+import {
+  decodeRecords,
+  decodeSnapshot,
+  type FeedRecordEntry,
+  type SnapshotLine,
+} from '../../common/src/feed-format.ts';
 import { RequestSigner } from '../../common/src/signed-request.ts';
-import type { FeedBody } from './replica.ts';
+import type { components } from '../../openapi/generated/hub.ts';
+import { HubRefused, HubUnavailable } from './errors.ts';
+
+type PackEvent = components['schemas']['PackEvent'];
+type PackEventResult = components['schemas']['PackEventResult'];
+type Alert = components['schemas']['Alert'];
 
 export interface HubClientOptions {
   hubUrl: string;
@@ -12,44 +20,6 @@ export interface HubClientOptions {
   certPem: string;
   keyPem: string;
   caPem: string;
-}
-
-export type SnapshotLine =
-  | { type: 'snapshot'; market: string; seq: number; hash: string }
-  | { type: 'signing-keys'; keys: JWK[] }
-  | { type: 'product'; product: Record<string, unknown> }
-  | { type: 'batch'; batch: Record<string, unknown> }
-  | { type: 'packs'; productCode: string; count: number; packs: string }
-  | { type: 'client-disabled'; clientId: string }
-  | { type: 'end'; products: number; batches: number; packs: number };
-
-/** The hub could not be reached, or failed (5xx): the request may be tried again later. */
-export class HubUnavailable extends Error {}
-
-/** The hub's codes that refuse the node's certificate itself (openapi/hub.yaml): no request of it will pass. */
-const CERTIFICATE_REFUSALS = new Set([
-  'HUB_CLIENT_CERT_REVOKED',
-  'HUB_CLIENT_CERT_EXPIRED',
-  'HUB_CLIENT_CERT_UNTRUSTED',
-]);
-
-/**
- * The hub answered with a refusal (4xx): trying the same request again gets the same answer.
- * `code` is the problem's stable code (for example `HUB_CLIENT_CERT_REVOKED`).
- */
-export class HubRefused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-
-  /** Whether the hub refuses the node's certificate (revoked, expired, not issued by its CA). */
-  get certificateRefused(): boolean {
-    return CERTIFICATE_REFUSALS.has(this.code);
-  }
 }
 
 /**
@@ -79,8 +49,7 @@ export class HubClient {
   /** The market's snapshot, line by line (streamed: a market may hold millions of packs). */
   async *snapshot(signal?: AbortSignal): AsyncGenerator<SnapshotLine> {
     const res = await this.get(`/v1/feed/${this.options.market}/snapshot`, signal);
-    const lines = createInterface({ input: res.body, crlfDelay: Number.POSITIVE_INFINITY });
-    for await (const line of lines) if (line) yield JSON.parse(line) as SnapshotLine;
+    yield* decodeSnapshot(res.body);
   }
 
   /** Records after `after`, waiting up to `waitMs` for the first; and the hub's newest sequence. */
@@ -89,29 +58,23 @@ export class HubClient {
     limit: number,
     waitMs: number,
     signal?: AbortSignal,
-  ): Promise<{ records: ChainEntry<FeedBody>[]; hubSeq: number }> {
+  ): Promise<{ records: FeedRecordEntry[]; hubSeq: number }> {
     const res = await this.get(
       `/v1/feed/${this.options.market}/records?after=${after}&limit=${limit}&wait=${waitMs}`,
       signal,
     );
-    const text = await res.body.text();
-    const records = text
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as ChainEntry<FeedBody>);
+    const records = decodeRecords(await res.body.text());
     return { records, hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0) };
   }
 
   /** Asks the hub to decide pack state changes; one result per event, in order. */
-  async sendEvents(
-    events: unknown[],
-  ): Promise<{ txId: string; accepted: boolean; code: string; state?: string; alert?: string; detail: string }[]> {
+  async sendEvents(events: PackEvent[]): Promise<PackEventResult[]> {
     const text = await this.post('/v1/packs/events', { events });
-    return (JSON.parse(text) as { results: [] }).results;
+    return (JSON.parse(text) as { results: PackEventResult[] }).results;
   }
 
   /** Delivers alerts to the hub (stored there for the products' owners). */
-  async sendAlerts(alerts: unknown[]): Promise<void> {
+  async sendAlerts(alerts: Alert[]): Promise<void> {
     await this.post('/v1/alerts', { alerts });
   }
 

@@ -1,6 +1,9 @@
 import type { Logger } from '../../common/src/log.ts';
 import type { Database, Store } from '../../common/src/store.ts';
-import { HubRefused } from './hub-client.ts';
+import { HubRefused } from './errors.ts';
+
+/** How often an outbox is drained (an alert also drains its outbox at once). */
+const DRAIN_INTERVAL_MS = 1000;
 
 /** An entry the hub refused for good, kept for the operator beside the outbox. */
 export interface DeadLetter<V> {
@@ -44,8 +47,9 @@ export class OutboxDrain<V> {
     this.dead = store.db(options.deadLetters);
   }
 
-  start(intervalMs = 1000): void {
-    this.timer = setInterval(() => void this.drain(), intervalMs);
+  /** Drains every DRAIN_INTERVAL_MS from now on, until `stop()`. */
+  start(): void {
+    this.timer = setInterval(() => void this.drain(), DRAIN_INTERVAL_MS);
     this.timer.unref();
   }
 
@@ -87,14 +91,14 @@ export class OutboxDrain<V> {
     } catch (err) {
       if (!isFinal(err)) throw err;
       this.logger.error(
-        { key: entry.key, status: err.status, code: err.code, err: err.message },
+        { key: entry.key, status: err.status, code: err.hubCode, err: err.message },
         `the hub refused one of the ${this.options.what}; set aside as a dead letter`,
       );
       await this.store.transaction(() => {
         this.db.removeSync(entry.key);
         this.dead.putSync(entry.key, {
           value: entry.value,
-          code: err.code,
+          code: err.hubCode,
           detail: err.message,
           at: new Date().toISOString(),
         });

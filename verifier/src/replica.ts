@@ -1,6 +1,14 @@
 import type { JWK } from 'jose';
-import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
+import {
+  decodePackRows,
+  type FeedRecord,
+  type FeedRecordEntry,
+  type PackRow,
+  type SnapshotLine,
+} from '../../common/src/feed-format.ts';
+import { HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, Store } from '../../common/src/store.ts';
+import { FeedIntegrityError } from './errors.ts';
 
 /** A product as a node needs it to answer: its markets and whether it is withdrawn. */
 export interface ReplicaProduct {
@@ -18,14 +26,8 @@ export interface ReplicaBatch {
   reason?: string;
 }
 
-/** Key: product code + serial. `b` batch, `s` state. */
-export interface ReplicaPack {
-  b: string;
-  s: string;
-  /** Who decommissioned it and when (epoch ms), for the undo rules. */
-  by?: { clientId: string; location: string };
-  at?: number;
-}
+/** Key: product code + serial. */
+export type ReplicaPack = PackRow;
 
 /** Where the replica stands in the market's feed: the last applied record and its hash. */
 export interface Checkpoint {
@@ -33,31 +35,16 @@ export interface Checkpoint {
   hash: string;
 }
 
-/** The feed records a node applies (the hub's FeedRecord, as JSON). */
-export type FeedBody =
-  | { type: 'product'; product: ReplicaProduct & Record<string, unknown> }
-  | { type: 'batch'; batch: ReplicaBatch & { productCode: string; batch: string } }
-  | { type: 'packs'; productCode: string; batch: string; count: number; serials: string }
-  | {
-      type: 'pack-state';
-      productCode: string;
-      serial: string;
-      state: string;
-      by?: { clientId: string; location: string };
-      at?: number;
-      txId: string;
-    }
-  | { type: 'client-disabled'; clientId: string; at?: string }
-  /** The hub's token signing keys (public): the node validates access tokens with these alone. */
-  | { type: 'signing-keys'; keys: JWK[] };
+/** What the replica applies: a feed record, or a snapshot line that carries one product, batch, client or key set. */
+export type ReplicaChange =
+  | FeedRecord
+  | Extract<SnapshotLine, { type: 'product' | 'batch' | 'client-disabled' | 'signing-keys' }>;
 
 /** The hub's token signing keys as the replica holds them; `seq`-independent tag for caches. */
 export interface SigningKeySet {
   keys: JWK[];
   tag: string;
 }
-
-export class FeedIntegrityError extends Error {}
 
 /**
  * A node's LMDB replica of one market: products, batches, packs, and the checkpoint of the
@@ -73,6 +60,8 @@ export class Replica {
   readonly disabledClients: Database<{ at?: string }, string>;
   private readonly meta: Database<Checkpoint, string>;
   private readonly keys: Database<SigningKeySet, string>;
+  /** The last pack key a snapshot load appended (see loadPacks). */
+  private lastLoaded = '';
 
   constructor(path: string) {
     this.store = Store.open({ path });
@@ -82,6 +71,27 @@ export class Replica {
     this.disabledClients = this.store.db('disabled-clients');
     this.meta = this.store.db('meta');
     this.keys = this.store.db('signing-keys');
+  }
+
+  product(code: string): ReplicaProduct | undefined {
+    return this.products.get(code);
+  }
+
+  batch(code: string, batch: string): ReplicaBatch | undefined {
+    return this.batches.get(batchKey(code, batch));
+  }
+
+  pack(code: string, serial: string): ReplicaPack | undefined {
+    return this.packs.get(code + serial);
+  }
+
+  /** Whether onboarding staff disabled the client (the market's deny-list, from the feed). */
+  isDisabled(clientId: string): boolean {
+    return this.disabledClients.get(clientId) !== undefined;
+  }
+
+  packCount(): number {
+    return (this.packs.getStats() as { entryCount: number }).entryCount;
   }
 
   /** The hub's token signing keys, as the feed last delivered them. */
@@ -98,7 +108,7 @@ export class Replica {
    * continue the chain: consecutive sequence numbers, each linked to the previous hash, each
    * hash matching its content. Throws FeedIntegrityError (and applies nothing) otherwise.
    */
-  async applyRecords(records: ChainEntry<FeedBody>[]): Promise<Checkpoint> {
+  async applyRecords(records: FeedRecordEntry[]): Promise<Checkpoint> {
     let next: Checkpoint | undefined;
     await this.store.transaction(() => {
       let at = this.checkpoint() ?? { seq: 0, hash: '' };
@@ -119,7 +129,7 @@ export class Replica {
   }
 
   /** Inside a write transaction. */
-  applyBody(body: FeedBody): void {
+  applyBody(body: ReplicaChange): void {
     switch (body.type) {
       case 'product': {
         const p = body.product;
@@ -134,7 +144,7 @@ export class Replica {
       }
       case 'batch': {
         const b = body.batch;
-        this.batches.putSync(`${b.productCode}|${b.batch}`, {
+        this.batches.putSync(batchKey(b.productCode, b.batch), {
           expiry: b.expiry,
           expiryDate: b.expiryDate,
           status: b.status,
@@ -150,7 +160,7 @@ export class Replica {
         return;
       }
       case 'client-disabled':
-        this.disabledClients.putSync(body.clientId, body.at ? { at: body.at } : {});
+        this.disabledClients.putSync(body.clientId, 'at' in body && body.at ? { at: body.at } : {});
         return;
       case 'signing-keys':
         this.keys.putSync('current', {
@@ -169,8 +179,25 @@ export class Replica {
     }
   }
 
+  /**
+   * Inside a write transaction, while a snapshot is loaded into the emptied replica: the rows of
+   * one of its `packs` lines. The hub sends packs in key order, so LMDB can append to the last
+   * page instead of searching and splitting (MDB_APPEND), and fills pages completely. A key out
+   * of order (not expected) is written the ordinary way.
+   */
+  loadPacks(productCode: string, rows: string): void {
+    decodePackRows(rows, (serial, pack) => {
+      const key = productCode + serial;
+      // putSync answers false when LMDB refuses the append (a key not after the last one).
+      const appended = key > this.lastLoaded && this.packs.putSync(key, pack, { append: true });
+      if (appended) this.lastLoaded = key;
+      else this.packs.putSync(key, pack);
+    });
+  }
+
   /** Inside a write transaction: empties the replica before a snapshot is loaded. */
   clear(): void {
+    this.lastLoaded = '';
     this.products.clearSync();
     this.batches.clearSync();
     this.packs.clearSync();
@@ -188,3 +215,5 @@ export class Replica {
     return this.store.close();
   }
 }
+
+const batchKey = (code: string, batch: string): string => `${code}|${batch}`;

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/src/log.ts';
-import { type HubClient, type HubRefused, HubUnavailable } from './hub-client.ts';
-import { type Checkpoint, FeedIntegrityError, type Replica, type ReplicaPack } from './replica.ts';
+import { FeedIntegrityError, type HubRefused, HubUnavailable } from './errors.ts';
+import type { HubClient } from './hub-client.ts';
+import type { Checkpoint, Replica } from './replica.ts';
 
 /**
  * `revoked`: the hub refuses the node's certificate (revoked by the CA, expired, or not the CA's);
@@ -43,11 +44,8 @@ export class Replicator {
     private readonly replica: Replica,
     private readonly hub: HubClient,
     private readonly logger: Logger,
-    private readonly options: { pageSize: number; waitMs: number; retryMs: number } = {
-      pageSize: 1000,
-      waitMs: 20_000,
-      retryMs: 1000,
-    },
+    /** Feed records per request, the long-poll wait and the pause after a failure (verifier/src/config.ts). */
+    private readonly options: { pageSize: number; waitMs: number; retryMs: number },
   ) {
     hub.onCertificateRefused((refusal) => this.certificateRefused(refusal));
   }
@@ -115,10 +113,10 @@ export class Replicator {
     this.refused = refusal;
     this.running = false;
     this.status.state = 'revoked';
-    this.status.lastError = `the hub refuses this node's certificate (${refusal.code}): ${refusal.message}`;
+    this.status.lastError = `the hub refuses this node's certificate (${refusal.hubCode}): ${refusal.message}`;
     this.aborter.abort();
     this.logger.error(
-      { code: refusal.code, err: refusal.message },
+      { code: refusal.hubCode, err: refusal.message },
       "the hub refuses this node's certificate; the node stops serving until it is restarted with a new one",
     );
   }
@@ -151,10 +149,6 @@ export class Replicator {
     let pendingPacks = 0;
     let packs = 0;
     let complete = false;
-    // The hub sends packs in key order into an emptied table: LMDB can then append to the last
-    // page instead of searching and splitting (MDB_APPEND), and fills pages completely. A key out
-    // of order (not expected) is written the ordinary way.
-    let lastKey = '';
     const flush = async () => {
       const work = pending;
       pending = [];
@@ -168,50 +162,18 @@ export class Replicator {
         case 'snapshot':
           checkpoint = { seq: line.seq, hash: line.hash };
           break;
-        case 'product':
-          pending.push(() => this.replica.applyBody({ type: 'product', product: line.product as never }));
-          break;
-        case 'batch':
-          pending.push(() => this.replica.applyBody({ type: 'batch', batch: line.batch as never }));
-          break;
-        case 'client-disabled':
-          pending.push(() => this.replica.applyBody({ type: 'client-disabled', clientId: line.clientId }));
-          break;
-        case 'signing-keys':
-          pending.push(() => this.replica.applyBody({ type: 'signing-keys', keys: line.keys }));
-          break;
-        case 'packs': {
-          const code = line.productCode;
-          const text = line.packs;
-          pending.push(() => {
-            for (const row of text.split('\n')) {
-              const [serial, batch, state, clientId, location, at] = row.split('\t') as [
-                string,
-                string,
-                string,
-                string?,
-                string?,
-                string?,
-              ];
-              const pack: ReplicaPack = clientId
-                ? { b: batch, s: state, by: { clientId, location: location ?? '' }, at: Number(at) }
-                : { b: batch, s: state };
-              const key = code + serial;
-              // putSync answers false when LMDB refuses the append (a key not after the last one).
-              const appended = key > lastKey && this.replica.packs.putSync(key, pack, { append: true });
-              if (appended) lastKey = key;
-              else this.replica.packs.putSync(key, pack);
-            }
-          });
+        case 'packs':
+          pending.push(() => this.replica.loadPacks(line.productCode, line.packs));
           pendingPacks += line.count;
           packs += line.count;
           break;
-        }
         case 'end':
           if (line.packs !== packs)
             throw new FeedIntegrityError(`snapshot announced ${line.packs} packs, carried ${packs}`);
           complete = true;
           break;
+        default:
+          pending.push(() => this.replica.applyBody(line));
       }
       if (pendingPacks >= PACKS_PER_TRANSACTION) await flush();
     }

@@ -3,7 +3,7 @@ import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
-import { DEFAULT_FEED_PAGE_SIZE } from './config.ts';
+import { DEFAULT_FEED_PAGE_SIZE, DEFAULT_FEED_WAIT_MS } from './config.ts';
 import { HubClient } from './hub-client.ts';
 import { Replica } from './replica.ts';
 import { Replicator } from './replication.ts';
@@ -55,7 +55,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
   });
   const replicator = new Replicator(replica, hub, o.logger, {
     pageSize: o.feedPageSize ?? DEFAULT_FEED_PAGE_SIZE,
-    waitMs: o.feedWaitMs ?? 20_000,
+    waitMs: o.feedWaitMs ?? DEFAULT_FEED_WAIT_MS,
     retryMs: 500,
   });
   const validator = new TokenValidator({
@@ -63,10 +63,10 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     audience: o.audience,
     market: o.market,
     signingKeys: () => replica.signingKeys(),
-    isDisabled: (clientId) => replica.disabledClients.get(clientId) !== undefined,
+    isDisabled: (clientId) => replica.isDisabled(clientId),
   });
   const alerts = new AlertOutbox(local, hub, o.logger, { market: o.market, nodeId: o.nodeId });
-  const stateChanges = new StateChanges(local, StateChanges.lookupOf(replica), hub, alerts, o.logger);
+  const stateChanges = new StateChanges(local, replica, hub, alerts, o.logger);
   replicator.start();
   alerts.start();
   stateChanges.start();

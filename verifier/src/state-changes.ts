@@ -1,24 +1,23 @@
 import type { Logger } from '../../common/src/log.ts';
-import { type ChangeRequest, decideChange, inactiveReasonOf, type PackState } from '../../common/src/pack-rules.ts';
+import type { ChangeRequest } from '../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../common/src/store.ts';
+import type { components as hub } from '../../openapi/generated/hub.ts';
+import type { components } from '../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from './alerts.ts';
-import { type HubClient, HubRefused, HubUnavailable } from './hub-client.ts';
+import { HubRefused, HubUnavailable } from './errors.ts';
+import type { HubClient } from './hub-client.ts';
 import { OutboxDrain } from './outbox.ts';
-import type { Replica } from './replica.ts';
+import { type PendingPack, PendingPacks } from './pending-packs.ts';
 import type { Caller } from './token-validator.ts';
-import { type PackQuery, type ReplicaLookup, verifyPack } from './verification.ts';
+import { decideLocally, type PackQuery, type ReplicaLookup, verifyPack } from './verification.ts';
 
-export interface ChangeOutcome {
-  txId: string;
-  /** accepted / refused by the hub (or already locally), pending when the hub was unreachable. */
-  outcome: 'accepted' | 'refused' | 'pending';
-  code: string;
-  state?: string;
-  alert?: { code: string; id: string };
-  detail: string;
-  productCode: string;
-  serial: string;
-}
+type PackEventResult = hub['schemas']['PackEventResult'];
+
+/**
+ * The answer to a change (openapi/verifier.yaml `ChangeOutcome`): accepted or refused by the hub
+ * (or already here), pending when the hub was unreachable.
+ */
+export type ChangeOutcome = components['schemas']['ChangeOutcome'];
 
 /** A change kept while the hub is unreachable, with the token that proves who asked. */
 interface PendingEvent {
@@ -32,12 +31,6 @@ interface PendingEvent {
   op: ChangeRequest['op'];
   at: number;
   token: string;
-}
-
-/** A pack with a change waiting for the hub at this node: which request, which operation. */
-interface PendingPack {
-  key: string;
-  op: ChangeRequest['op'];
 }
 
 /**
@@ -54,9 +47,7 @@ interface PendingPack {
 export class StateChanges {
   private readonly outbox: Database<PendingEvent, string>;
   private readonly results: Database<ChangeOutcome, string>;
-  private readonly pendingDb: Database<PendingPack, string>;
-  /** `pendingDb` in memory: verification asks it for every pack, and it is small. */
-  private readonly pendingPacks = new Map<string, PendingPack>();
+  private readonly pendingPacks: PendingPacks;
   private readonly drain: OutboxDrain<PendingEvent>;
 
   constructor(
@@ -68,29 +59,15 @@ export class StateChanges {
   ) {
     this.outbox = store.db('event-outbox');
     this.results = store.db('tx-results');
-    this.pendingDb = store.db('pending-packs');
-    for (const { key, value } of this.pendingDb.getRange()) this.pendingPacks.set(key, value);
+    this.pendingPacks = new PendingPacks(store);
     this.drain = new OutboxDrain(store, this.outbox, (page) => this.deliver(page), logger, {
       what: 'stored state changes',
       deadLetters: 'event-dead-letters',
       onRefused: ({ value: e }, refusal) => {
-        this.results.putSync(resultKey(e), {
-          ...base(e),
-          outcome: 'refused',
-          code: refusal.code,
-          detail: `the hub refused the change: ${refusal.message}`,
-        });
-        this.clearPending(e);
+        this.results.putSync(resultKey(e), refusedByHub(e, refusal));
+        this.pendingPacks.release(e.productCode, e.serial, resultKey(e));
       },
     });
-  }
-
-  static lookupOf(replica: Replica): ReplicaLookup {
-    return {
-      product: (code) => replica.products.get(code),
-      batch: (code, batch) => replica.batches.get(`${code}|${batch}`),
-      pack: (code, serial) => replica.packs.get(code + serial),
-    };
   }
 
   pending(): number {
@@ -104,7 +81,7 @@ export class StateChanges {
 
   /** The change waiting for the hub for this pack at this node, if any. */
   pendingFor(productCode: string, serial: string): ChangeRequest['op'] | undefined {
-    return this.pendingPacks.size === 0 ? undefined : this.pendingPacks.get(productCode + serial)?.op;
+    return this.pendingPacks.of(productCode, serial)?.op;
   }
 
   async change(
@@ -129,7 +106,7 @@ export class StateChanges {
       at: now,
       token: caller.token,
     };
-    const waiting = this.pendingPacks.get(q.productCode + q.serial);
+    const waiting = this.pendingPacks.of(q.productCode, q.serial);
     if (waiting?.key === key) return pendingOutcome(event, waiting.op);
     const v = verifyPack(q, this.replica, today);
     if (v.alert) {
@@ -143,19 +120,8 @@ export class StateChanges {
       });
     }
     if (waiting) return this.remember(key, changePending(event, waiting.op));
-    const pack = this.replica.pack(q.productCode, q.serial)!;
-    const product = this.replica.product(q.productCode)!;
-    const inactive = inactiveReasonOf(product.status, this.replica.batch(q.productCode, pack.b), today);
-    const current = {
-      state: pack.s as PackState,
-      ...(pack.by ? { by: pack.by } : {}),
-      ...(pack.at !== undefined ? { at: pack.at } : {}),
-    };
-    const local = decideChange(
-      current,
-      { op, clientId: caller.clientId, location: caller.location, role: caller.role, at: now },
-      inactive,
-    );
+    const { clientId, location, role } = caller;
+    const local = decideLocally(q, this.replica, today, { op, clientId, location, role, at: now });
     if (!local.accepted) {
       const outcome: ChangeOutcome = {
         ...base(event),
@@ -174,21 +140,14 @@ export class StateChanges {
       const [decided] = await this.hub.sendEvents([hubEvent(event)]);
       return this.remember(key, await this.outcomeOf(event, decided!));
     } catch (err) {
-      if (err instanceof HubRefused && err.status !== 401) {
-        return this.remember(key, {
-          ...base(event),
-          outcome: 'refused',
-          code: err.code,
-          detail: `the hub refused the change: ${err.message}`,
-        });
-      }
+      if (err instanceof HubRefused && err.status !== 401) return this.remember(key, refusedByHub(event, err));
       if (!(err instanceof HubUnavailable)) throw err;
       return this.keepForLater(event, key, err);
     }
   }
 
-  start(intervalMs = 1000): void {
-    this.drain.start(intervalMs);
+  start(): void {
+    this.drain.start();
   }
 
   stop(): void {
@@ -202,17 +161,14 @@ export class StateChanges {
 
   /** Keeps the change in the outbox and marks its pack pending here, in one durable write. */
   private async keepForLater(event: PendingEvent, key: string, err: Error): Promise<ChangeOutcome> {
-    const packKey = event.productCode + event.serial;
+    const marker = { key, op: event.op };
     let other: PendingPack | undefined;
     await this.store.transaction(() => {
-      // Another request for this pack may have been kept while this one waited for the hub.
-      other = this.pendingDb.get(packKey);
-      if (other) return;
-      this.outbox.putSync(`${String(event.at).padStart(15, '0')}|${key}`, event);
-      this.pendingDb.putSync(packKey, { key, op: event.op });
+      other = this.pendingPacks.markUnlessMarked(event.productCode, event.serial, marker);
+      if (!other) this.outbox.putSync(`${String(event.at).padStart(15, '0')}|${key}`, event);
     });
     if (other && other.key !== key) return this.remember(key, changePending(event, other.op));
-    this.pendingPacks.set(packKey, { key, op: event.op });
+    this.pendingPacks.marked(event.productCode, event.serial, marker);
     this.logger.warn({ txId: event.txId, err: err.message }, 'hub unreachable; state change kept for later');
     return pendingOutcome(event, event.op);
   }
@@ -224,24 +180,12 @@ export class StateChanges {
     await this.store.transaction(() => {
       for (const [i, e] of page.entries()) {
         this.results.putSync(resultKey(e.value), outcomes[i]!);
-        this.clearPending(e.value);
+        this.pendingPacks.release(e.value.productCode, e.value.serial, resultKey(e.value));
       }
     });
   }
 
-  /** Inside a write transaction. */
-  private clearPending(e: PendingEvent): void {
-    const packKey = e.productCode + e.serial;
-    if (this.pendingDb.get(packKey)?.key !== resultKey(e)) return;
-    this.pendingDb.removeSync(packKey);
-    this.pendingPacks.delete(packKey);
-  }
-
-  private async outcomeOf(
-    e: PendingEvent,
-    r: { accepted: boolean; code: string; state?: string; alert?: string; detail: string },
-    late = false,
-  ): Promise<ChangeOutcome> {
+  private async outcomeOf(e: PendingEvent, r: PackEventResult, late = false): Promise<ChangeOutcome> {
     const outcome: ChangeOutcome = {
       ...base(e),
       outcome: r.accepted ? 'accepted' : 'refused',
@@ -255,7 +199,7 @@ export class StateChanges {
       const q = { productCode: e.productCode, serial: e.serial, batch: e.batch, expiry: e.expiry };
       // Raised as of the request it concerns, which its token covers.
       const alert = await this.alerts.raise(
-        alertCode as 'A24',
+        alertCode,
         'DECOMMISSIONED',
         `state change ${e.op} refused by the hub: ${r.detail}`,
         q,
@@ -286,6 +230,15 @@ function pendingOutcome(e: PendingEvent, op: ChangeRequest['op']): ChangeOutcome
   };
 }
 
+function refusedByHub(e: PendingEvent, refusal: HubRefused): ChangeOutcome {
+  return {
+    ...base(e),
+    outcome: 'refused',
+    code: refusal.hubCode,
+    detail: `the hub refused the change: ${refusal.message}`,
+  };
+}
+
 function changePending(e: PendingEvent, op: ChangeRequest['op']): ChangeOutcome {
   return {
     ...base(e),
@@ -296,6 +249,6 @@ function changePending(e: PendingEvent, op: ChangeRequest['op']): ChangeOutcome 
 }
 
 /** The event as the hub takes it (openapi/hub.yaml PackEvent): the request and the caller's token. */
-function hubEvent(e: PendingEvent) {
+function hubEvent(e: PendingEvent): hub['schemas']['PackEvent'] {
   return { txId: e.txId, productCode: e.productCode, serial: e.serial, op: e.op, at: e.at, token: e.token };
 }

@@ -1,13 +1,7 @@
 import { AccessTokenRejected, AccessTokenVerifier, type Actor } from '../../common/src/access-tokens.ts';
-import { defineError, Unauthenticated } from '../../common/src/errors.ts';
+import { Unauthenticated } from '../../common/src/errors.ts';
+import { ClientDisabled, TokenInvalid } from './errors.ts';
 import type { SigningKeySet } from './replica.ts';
-
-export const TokenInvalid = defineError('NODE_TOKEN_INVALID', 401, 'The access token is not valid for this verifier');
-export const ClientDisabled = defineError(
-  'NODE_CLIENT_DISABLED',
-  401,
-  'This client has been disabled by onboarding staff',
-);
 
 /**
  * Who is calling, from a validated access token, and the token itself: the node forwards it with

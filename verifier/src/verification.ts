@@ -1,4 +1,11 @@
-import { type InactiveReason, inactiveReasonOf } from '../../common/src/pack-rules.ts';
+import {
+  type ChangeDecision,
+  type ChangeRequest,
+  decideChange,
+  type InactiveReason,
+  inactiveReasonOf,
+  type PackState,
+} from '../../common/src/pack-rules.ts';
 import type { ReplicaBatch, ReplicaPack, ReplicaProduct } from './replica.ts';
 
 /** A pack's unique identifier as scanned. */
@@ -104,6 +111,22 @@ export function verifyPack(q: PackQuery, replica: ReplicaLookup, today: string):
   if (pack.s !== 'ACTIVE')
     return { returnCode: 'DECOMMISSIONED', state: pack.s, detail: `the pack is ${pack.s.toLowerCase()}` };
   return { returnCode: 'ACTIVE', state: 'ACTIVE', detail: 'the pack is active' };
+}
+
+/**
+ * A change of a pack that `verifyPack` answered without an alert, judged on the replica with the
+ * rules the hub applies (common/src/pack-rules.ts): the node refuses at once what the hub would.
+ */
+export function decideLocally(q: PackQuery, replica: ReplicaLookup, today: string, req: ChangeRequest): ChangeDecision {
+  const pack = replica.pack(q.productCode, q.serial)!;
+  const product = replica.product(q.productCode)!;
+  const inactive = inactiveReasonOf(product.status, replica.batch(q.productCode, pack.b), today);
+  const current = {
+    state: pack.s as PackState,
+    ...(pack.by ? { by: pack.by } : {}),
+    ...(pack.at !== undefined ? { at: pack.at } : {}),
+  };
+  return decideChange(current, req, inactive);
 }
 
 function inactiveDetail(reason: InactiveReason, batch: ReplicaBatch | undefined): string {

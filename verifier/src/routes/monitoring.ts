@@ -1,0 +1,77 @@
+import type { HttpServer } from '../../../common/src/http.ts';
+import { OpenApiContract } from '../../../common/src/openapi.ts';
+import type { components } from '../../../openapi/generated/verifier.ts';
+import type { AlertOutbox } from '../alerts.ts';
+import type { Replica } from '../replica.ts';
+import type { Replicator } from '../replication.ts';
+import type { StateChanges } from '../state-changes.ts';
+
+/** The contract's `Health`, with the counts this node always gives. */
+type Health = components['schemas']['Health'] & { changesPending: number; deadLetters: number };
+
+const contract = new OpenApiContract(new URL('../../../openapi/verifier.yaml', import.meta.url).pathname);
+
+export interface MonitoringRoutesOptions {
+  market: string;
+  nodeId: string;
+  replica: Replica;
+  replicator: Replicator;
+  alerts: AlertOutbox;
+  stateChanges: StateChanges;
+}
+
+/**
+ * What operators and their monitoring read, without a token: `/health` (openapi/verifier.yaml
+ * `Health`) and the same figures as Prometheus metrics on `/metrics`.
+ */
+export async function monitoringRoutes(app: HttpServer, options: MonitoringRoutesOptions): Promise<void> {
+  const health = (): Health => {
+    const { replica, replicator, alerts, stateChanges } = options;
+    const s = replicator.status;
+    return {
+      status: s.state,
+      serving: replicator.serving,
+      market: options.market,
+      nodeId: options.nodeId,
+      appliedSeq: s.appliedSeq,
+      hubSeq: Math.max(s.hubSeq, s.appliedSeq),
+      lag: Math.max(0, s.hubSeq - s.appliedSeq),
+      packs: replica.packCount(),
+      alertsPending: alerts.pending(),
+      changesPending: stateChanges.pending(),
+      deadLetters: alerts.deadLetters() + stateChanges.deadLetters(),
+      ...(s.lastError ? { lastError: s.lastError } : {}),
+    };
+  };
+
+  app.get('/health', { schema: contract.routeSchema('getHealth') }, async () => health());
+  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(prometheusText(health())));
+}
+
+/** The health figures in the Prometheus text format (all gauges), with the process's memory. */
+function prometheusText(h: Health): string {
+  const node = `{market="${h.market}",node="${h.nodeId}"}`;
+  const gauge = (name: string, help: string, value: number, labels = node) =>
+    `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name}${labels} ${value}\n`;
+  const memory = process.memoryUsage();
+  return [
+    gauge('packtrust_feed_applied_seq', 'Last feed record applied to the replica.', h.appliedSeq),
+    gauge('packtrust_feed_hub_seq', 'Newest feed record the hub reported.', h.hubSeq),
+    gauge('packtrust_replication_lag_records', 'Feed records not applied yet.', h.lag),
+    gauge('packtrust_replica_packs', 'Packs in the replica.', h.packs),
+    gauge(
+      'packtrust_serving',
+      'Whether the node answers (1), or not (0: resynchronising, or its certificate refused).',
+      h.serving ? 1 : 0,
+    ),
+    gauge('packtrust_alerts_pending', 'Alerts waiting to be delivered to the hub.', h.alertsPending),
+    gauge('packtrust_changes_pending', 'State changes waiting for the hub (offline mode).', h.changesPending),
+    gauge(
+      'packtrust_dead_letters',
+      'Alerts and state changes the hub refused for good (see the node log).',
+      h.deadLetters,
+    ),
+    gauge('process_resident_memory_bytes', 'Resident memory of the node process.', memory.rss, ''),
+    gauge('nodejs_heap_used_bytes', 'V8 heap in use.', memory.heapUsed, ''),
+  ].join('');
+}
