@@ -30,6 +30,7 @@ const NOT_OVER_HTTP: Record<string, Record<string, string>> = {
     CONFIG_INVALID: STARTUP,
     CA_ALREADY_INITIALISED: '`packtrust-ca init` only',
     CA_PASSPHRASE_INVALID: 'reading and using the key passphrase: the CLI, and the service before it listens',
+    CA_CERTIFICATE_INVALID: 'opening a damaged CA (a CA certificate without a key identifier), before it listens',
   },
   gateway: {
     CONFIG_INVALID: STARTUP,
