@@ -138,7 +138,7 @@ export interface components {
             txId: string;
             /** @enum {string} */
             outcome: "accepted" | "refused" | "pending";
-            /** @description CHANGED, ALREADY_IN_STATE_HERE, ALREADY_DECOMMISSIONED, NOT_ACTIVE, PACK_INACTIVE, ROLE_NOT_ALLOWED, UNDO_NOT_DECOMMISSIONED, UNDO_STATE_FINAL, UNDO_OTHER_CLIENT, UNDO_TOO_LATE, PENDING, CHANGE_PENDING (another change of the pack waits for the hub at this node), OFFLINE_WINDOW_PASSED, CLIENT_DISABLED, a hub problem code when the hub refused the request (e.g. HUB_WRONG_MARKET), or a verification return code */
+            /** @description CHANGED, ALREADY_IN_STATE_HERE, ALREADY_DECOMMISSIONED, NOT_ACTIVE, PACK_INACTIVE, ROLE_NOT_ALLOWED, UNDO_NOT_DECOMMISSIONED, UNDO_STATE_FINAL, UNDO_OTHER_CLIENT, UNDO_TOO_LATE, PENDING, CHANGE_PENDING (another change of the pack waits for the hub at this node; not kept as the answer, so asking again later is decided), TX_ID_REUSED (the client used this txId for another pack or operation), OFFLINE_WINDOW_PASSED, CLIENT_DISABLED, a hub problem code when the hub refused the request (e.g. HUB_WRONG_MARKET), or a verification return code */
             code: string;
             state?: string;
             alert?: {

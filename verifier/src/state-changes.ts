@@ -19,6 +19,12 @@ type PackEventResult = hub['schemas']['PackEventResult'];
  */
 export type ChangeOutcome = components['schemas']['ChangeOutcome'];
 
+/** An answer kept by the client's transaction id, with the request it answered (`productCode|serial|op`). */
+interface KeptOutcome {
+  outcome: ChangeOutcome;
+  request: string;
+}
+
 /** A change kept while the hub is unreachable, with the token that proves who asked. */
 interface PendingEvent {
   /** The client's transaction id. */
@@ -46,7 +52,7 @@ interface PendingEvent {
  */
 export class StateChanges {
   private readonly outbox: Database<PendingEvent, string>;
-  private readonly results: Database<ChangeOutcome, string>;
+  private readonly results: Database<KeptOutcome, string>;
   private readonly pendingPacks: PendingPacks;
   private readonly drain: OutboxDrain<PendingEvent>;
 
@@ -64,7 +70,7 @@ export class StateChanges {
       what: 'stored state changes',
       deadLetters: 'event-dead-letters',
       onRefused: ({ value: e }, refusal) => {
-        this.results.putSync(resultKey(e), refusedByHub(e, refusal));
+        this.results.putSync(resultKey(e), kept(e, refusedByHub(e, refusal)));
         this.pendingPacks.release(e.productCode, e.serial, resultKey(e));
       },
     });
@@ -84,17 +90,22 @@ export class StateChanges {
     return this.pendingPacks.of(productCode, serial)?.op;
   }
 
+  /**
+   * Decides `op` on a pack for `caller`, asked at `now` (one time for every pack of a bulk
+   * request, inside the validity of the token it was authenticated with).
+   */
   async change(
     op: ChangeRequest['op'],
     txId: string,
     q: PackQuery,
     caller: Caller,
     today: string,
+    now = Date.now(),
   ): Promise<ChangeOutcome> {
     const key = `${caller.clientId}|${txId}`;
     const earlier = this.results.get(key);
-    if (earlier) return earlier;
-    const now = Date.now();
+    // A transaction id answers one request: never with another pack's answer (docs/domain.md §6).
+    if (earlier) return earlier.request === requestOf(q, op) ? earlier.outcome : txIdReused(txId, q);
     const event: PendingEvent = {
       txId,
       clientId: caller.clientId,
@@ -111,15 +122,20 @@ export class StateChanges {
     const v = verifyPack(q, this.replica, today);
     if (v.alert) {
       const alert = await this.alerts.raise(v.alert, v.returnCode, v.detail, q, caller);
-      return this.remember(key, {
-        ...base(event),
-        outcome: 'refused',
-        code: v.returnCode,
-        detail: v.detail,
-        alert: { code: v.alert, id: alert.id },
-      });
+      return this.remember(
+        key,
+        {
+          ...base(event),
+          outcome: 'refused',
+          code: v.returnCode,
+          detail: v.detail,
+          alert: { code: v.alert, id: alert.id },
+        },
+        op,
+      );
     }
-    if (waiting) return this.remember(key, changePending(event, waiting.op));
+    // Not kept as the request's answer: once the hub has decided, the same request is taken.
+    if (waiting) return changePending(event, waiting.op);
     const { clientId, location, role } = caller;
     const local = decideLocally(q, this.replica, today, { op, clientId, location, role, at: now });
     if (!local.accepted) {
@@ -134,13 +150,13 @@ export class StateChanges {
         const alert = await this.alerts.raise(local.alert, 'DECOMMISSIONED', local.detail, q, caller);
         outcome.alert = { code: local.alert, id: alert.id };
       }
-      return this.remember(key, outcome);
+      return this.remember(key, outcome, op);
     }
     try {
       const [decided] = await this.hub.sendEvents([hubEvent(event)]);
-      return this.remember(key, await this.outcomeOf(event, decided!));
+      return this.remember(key, await this.outcomeOf(event, decided!), op);
     } catch (err) {
-      if (err instanceof HubRefused && err.status !== 401) return this.remember(key, refusedByHub(event, err));
+      if (err instanceof HubRefused && err.status !== 401) return this.remember(key, refusedByHub(event, err), op);
       if (!(err instanceof HubUnavailable)) throw err;
       return this.keepForLater(event, key, err);
     }
@@ -167,7 +183,7 @@ export class StateChanges {
       other = this.pendingPacks.markUnlessMarked(event.productCode, event.serial, marker);
       if (!other) this.outbox.putSync(`${String(event.at).padStart(15, '0')}|${key}`, event);
     });
-    if (other && other.key !== key) return this.remember(key, changePending(event, other.op));
+    if (other && other.key !== key) return changePending(event, other.op);
     this.pendingPacks.marked(event.productCode, event.serial, marker);
     this.logger.warn({ txId: event.txId, err: err.message }, 'hub unreachable; state change kept for later');
     return pendingOutcome(event, event.op);
@@ -179,7 +195,7 @@ export class StateChanges {
     for (const [i, e] of page.entries()) outcomes.push(await this.outcomeOf(e.value, results[i]!, true));
     await this.store.transaction(() => {
       for (const [i, e] of page.entries()) {
-        this.results.putSync(resultKey(e.value), outcomes[i]!);
+        this.results.putSync(resultKey(e.value), kept(e.value, outcomes[i]!));
         this.pendingPacks.release(e.value.productCode, e.value.serial, resultKey(e.value));
       }
     });
@@ -211,13 +227,29 @@ export class StateChanges {
     return outcome;
   }
 
-  private async remember(key: string, outcome: ChangeOutcome): Promise<ChangeOutcome> {
-    await this.store.transaction(() => this.results.putSync(key, outcome));
+  private async remember(key: string, outcome: ChangeOutcome, op: ChangeRequest['op']): Promise<ChangeOutcome> {
+    await this.store.transaction(() => this.results.putSync(key, { outcome, request: requestOf(outcome, op) }));
     return outcome;
   }
 }
 
 const resultKey = (e: Pick<PendingEvent, 'clientId' | 'txId'>): string => `${e.clientId}|${e.txId}`;
+
+const requestOf = (q: Pick<PackQuery, 'productCode' | 'serial'>, op: ChangeRequest['op']): string =>
+  `${q.productCode}|${q.serial}|${op}`;
+
+const kept = (e: PendingEvent, outcome: ChangeOutcome): KeptOutcome => ({ outcome, request: requestOf(e, e.op) });
+
+function txIdReused(txId: string, q: PackQuery): ChangeOutcome {
+  return {
+    txId,
+    productCode: q.productCode,
+    serial: q.serial,
+    outcome: 'refused',
+    code: 'TX_ID_REUSED',
+    detail: `transaction id ${txId} was used by this client for another request`,
+  };
+}
 
 const base = (e: PendingEvent) => ({ txId: e.txId, productCode: e.productCode, serial: e.serial });
 

@@ -144,11 +144,13 @@ describe('state changes across markets', () => {
     const conflicting = await change(de, 'supply', 'deA', serials[11]!, 'offline-2');
     expect(conflicting.json.outcome).toBe('pending');
     expect(de.stateChanges.pending()).toBe(2);
+    // The node's outbox waits (its drain is paused) while another market supplies serials[11] first.
+    de.stateChanges.stop();
     await hub.restart();
-    // Before the node's outbox is sent, another market supplies serials[11] first.
     const first = await change(fr, 'supply', 'frA', serials[11]!);
     expect(first.json).toMatchObject({ outcome: 'accepted' });
-    for (let i = 0; i < 100 && de.stateChanges.pending() > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await de.stateChanges.flush();
+    de.stateChanges.start();
     expect(de.stateChanges.pending()).toBe(0);
     expect(hub.store.packs.get(CODE + serials[10])).toMatchObject({ s: 'SUPPLIED' });
     const later = await change(de, 'supply', 'deA', serials[11]!, 'offline-2');

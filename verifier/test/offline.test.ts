@@ -140,5 +140,22 @@ describe('the hub down longer than a token lives', () => {
       state: 'SUPPLIED',
     });
     expect(hub.store.feed('DE').last()!.seq).toBe(decisions[0]!.seq);
+
+    // CHANGE_PENDING was not the final answer of pharmacy B's request: asked again, it is decided.
+    const b2 = await pharmacies.B!.token();
+    expect((await call('/v1/packs/supply', b2, { txId: 'out-2', ...pack(serials[0]!) })).json).toMatchObject({
+      outcome: 'refused',
+      code: 'ALREADY_DECOMMISSIONED',
+      alert: { code: 'A7' },
+    });
+    // A transaction id answers its own request only, never another pack's.
+    expect((await call('/v1/packs/supply', fresh, { txId: 'out-1', ...pack(serials[2]!) })).json).toEqual({
+      txId: 'out-1',
+      productCode: CODE,
+      serial: serials[2],
+      outcome: 'refused',
+      code: 'TX_ID_REUSED',
+      detail: 'transaction id out-1 was used by this client for another request',
+    });
   }, 90_000);
 });

@@ -138,9 +138,13 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     { schema: contract.routeSchema('changePacks'), errorHandler },
     async (request) => {
       const op = operationOf(request.params.op);
+      // One time for the whole request: the token was valid when it was asked, however long the
+      // packs take, and the hub checks each event's time against that token.
+      const at = Date.now();
+      const today = currentDate();
       const results = [];
       for (const p of request.body.packs)
-        results.push(await stateChanges.change(op, p.txId, toQuery(p), request.caller, currentDate()));
+        results.push(await stateChanges.change(op, p.txId, toQuery(p), request.caller, today, at));
       return { results };
     },
   );
