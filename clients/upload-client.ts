@@ -48,7 +48,15 @@ export class UploadClient {
 
   constructor(private readonly options: UploadClientOptions) {
     this.signer = new RequestSigner(options.certPem, options.keyPem);
-    this.agent = new Agent({ keepAlive: true, cert: options.certPem, key: options.keyPem, ca: options.caPem });
+    // No TLS session resumption: a resumed session carries no server certificate, and each receipt
+    // is checked against the certificate of the connection that answered it.
+    this.agent = new Agent({
+      keepAlive: true,
+      maxCachedSessions: 0,
+      cert: options.certPem,
+      key: options.keyPem,
+      ca: options.caPem,
+    });
   }
 
   /** Sends a signed write. `tamper` lets tests change the message after signing. */
