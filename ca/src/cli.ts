@@ -1,16 +1,18 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { cliActor as actor, runCli, stopOnSignals } from '../../common/src/cli.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
-import { CertificateAuthority, type IssuedCertificate } from './authority.ts';
+import { Store } from '../../common/src/store.ts';
+import { AuditLog } from './audit-log.ts';
+import { CertificateAuthority, type IssuedCertificate, normaliseSerial } from './authority.ts';
 import { type CaConfig, loadCaConfig, PASSPHRASE_ENV } from './config.ts';
 import { parseReason } from './crl.ts';
-import { OnboardingInvalid } from './errors.ts';
-import { type CertRecord, statusOf } from './inventory.ts';
+import { NotInitialised, OnboardingInvalid, SerialUnknown } from './errors.ts';
+import { type CertRecord, Inventory, statusOf } from './inventory.ts';
 import { KEY_ALGORITHMS, MIN_PASSPHRASE_LENGTH, readPassphrase } from './keys.ts';
 import { buildPkcs12, readPrivateKey } from './p12.ts';
 import { PROFILE_NAMES } from './profiles.ts';
@@ -49,6 +51,18 @@ export function createCli(): Command {
       return await fn(ca, c);
     } finally {
       await ca.close();
+    }
+  };
+  /** Read-only commands open the inventory and the audit log alone: no CA key, so no passphrase. */
+  const withRecords = async (fn: (inventory: Inventory, audit: AuditLog) => void): Promise<void> => {
+    const { dataDir } = config();
+    const path = join(dataDir, 'store');
+    if (!existsSync(path)) throw new NotInitialised(`No CA in ${dataDir}: run "packtrust-ca init" first`);
+    const store = Store.open({ path });
+    try {
+      fn(new Inventory(store), new AuditLog(store));
+    } finally {
+      await store.close();
     }
   };
 
@@ -158,8 +172,8 @@ export function createCli(): Command {
     .addOption(new Option('--status <status>', 'only this status').choices(['valid', 'revoked', 'expired']))
     .option('--json', 'JSON output')
     .action(async (o) =>
-      withCa(async (ca) => {
-        const records = ca.list({ org: o.org, status: o.status });
+      withRecords((inventory) => {
+        const records = inventory.list({ org: o.org, status: o.status });
         if (o.json) console.log(JSON.stringify(records.map(summary), null, 2));
         else for (const r of records) console.log(formatLine(r));
         if (!o.json) console.error(`${records.length} certificate(s)`);
@@ -172,8 +186,10 @@ export function createCli(): Command {
     .requiredOption('--serial <serial>', 'serial number')
     .option('--pem', 'print the certificate as PEM')
     .action(async (o) =>
-      withCa(async (ca) => {
-        const r = ca.show(o.serial);
+      withRecords((inventory) => {
+        const serial = normaliseSerial(o.serial);
+        const r = serial ? inventory.get(serial) : undefined;
+        if (!r) throw new SerialUnknown(`No certificate with serial number ${o.serial}`);
         console.log(o.pem ? toPem(r.der, 'CERTIFICATE').trimEnd() : JSON.stringify(summary(r), null, 2));
       }),
     );
@@ -230,8 +246,8 @@ export function createCli(): Command {
     .description('recompute the chain and report the first broken entry')
     .option('--from <seq>', 'start at this entry', (v) => positiveInt(v), 1)
     .action(async (o) =>
-      withCa(async (ca) => {
-        const result = ca.audit.verify(o.from);
+      withRecords((_, auditLog) => {
+        const result = auditLog.verify(o.from);
         if (result.ok) {
           console.log(`audit log intact: ${result.checked} entries checked, last ${result.lastSeq}`);
           return;
@@ -246,9 +262,9 @@ export function createCli(): Command {
     .option('--from <seq>', 'first entry', (v) => positiveInt(v), 1)
     .option('--limit <n>', 'at most this many', (v) => positiveInt(v), 100)
     .action(async (o) =>
-      withCa(async (ca) => {
+      withRecords((_, auditLog) => {
         let n = 0;
-        for (const e of ca.audit.entries(o.from)) {
+        for (const e of auditLog.entries(o.from)) {
           const b = e.body;
           console.log(
             `${e.seq}\t${b.time}\t${b.actor}\t${b.action}\t${b.serial ?? '-'}\t${b.outcome}${b.code ? ` ${b.code}` : ''}`,
