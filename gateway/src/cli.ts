@@ -37,9 +37,12 @@ export function createCli(): Command {
     const g = program.opts<{ config?: string; dataDir?: string }>();
     return loadGatewayConfig({ dataDir: g.dataDir, ...flags }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
   };
-  const withStore = async (fn: (store: HubStore) => void | Promise<void>) => {
+  const storeConfig = () => {
     const g = program.opts<{ config?: string; dataDir?: string }>();
-    const c = loadGatewayStoreConfig({ dataDir: g.dataDir }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
+    return loadGatewayStoreConfig({ dataDir: g.dataDir }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
+  };
+  const withStore = async (fn: (store: HubStore) => void | Promise<void>) => {
+    const c = storeConfig();
     const store = new HubStore(join(c.dataDir, 'hub'), c.markets);
     try {
       await fn(store);
@@ -258,7 +261,7 @@ export function createCli(): Command {
 
   const keys = program.command('keys').description('the access-token signing keys');
   const signingKeys = (store: HubStore, file?: string) => {
-    const c = config();
+    const c = storeConfig();
     return openSigningKeys(
       store,
       oauthPassphrase({ oauthPassphraseFile: file ?? c.oauthPassphraseFile }),

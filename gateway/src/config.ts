@@ -62,16 +62,17 @@ export function loadGatewayConfig(
 }
 
 /**
- * What the commands that work on the hub store alone (`client`, `evidence`, `keys`) need: read
- * from the same sources as `serve`, without the listener's certificate files.
+ * What the commands that work on the hub store alone (`client`, `evidence`, `keys`, `prefix`)
+ * need: read from the same sources as `serve`, without the listener's certificate files.
  */
-export type GatewayStoreConfig = Pick<GatewayConfig, 'dataDir' | 'markets'>;
+export type GatewayStoreConfig = Pick<GatewayConfig, 'dataDir' | 'markets' | 'oauthPassphraseFile' | 'tokenTtlSeconds'>;
 
 export function loadGatewayStoreConfig(
   overrides: Record<string, unknown> = {},
   file = process.env.PACKTRUST_GATEWAY_CONFIG,
 ): GatewayStoreConfig {
-  return loadConfig(gatewayConfigSchema.pick({ dataDir: true, markets: true }), {
+  const keys = { dataDir: true, markets: true, oauthPassphraseFile: true, tokenTtlSeconds: true } as const;
+  return loadConfig(gatewayConfigSchema.pick(keys), {
     file,
     envPrefix: 'PACKTRUST_GATEWAY_',
     overrides,
