@@ -169,6 +169,11 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     const got = await token();
     expect(got.status).toBe(0);
     expect(JSON.parse(got.stdout).access_token).toMatch(/^ey/);
+    const untrusted = await run(TOKEN, ['token', '--issuer', hub.oauth.issuer, '--client-id', clientId, '--key', key]);
+    expect(untrusted.status).toBe(1);
+    expect(untrusted.stderr).toBe(
+      `error [BAD_REQUEST]: Cannot reach the token endpoint ${hub.oauth.issuer}/token: self-signed certificate in certificate chain; give the CA chain that issued the hub's certificate with --ca\n`,
+    );
     expect((await run(GATEWAY, ['--data-dir', hub.dir, 'client', 'disable', '--client-id', clientId])).status).toBe(0);
     const refused = await token();
     expect(refused.status).toBe(1);
