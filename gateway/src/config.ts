@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { AUDIENCE_TEMPLATE } from '../../common/src/access-tokens.ts';
 import { loadConfig } from '../../common/src/config.ts';
 import { ConfigInvalid } from '../../common/src/errors.ts';
 import { FMD_MARKETS, marketListSchema } from '../../common/src/markets.ts';
@@ -45,7 +46,7 @@ export const gatewayConfigSchema = z.object({
     .max(7 * 86_400)
     .default(86_400),
   /** The access tokens' audience per market: the verifier API of that market. */
-  audienceTemplate: z.string().includes('{market}').default('urn:packtrust:verifier:{market}'),
+  audienceTemplate: z.string().includes('{market}').default(AUDIENCE_TEMPLATE),
   tokenRatePerClient: z.coerce.number().positive().default(10),
   tokenBurstPerClient: z.coerce.number().int().min(1).default(20),
   tokenRatePerAddress: z.coerce.number().positive().default(100),
