@@ -38,10 +38,7 @@ export function createCli(): Command {
   /** The configuration with the global flags and a command's own flags on top. */
   const config = (flags: Record<string, unknown> = {}): CaConfig => {
     const g = program.opts<GlobalOptions>();
-    return loadCaConfig(
-      { dataDir: g.dataDir, passphraseFile: g.passphraseFile, ...flags },
-      g.config ?? process.env.PACKTRUST_CA_CONFIG,
-    );
+    return loadCaConfig({ dataDir: g.dataDir, passphraseFile: g.passphraseFile, ...flags }, g.config);
   };
   const passphrase = (c: CaConfig) => readPassphrase({ file: c.passphraseFile, envVar: PASSPHRASE_ENV });
   const withCa = async <T>(fn: (ca: CertificateAuthority, c: CaConfig) => Promise<T>): Promise<T> => {

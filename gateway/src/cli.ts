@@ -35,11 +35,11 @@ export function createCli(): Command {
     .showHelpAfterError();
   const config = (flags: Record<string, unknown> = {}): GatewayConfig => {
     const g = program.opts<{ config?: string; dataDir?: string }>();
-    return loadGatewayConfig({ dataDir: g.dataDir, ...flags }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
+    return loadGatewayConfig({ dataDir: g.dataDir, ...flags }, g.config);
   };
   const storeConfig = () => {
     const g = program.opts<{ config?: string; dataDir?: string }>();
-    return loadGatewayStoreConfig({ dataDir: g.dataDir }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
+    return loadGatewayStoreConfig({ dataDir: g.dataDir }, g.config);
   };
   const withStore = async (fn: (store: HubStore) => void | Promise<void>) => {
     const c = storeConfig();
