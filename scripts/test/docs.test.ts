@@ -107,6 +107,13 @@ describe('runnableBlocks', () => {
   it('wants a reason for a block that does not run', () => {
     expect(() => runnableBlocks('<!-- not run: -->\n```sh\nls\n```')).toThrow('say why');
   });
+
+  it('finds runnable blocks only in the guides this test runs', () => {
+    const withBlocks = readdirSync(join(ROOT, 'docs'))
+      .filter((f) => f.endsWith('.md'))
+      .filter((f) => runnableBlocks(readFileSync(join(ROOT, 'docs', f), 'utf8')).length > 0);
+    expect(withBlocks.sort()).toEqual(GUIDES.map((g) => `${g}.md`).sort());
+  });
 });
 
 describe('the guides, run as written against a local stack', () => {
