@@ -4,7 +4,15 @@ import { Command } from 'commander';
 import type { JWK } from 'jose';
 import { runCli } from '../common/src/cli.ts';
 import { BadRequest } from '../common/src/errors.ts';
-import { generateClientKey, TokenClient, TokenError } from './token-client.ts';
+import { generateClientKey, TokenClient, TokenEndpointUnreachable, TokenError } from './token-client.ts';
+
+/** Node's codes for a server certificate that no trusted CA vouches for. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+]);
 
 /** `packtrust-token`: what a pharmacy system needs to authenticate to packtrust. */
 export function createCli(): Command {
@@ -60,6 +68,12 @@ export function createCli(): Command {
         );
       } catch (err) {
         if (err instanceof TokenError) throw new BadRequest(`token request refused (${err.status}): ${err.message}`);
+        if (err instanceof TokenEndpointUnreachable) {
+          const untrusted = !o.ca && err.code !== undefined && UNTRUSTED_CERTIFICATE.has(err.code);
+          throw new BadRequest(
+            untrusted ? `${err.message}; give the CA chain that issued the hub's certificate with --ca` : err.message,
+          );
+        }
         throw err;
       } finally {
         await client.close();

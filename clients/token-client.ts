@@ -35,6 +35,19 @@ export async function generateClientKey(): Promise<{ privateJwk: JWK; jwks: { ke
   };
 }
 
+/** The token endpoint gave no answer: the connection or TLS failed (`code` is Node's, e.g. ECONNREFUSED). */
+export class TokenEndpointUnreachable extends Error {
+  readonly code: string | undefined;
+
+  constructor(endpoint: string, err: unknown) {
+    // undici's fetch says only "fetch failed"; what failed is its cause.
+    const cause = ((err as { cause?: unknown }).cause ?? err) as Error & { code?: string };
+    super(`Cannot reach the token endpoint ${endpoint}: ${cause.message ?? cause}`, { cause: err });
+    this.code = cause.code;
+  }
+}
+
+/** The token endpoint answered with an error (RFC 6749 §5.2). */
 export class TokenError extends Error {
   constructor(
     readonly status: number,
@@ -92,6 +105,8 @@ export class TokenClient {
       headers,
       body: body.toString(),
       ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
+    }).catch((err: unknown) => {
+      throw new TokenEndpointUnreachable(endpoint, err);
     });
     const json = (await res.json()) as Record<string, unknown>;
     if (!res.ok)

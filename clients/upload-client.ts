@@ -5,7 +5,6 @@ import {
   algorithmForKey,
   type HttpMessage,
   parseSignatures,
-  type SignatureParameters,
   verifySignature,
 } from '../common/src/http-signatures/index.ts';
 import { keyidOf, RequestSigner } from '../common/src/signed-request.ts';
@@ -59,22 +58,17 @@ export class UploadClient {
     });
   }
 
-  /** Sends a signed write. `tamper` lets tests change the message after signing. */
+  /** Sends a signed write and checks the hub's receipt (`contentType` defaults to JSON). */
   async write(
     method: 'POST' | 'PUT' | 'DELETE',
     path: string,
     body: Buffer | string,
-    options: {
-      contentType?: string;
-      params?: Partial<SignatureParameters>;
-      tamper?: (h: Record<string, string>) => Buffer | undefined;
-    } = {},
+    options: { contentType?: string } = {},
   ): Promise<UploadResponse> {
     const payload = Buffer.isBuffer(body) ? body : Buffer.from(body);
     const targetUri = new URL(path, this.options.baseUrl).toString();
-    const { headers, message } = this.signer.sign(method, targetUri, payload, options.contentType, options.params);
-    const sent = options.tamper?.(headers) ?? payload;
-    const res = await this.send(method, targetUri, headers, sent);
+    const { headers, message } = this.signer.sign(method, targetUri, payload, options.contentType);
+    const res = await this.send(method, targetUri, headers, payload);
     if (res.status < 300 || res.headers['signature-input'] !== undefined)
       res.receipt = this.checkReceipt(message, headers, res);
     return res;

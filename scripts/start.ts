@@ -8,10 +8,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CertificateAuthority } from '../ca/src/authority.ts';
+import { loadCaConfig } from '../ca/src/config.ts';
 import { generateKeyAndCsr } from '../clients/keygen.ts';
 import { stopOnSignals } from '../common/src/cli.ts';
 import { PacktrustError } from '../common/src/errors.ts';
-import { loadStack, NODES, type StackConfig } from './stack.ts';
+import { loadStack, NODES, type Stack, type StackConfig } from './stack.ts';
 import { Supervisor } from './supervisor.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -30,15 +31,18 @@ function localSecret(dataDir: string, name: string, envVar: string): { passphras
   return { passphrase: readFileSync(file, 'utf8').trim(), file };
 }
 
-async function bootstrapCa(config: StackConfig, caDir: string, passphrase: string): Promise<boolean> {
+async function bootstrapCa(stack: Stack, passphrase: string): Promise<boolean> {
+  const { config, caDir } = stack;
   if (existsSync(join(caDir, 'keys', 'issuing-ca.key.pem'))) return false;
+  // The CA's own defaults (and PACKTRUST_CA_* settings) for what the stack does not decide itself.
+  const { keyAlgorithm, caName, crlValidityHours } = loadCaConfig({ dataDir: caDir });
   const { ca, operator } = await CertificateAuthority.init({
     dataDir: caDir,
     passphrase,
-    keyAlgorithm: 'P-256',
-    publicUrl: `http://${config.host}:${config.caPublicPort}`,
-    caName: 'packtrust',
-    crlValidityHours: 24,
+    keyAlgorithm,
+    publicUrl: stack.urls.caPublic,
+    caName,
+    crlValidityHours,
     serverDns: ['localhost'],
     serverIp: [config.host],
     operator: { org: 'packtrust-operations', name: 'Onboarding operator' },
@@ -127,7 +131,7 @@ async function main(): Promise<void> {
   const { passphrase, file } = localSecret(dataDir, 'ca-passphrase', 'PACKTRUST_CA_PASSPHRASE');
   const oauthSecret = localSecret(dataDir, 'gateway-oauth-passphrase', 'PACKTRUST_GATEWAY_OAUTH_PASSPHRASE');
   const started = performance.now();
-  const created = await bootstrapCa(config, caDir, passphrase);
+  const created = await bootstrapCa(stack, passphrase);
   if (created) console.log(`[stack] created the PKI in ${caDir}`);
   if (await bootstrapGateway(config, caDir, gatewayDir, passphrase))
     console.log('[stack] issued the gateway certificate');

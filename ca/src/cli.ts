@@ -1,6 +1,10 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { runCli } from '../../common/src/cli.ts';
+import { Store } from '../../common/src/store.ts';
+import { AuditLog } from './audit-log.ts';
 import { CertificateAuthority } from './authority.ts';
 import { addAuditCommands } from './commands/audit.ts';
 import { addCertificateCommands } from './commands/certificates.ts';
@@ -8,6 +12,8 @@ import type { CommandContext } from './commands/context.ts';
 import { addInitCommand } from './commands/init.ts';
 import { addServeCommand } from './commands/serve.ts';
 import { loadCaConfig, PASSPHRASE_ENV } from './config.ts';
+import { NotInitialised } from './errors.ts';
+import { Inventory } from './inventory.ts';
 import { readPassphrase } from './keys.ts';
 
 interface GlobalOptions {
@@ -32,12 +38,20 @@ export function createCli(): Command {
   const cli: CommandContext = {
     config(flags = {}) {
       const g = program.opts<GlobalOptions>();
-      return loadCaConfig(
-        { dataDir: g.dataDir, passphraseFile: g.passphraseFile, ...flags },
-        g.config ?? process.env.PACKTRUST_CA_CONFIG,
-      );
+      return loadCaConfig({ dataDir: g.dataDir, passphraseFile: g.passphraseFile, ...flags }, g.config);
     },
     passphrase: (c) => readPassphrase({ file: c.passphraseFile, envVar: PASSPHRASE_ENV }),
+    async withRecords(fn) {
+      const { dataDir } = cli.config();
+      const path = join(dataDir, 'store');
+      if (!existsSync(path)) throw new NotInitialised(`No CA in ${dataDir}: run "packtrust-ca init" first`);
+      const store = Store.open({ path });
+      try {
+        fn(new Inventory(store), new AuditLog(store));
+      } finally {
+        await store.close();
+      }
+    },
     async withCa(fn) {
       const c = cli.config();
       const ca = await CertificateAuthority.open(c.dataDir, cli.passphrase(c));

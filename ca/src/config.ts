@@ -5,7 +5,7 @@ import { KEY_ALGORITHMS } from './keys.ts';
 const port = z.coerce.number().int().min(0).max(65535);
 
 /** The CA service's configuration; every key can come from a file, `PACKTRUST_CA_*` or a flag. */
-export const caConfigSchema = z.object({
+const caConfigSchema = z.object({
   dataDir: z.string().min(1).default('./data/ca'),
   host: z.string().min(1).default('127.0.0.1'),
   publicPort: port.default(7080),

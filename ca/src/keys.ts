@@ -75,13 +75,6 @@ export async function toWebCryptoKey(key: KeyObject, alg: KeyAlgorithm): Promise
   ])) as unknown as CryptoKey;
 }
 
-export function publicWebCryptoKey(key: KeyObject, alg: KeyAlgorithm): Promise<CryptoKey> {
-  const der = key.export({ type: 'spki', format: 'der' });
-  return webcrypto.subtle.importKey('spki', der, signingSuite(alg).importParams, true, [
-    'verify',
-  ]) as unknown as Promise<CryptoKey>;
-}
-
 export const MIN_PASSPHRASE_LENGTH = 12;
 
 /**

@@ -128,9 +128,22 @@ describe('packtrust-ca', () => {
     );
     expect(profile.status).not.toBe(0);
     expect(profile.stderr).toContain('Allowed choices are manufacturer');
-    const noPass = await run(BIN, ['--data-dir', dataDir, 'list']);
+    const noPass = await run(BIN, ['--data-dir', dataDir, 'revoke', '--serial', 'abcdef', '--reason', 'superseded']);
     expect(noPass.status).toBe(2);
     expect(noPass.stderr).toContain('CA_PASSPHRASE_INVALID');
+  });
+
+  it('lists, shows and checks the audit log without the passphrase, which only the CA keys need', async () => {
+    const bare = (...args: string[]) => run(BIN, ['--data-dir', dataDir, ...args]);
+    const listed = await bare('list', '--json');
+    expect(listed.status).toBe(0);
+    const [first] = JSON.parse(listed.stdout) as { serial: string }[];
+    expect((await bare('show', '--serial', first!.serial)).status).toBe(0);
+    expect((await bare('audit', 'list', '--limit', '1')).stdout).toMatch(/^1\t.*\tinit\t/);
+    expect((await bare('audit', 'verify')).stdout).toContain('audit log intact');
+    const missing = await run(BIN, ['--data-dir', join(dir, 'none'), 'list']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('CA_NOT_INITIALISED');
   });
 
   it('exports a PKCS#12 bundle of a staff-generated key that openssl reads back', async () => {

@@ -26,6 +26,12 @@ export interface Actor {
   exp: number;
 }
 
+/**
+ * The audience of a market's access tokens, its verifier API: the default of the hub's and the
+ * nodes' `audienceTemplate`, which must agree (`{market}` stands for the ISO 3166-1 code).
+ */
+export const AUDIENCE_TEMPLATE = 'urn:packtrust:verifier:{market}';
+
 /** Why a token was not accepted; each service maps it to its own problem code. */
 export class AccessTokenRejected extends Error {
   readonly code = 'ACCESS_TOKEN_REJECTED';

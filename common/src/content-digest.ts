@@ -11,19 +11,6 @@ export function contentDigest(body: Uint8Array, algorithm: DigestAlgorithm = 'sh
   return serializeDictionary(new Map([[algorithm, [bytesOf(digest), new Map()]]]) as Dictionary);
 }
 
-/** An incremental digest for bodies that arrive as a stream. */
-export function digestStream(algorithm: DigestAlgorithm = 'sha-512') {
-  const hash = createHash(ALGORITHMS[algorithm]);
-  return {
-    update(chunk: Uint8Array) {
-      hash.update(chunk);
-    },
-    fieldValue(): string {
-      return serializeDictionary(new Map([[algorithm, [bytesOf(hash.digest()), new Map()]]]) as Dictionary);
-    },
-  };
-}
-
 export type DigestCheck = { ok: true; algorithm: DigestAlgorithm } | { ok: false; reason: string };
 
 /**

@@ -78,11 +78,10 @@ export function defineError(code: string, status: number, title: string): ErrorC
 // Errors every service can raise.
 export const BadRequest = defineError('BAD_REQUEST', 400, 'The request is malformed');
 export const Unauthenticated = defineError('UNAUTHENTICATED', 401, 'Authentication required');
-export const Forbidden = defineError('FORBIDDEN', 403, 'Not allowed');
 export const NotFound = defineError('NOT_FOUND', 404, 'Not found');
 export const PayloadTooLarge = defineError('PAYLOAD_TOO_LARGE', 413, 'The request body is too large');
 export const UnsupportedMediaType = defineError('UNSUPPORTED_MEDIA_TYPE', 415, 'Unsupported content type');
-export const InternalError = defineError('INTERNAL', 500, 'Internal error');
+const InternalError = defineError('INTERNAL', 500, 'Internal error');
 export const ConfigInvalid = defineError('CONFIG_INVALID', 500, 'Invalid configuration');
 
 /** Turns anything thrown into a PacktrustError, keeping internals out of the client's view. */

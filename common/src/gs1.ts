@@ -9,7 +9,7 @@ export const CHARSET_82 = `!"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWX
 const CHARSET_82_RE = /^[!"%&'()*+,\-./0-9:;<=>?A-Z_a-z]+$/;
 
 export const GS = '\x1d';
-export const SYMBOLOGY_ID = ']d2';
+const SYMBOLOGY_ID = ']d2';
 
 /** The GS1 mod-10 check digit of the digits before it. */
 export function gs1CheckDigit(digits: string): number {
@@ -31,7 +31,7 @@ export function isGtin14(code: string): boolean {
  * GTIN-14 carries it right after the indicator digit, at the head of the GTIN-13 it contains; an
  * NTIN is read the same way, a national agency's range of codes standing in for the prefix.
  */
-export const COMPANY_PREFIX_DIGITS = { min: 4, max: 12 } as const;
+const COMPANY_PREFIX_DIGITS = { min: 4, max: 12 } as const;
 
 /** Why `prefix` cannot be a GS1 Company Prefix, or undefined when it can. */
 export function companyPrefixProblem(prefix: string): string | undefined {
@@ -47,11 +47,6 @@ export function companyPrefixesOf(productCode: string): string[] {
   const out: string[] = [];
   for (let n = COMPANY_PREFIX_DIGITS.max; n >= COMPANY_PREFIX_DIGITS.min; n--) out.push(productCode.slice(1, 1 + n));
   return out;
-}
-
-/** Serial numbers and batch numbers: 1 to 20 characters of set 82. */
-export function isSerialOrBatch(value: string): boolean {
-  return value.length >= 1 && value.length <= 20 && CHARSET_82_RE.test(value);
 }
 
 /** Why a product code is not a GTIN-14, or undefined when it is one. */
@@ -166,7 +161,7 @@ function identifierFromFields(fields: Map<string, string>): PackIdentifier {
 }
 
 /** Every problem of a pack identifier's fields. */
-export function validateIdentifier(id: PackIdentifier): string[] {
+function validateIdentifier(id: PackIdentifier): string[] {
   const problems: string[] = [];
   const gtin = gtinProblem(id.productCode);
   if (gtin) problems.push(`product code (01) ${gtin}`);

@@ -14,7 +14,7 @@ export type ChainVerification =
   | { ok: true; checked: number; lastSeq: number; lastHash: string }
   | { ok: false; checked: number; firstBroken: { seq: number; reason: string } };
 
-export const GENESIS_HASH = '0'.repeat(64);
+const GENESIS_HASH = '0'.repeat(64);
 
 /**
  * An append-only, hash-chained log kept in one LMDB database keyed by sequence number (from 1).

@@ -80,7 +80,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   return app;
 }
 
-export function sendProblem(reply: FastifyReply, error: PacktrustError): FastifyReply {
+function sendProblem(reply: FastifyReply, error: PacktrustError): FastifyReply {
   return reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(error.toProblem()));
 }
 

@@ -25,11 +25,11 @@ export function createCli(): Command {
   const context: CommandContext = {
     config: (flags = {}) => {
       const g = globals();
-      return loadGatewayConfig({ dataDir: g.dataDir, ...flags }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
+      return loadGatewayConfig({ dataDir: g.dataDir, ...flags }, g.config);
     },
+    storeConfig: () => loadGatewayStoreConfig({ dataDir: globals().dataDir }, globals().config),
     async withStore(fn) {
-      const g = globals();
-      const c = loadGatewayStoreConfig({ dataDir: g.dataDir }, g.config ?? process.env.PACKTRUST_GATEWAY_CONFIG);
+      const c = context.storeConfig();
       const store = new HubStore(join(c.dataDir, 'hub'), c.markets);
       try {
         await fn(store);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { AUDIENCE_TEMPLATE } from '../../common/src/access-tokens.ts';
 import { loadConfig } from '../../common/src/config.ts';
 import { FMD_MARKETS, marketListSchema } from '../../common/src/markets.ts';
 import { ConfigInvalid } from './errors.ts';
@@ -45,7 +46,7 @@ export const gatewayConfigSchema = z.object({
     .max(7 * 86_400)
     .default(86_400),
   /** The access tokens' audience per market: the verifier API of that market. */
-  audienceTemplate: z.string().includes('{market}').default('urn:packtrust:verifier:{market}'),
+  audienceTemplate: z.string().includes('{market}').default(AUDIENCE_TEMPLATE),
   tokenRatePerClient: z.coerce.number().positive().default(10),
   tokenBurstPerClient: z.coerce.number().int().min(1).default(20),
   tokenRatePerAddress: z.coerce.number().positive().default(100),
@@ -62,16 +63,17 @@ export function loadGatewayConfig(
 }
 
 /**
- * What the commands that work on the hub store alone (`client`, `evidence`, `keys`) need: read
- * from the same sources as `serve`, without the listener's certificate files.
+ * What the commands that work on the hub store alone (`client`, `evidence`, `keys`, `prefix`)
+ * need: read from the same sources as `serve`, without the listener's certificate files.
  */
-export type GatewayStoreConfig = Pick<GatewayConfig, 'dataDir' | 'markets'>;
+export type GatewayStoreConfig = Pick<GatewayConfig, 'dataDir' | 'markets' | 'oauthPassphraseFile' | 'tokenTtlSeconds'>;
 
 export function loadGatewayStoreConfig(
   overrides: Record<string, unknown> = {},
   file = process.env.PACKTRUST_GATEWAY_CONFIG,
 ): GatewayStoreConfig {
-  return loadConfig(gatewayConfigSchema.pick({ dataDir: true, markets: true }), {
+  const keys = { dataDir: true, markets: true, oauthPassphraseFile: true, tokenTtlSeconds: true } as const;
+  return loadConfig(gatewayConfigSchema.pick(keys), {
     file,
     envPrefix: 'PACKTRUST_GATEWAY_',
     overrides,

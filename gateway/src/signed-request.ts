@@ -15,7 +15,7 @@ import type { ClientIdentity } from './client-identity.ts';
 import { DigestMismatch, SignatureInvalid, SignatureMissing, SignatureStale } from './errors.ts';
 
 /** Components every write must cover (ARCHITECTURE.md, "The gateway"), as serialized in `Signature-Input`. */
-export const REQUIRED_COMPONENTS = SIGNED_COMPONENTS.map((c) => `"${c}"`);
+const REQUIRED_COMPONENTS = SIGNED_COMPONENTS.map((c) => `"${c}"`);
 
 export interface VerifiedRequestSignature {
   label: string;

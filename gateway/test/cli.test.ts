@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +32,13 @@ afterAll(async () => {
   await hub?.close();
   rmSync(work, { recursive: true, force: true });
 });
+
+const runWithEnv = (command: string, args: string[], env: Record<string, string>) =>
+  new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
+    execFile(command, args, { env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+      resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
 
 const upload = (...args: string[]) =>
   run(UPLOAD, [
@@ -161,6 +169,11 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     const got = await token();
     expect(got.status).toBe(0);
     expect(JSON.parse(got.stdout).access_token).toMatch(/^ey/);
+    const untrusted = await run(TOKEN, ['token', '--issuer', hub.oauth.issuer, '--client-id', clientId, '--key', key]);
+    expect(untrusted.status).toBe(1);
+    expect(untrusted.stderr).toBe(
+      `error [BAD_REQUEST]: Cannot reach the token endpoint ${hub.oauth.issuer}/token: self-signed certificate in certificate chain; give the CA chain that issued the hub's certificate with --ca\n`,
+    );
     expect((await run(GATEWAY, ['--data-dir', hub.dir, 'client', 'disable', '--client-id', clientId])).status).toBe(0);
     const refused = await token();
     expect(refused.status).toBe(1);
@@ -182,6 +195,20 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     ]);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('OAUTH_CLIENT_INVALID');
+  });
+});
+
+describe('packtrust-gateway keys', () => {
+  it('rotates the signing keys with the data directory and passphrase file from the environment alone', async () => {
+    const passphraseFile = join(work, 'oauth-passphrase');
+    writeFileSync(passphraseFile, 'oauth key passphrase for tests\n');
+    const env = { PACKTRUST_GATEWAY_DATA_DIR: hub.dir, PACKTRUST_GATEWAY_OAUTH_PASSPHRASE_FILE: passphraseFile };
+    const keys = (...args: string[]) => runWithEnv(GATEWAY, ['keys', ...args], env);
+    const before = JSON.parse((await keys('list')).stdout) as unknown[];
+    const rotated = await keys('rotate');
+    expect(rotated.stderr).toBe('');
+    expect(rotated.stdout).toMatch(/^new signing key \S+\n$/);
+    expect(JSON.parse((await keys('list')).stdout)).toHaveLength(before.length + 1);
   });
 });
 

@@ -7,9 +7,11 @@ import { createTestCa, opensslCsr, P256, PASSPHRASE, type TestCa } from '../../c
 import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { UploadClient } from '../../clients/upload-client.ts';
 import { type HttpServer, listen } from '../../common/src/http.ts';
+import type { SignatureParameters } from '../../common/src/http-signatures/index.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { FMD_MARKETS } from '../../common/src/markets.ts';
 import type { Role } from '../../common/src/pack-rules.ts';
+import { RequestSigner } from '../../common/src/signed-request.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { HubStore } from '../src/hub-store.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
@@ -204,6 +206,19 @@ export async function startTestHub(
     },
   };
   return hub;
+}
+
+/**
+ * The headers of a write signed as `UploadClient` signs it, for tests that send what a client
+ * would not: a body or covered header changed after signing, a replay, stale parameters.
+ */
+export function signedHeaders(
+  c: Pick<Credential, 'certPem' | 'keyPem'>,
+  targetUri: string,
+  body: Buffer,
+  params: Partial<SignatureParameters> = {},
+): Record<string, string> {
+  return new RequestSigner(c.certPem, c.keyPem).sign('POST', targetUri, body, 'application/json', params).headers;
 }
 
 export const productJson = (productCode: string, markets = ['DE', 'FR']) => ({

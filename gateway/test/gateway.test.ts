@@ -9,7 +9,7 @@ import { signMessage } from '../../common/src/http-signatures/index.ts';
 import { verifyEvidence } from '../src/evidence.ts';
 import type { HubStore } from '../src/hub-store.ts';
 import type { CaTrust } from '../src/trust.ts';
-import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
+import { type Credential, productJson, randomSerials, signedHeaders, startTestHub, type TestHub } from './fixtures.ts';
 
 let hub: TestHub;
 let t: TestCa;
@@ -105,11 +105,15 @@ describe('refusals write nothing', () => {
   }
 
   it('refuses a body that does not match its digest', async () => {
+    const signed = Buffer.from(JSON.stringify(product('09506000134369')));
     await refused(
       () =>
-        client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134369')), {
-          tamper: () => Buffer.from(JSON.stringify(product('09506000134376'))),
-        }),
+        rawPost(
+          acme,
+          '/v1/products',
+          signedHeaders(acme, `${hubUrl}/v1/products`, signed),
+          Buffer.from(JSON.stringify(product('09506000134376'))),
+        ),
       400,
       'HUB_DIGEST_MISMATCH',
     );
@@ -117,38 +121,19 @@ describe('refusals write nothing', () => {
   });
 
   it('refuses a covered header changed after signing', async () => {
-    await refused(
-      () =>
-        client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134369')), {
-          tamper: (h) => {
-            h['content-type'] = 'application/json; charset=utf-8';
-            return undefined;
-          },
-        }),
-      401,
-      'HUB_SIGNATURE_INVALID',
-    );
+    const body = Buffer.from(JSON.stringify(product('09506000134369')));
+    const headers = signedHeaders(acme, `${hubUrl}/v1/products`, body);
+    headers['content-type'] = 'application/json; charset=utf-8';
+    await refused(() => rawPost(acme, '/v1/products', headers, body), 401, 'HUB_SIGNATURE_INVALID');
   });
 
   it('refuses a stale created and a replayed request', async () => {
-    await refused(
-      () =>
-        client(acme).write('POST', '/v1/products', JSON.stringify(product('09506000134369')), {
-          params: { created: Math.floor(Date.now() / 1000) - 301 },
-        }),
-      401,
-      'HUB_SIGNATURE_STALE',
-    );
-    let captured: Record<string, string> = {};
     const body = Buffer.from(JSON.stringify(product('09506000134369')));
-    const first = await client(acme).write('POST', '/v1/products', body, {
-      tamper: (h) => {
-        captured = { ...h };
-        return undefined;
-      },
-    });
-    expect(first.status).toBe(201);
-    await refused(() => rawPost(acme, '/v1/products', captured, body), 401, 'HUB_SIGNATURE_REPLAYED');
+    const stale = signedHeaders(acme, `${hubUrl}/v1/products`, body, { created: Math.floor(Date.now() / 1000) - 301 });
+    await refused(() => rawPost(acme, '/v1/products', stale, body), 401, 'HUB_SIGNATURE_STALE');
+    const headers = signedHeaders(acme, `${hubUrl}/v1/products`, body);
+    expect((await rawPost(acme, '/v1/products', headers, body)).status).toBe(201);
+    await refused(() => rawPost(acme, '/v1/products', headers, body), 401, 'HUB_SIGNATURE_REPLAYED');
   });
 
   it('refuses a signature that omits a required component or is made by another key', async () => {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TSX = join(ROOT, 'node_modules/.bin/tsx');
 
-export function freePort(): Promise<number> {
+function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const { port } = s.address() as { port: number };
@@ -36,7 +36,10 @@ export interface StackProcess {
 }
 
 export function startStack(env: NodeJS.ProcessEnv): StackProcess {
-  const child = spawn(TSX, [join(ROOT, 'scripts/start.ts')], {
+  // Node with tsx's loader, as `npm start` runs but without the tsx command's wrapper process:
+  // it gives a child 30 ms to take a signal before killing it (exit 130), which a busy machine misses.
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/start.ts')], {
+    cwd: ROOT,
     env: { ...process.env, ...env, PACKTRUST_CA_PASSPHRASE: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

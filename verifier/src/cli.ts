@@ -22,7 +22,7 @@ export function createCli(): Command {
     .action(async (o) => {
       const c = loadVerifierConfig(
         { market: o.market, nodeId: o.nodeId, port: o.port },
-        program.opts<{ config?: string }>().config ?? process.env.PACKTRUST_VERIFIER_CONFIG,
+        program.opts<{ config?: string }>().config,
       );
       const read = (f: string, what: string) => {
         try {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AUDIENCE_TEMPLATE } from '../../common/src/access-tokens.ts';
 import { loadConfig } from '../../common/src/config.ts';
 
 /**
@@ -23,7 +24,8 @@ export const verifierConfigSchema = z.object({
   hubUrl: z.url().default('https://127.0.0.1:8443'),
   /** The hub's OAuth issuer; default `<hubUrl>/oauth`. */
   issuer: z.url().optional(),
-  audienceTemplate: z.string().includes('{market}').default('urn:packtrust:verifier:{market}'),
+  /** Must match the gateway's: the audience of this market's access tokens. */
+  audienceTemplate: z.string().includes('{market}').default(AUDIENCE_TEMPLATE),
   dataDir: z.string().min(1).optional(),
   host: z.string().min(1).default('127.0.0.1'),
   port: port.default(9443),

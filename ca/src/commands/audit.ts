@@ -9,8 +9,8 @@ export function addAuditCommands(program: Command, cli: CommandContext): void {
     .description('recompute the chain and report the first broken entry')
     .option('--from <seq>', 'start at this entry', (v) => positiveInt(v), 1)
     .action(async (o) =>
-      cli.withCa(async (ca) => {
-        const result = ca.audit.verify(o.from);
+      cli.withRecords((_, auditLog) => {
+        const result = auditLog.verify(o.from);
         if (result.ok) {
           console.log(`audit log intact: ${result.checked} entries checked, last ${result.lastSeq}`);
           return;
@@ -25,9 +25,9 @@ export function addAuditCommands(program: Command, cli: CommandContext): void {
     .option('--from <seq>', 'first entry', (v) => positiveInt(v), 1)
     .option('--limit <n>', 'at most this many', (v) => positiveInt(v), 100)
     .action(async (o) =>
-      cli.withCa(async (ca) => {
+      cli.withRecords((_, auditLog) => {
         let n = 0;
-        for (const e of ca.audit.entries(o.from)) {
+        for (const e of auditLog.entries(o.from)) {
           const b = e.body;
           console.log(
             `${e.seq}\t${b.time}\t${b.actor}\t${b.action}\t${b.serial ?? '-'}\t${b.outcome}${b.code ? ` ${b.code}` : ''}`,

@@ -4,9 +4,9 @@ import { dirname } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { cliActor as actor } from '../../../common/src/cli.ts';
 import { toPem } from '../../../common/src/pki.ts';
-import { PROFILE_NAMES } from '../../../common/src/vocabulary.ts';
+import { normaliseSerial, PROFILE_NAMES } from '../../../common/src/vocabulary.ts';
 import { parseReason } from '../crl.ts';
-import { OnboardingInvalid } from '../errors.ts';
+import { OnboardingInvalid, SerialUnknown } from '../errors.ts';
 import { type CertRecord, statusOf } from '../inventory.ts';
 import type { IssuedCertificate } from '../issuance.ts';
 import { buildPkcs12, readPrivateKey } from '../p12.ts';
@@ -82,8 +82,8 @@ export function addCertificateCommands(program: Command, cli: CommandContext): v
     .addOption(new Option('--status <status>', 'only this status').choices(['valid', 'revoked', 'expired']))
     .option('--json', 'JSON output')
     .action(async (o) =>
-      cli.withCa(async (ca) => {
-        const records = ca.list({ org: o.org, status: o.status });
+      cli.withRecords((inventory) => {
+        const records = inventory.list({ org: o.org, status: o.status });
         if (o.json) console.log(JSON.stringify(records.map(summary), null, 2));
         else for (const r of records) console.log(formatLine(r));
         if (!o.json) console.error(`${records.length} certificate(s)`);
@@ -96,8 +96,10 @@ export function addCertificateCommands(program: Command, cli: CommandContext): v
     .requiredOption('--serial <serial>', 'serial number')
     .option('--pem', 'print the certificate as PEM')
     .action(async (o) =>
-      cli.withCa(async (ca) => {
-        const r = ca.show(o.serial);
+      cli.withRecords((inventory) => {
+        const serial = normaliseSerial(o.serial);
+        const r = serial ? inventory.get(serial) : undefined;
+        if (!r) throw new SerialUnknown(`No certificate with serial number ${o.serial}`);
         console.log(o.pem ? toPem(r.der, 'CERTIFICATE').trimEnd() : JSON.stringify(summary(r), null, 2));
       }),
     );

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import type { AuditLog } from '../audit-log.ts';
 import type { CertificateAuthority } from '../authority.ts';
 import type { CaConfig } from '../config.ts';
 import { OnboardingInvalid } from '../errors.ts';
+import type { Inventory } from '../inventory.ts';
 
 /** What every command of `packtrust-ca` gets from the program (cli.ts). */
 export interface CommandContext {
@@ -11,6 +13,8 @@ export interface CommandContext {
   passphrase(c: CaConfig): string;
   /** Opens the CA of the configured data directory for `fn`, and closes it after. */
   withCa<T>(fn: (ca: CertificateAuthority, c: CaConfig) => Promise<T>): Promise<T>;
+  /** Read-only commands open the inventory and the audit log alone: no CA key, so no passphrase. */
+  withRecords(fn: (inventory: Inventory, audit: AuditLog) => void): Promise<void>;
 }
 
 /** Commander's accumulator for repeatable options. */

@@ -1,7 +1,7 @@
 import { constants, type KeyObject, sign, verify } from 'node:crypto';
 
 /** The RFC 9421 §3.3 algorithms packtrust accepts; all asymmetric, so a receipt proves its signer. */
-export const SIGNATURE_ALGORITHMS = ['ecdsa-p256-sha256', 'ed25519', 'rsa-pss-sha512'] as const;
+const SIGNATURE_ALGORITHMS = ['ecdsa-p256-sha256', 'ed25519', 'rsa-pss-sha512'] as const;
 export type SignatureAlgorithm = (typeof SIGNATURE_ALGORITHMS)[number];
 
 export function isSignatureAlgorithm(value: unknown): value is SignatureAlgorithm {

@@ -21,7 +21,7 @@ export type SignatureParameters = Record<string, string | number>;
 /** A covered component: a name, or a name with parameters (`['@query-param', { name: 'Pet' }]`). */
 export type ComponentSpec = string | [string, Record<string, string | boolean>];
 
-export function toItem(spec: ComponentSpec): Item {
+function toItem(spec: ComponentSpec): Item {
   if (typeof spec === 'string') return [spec, new Map()];
   return [spec[0], new Map(Object.entries(spec[1]))];
 }

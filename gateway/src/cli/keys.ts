@@ -5,10 +5,10 @@ import { openSigningKeys } from '../oauth/signing-keys.ts';
 import type { CommandContext } from './context.ts';
 
 /** `packtrust-gateway keys`: the access-token signing keys (oauth/signing-keys.ts). */
-export function keyCommands(program: Command, { config, withStore }: CommandContext): void {
+export function keyCommands(program: Command, { storeConfig, withStore }: CommandContext): void {
   const keys = program.command('keys').description('the access-token signing keys');
   const signingKeys = (store: HubStore, file?: string) => {
-    const c = config();
+    const c = storeConfig();
     return openSigningKeys(
       store,
       oauthPassphrase({ oauthPassphraseFile: file ?? c.oauthPassphraseFile }),
