@@ -73,7 +73,7 @@ function closure(folder: string): string[] {
 }
 
 const DECLARED = /(?:defineError|new PacktrustError)\(\s*'([A-Z][A-Z0-9_]*)'/g;
-const SHARED_DECLARATION = /export const (\w+) = defineError\(\s*'([A-Z][A-Z0-9_]*)'[\s\S]*?\);/g;
+const SHARED_DECLARATION = /^(?:export )?const (\w+) = defineError\(\s*'([A-Z][A-Z0-9_]*)'[\s\S]*?\);/gm;
 
 /** The shared errors (common/src/errors.ts): class name → code. */
 const shared = new Map(
