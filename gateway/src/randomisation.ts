@@ -5,41 +5,20 @@
  * (or a product's, across batches), in the order they were uploaded.
  */
 
-export type Severity = 'reject' | 'warn' | 'info';
+import type { components } from '../../openapi/generated/hub.ts';
 
-export interface Finding {
-  code:
-    | 'GUESS_PROBABILITY_TOO_HIGH'
-    | 'ARITHMETIC_PROGRESSION'
-    | 'LINEAR_CONGRUENTIAL_GENERATOR'
-    | 'FIXED_BLOCK'
-    | 'SPARSENESS_TOO_LOW'
-    | 'GAPS_TOO_REGULAR'
-    | 'LOW_ENTROPY'
-    | 'INSUFFICIENT_SAMPLE';
-  severity: Severity;
-  detail: string;
-}
-
-export interface RandomisationReport {
-  packs: number;
-  /** packs ÷ the size of the serial space the serials actually use (per position). */
-  guessProbability: number;
-  /** log2 of that serial space: the bits an attacker must guess. */
-  serialSpaceBits: number;
-  /** Sum over positions of the Shannon entropy of the characters used there, in bits. */
-  effectiveEntropyBits: number;
-  numeric?: {
-    /** Mean gap between sorted serials; DESIGN: at least 10,000. */
-    meanGap: number;
-    /** Coefficient of variation of the sorted gaps: about 1 for random serials, 0 for a fixed increment. */
-    gapVariation: number;
-  };
-  positions: { position: number; distinct: number; entropyBits: number }[];
-  findings: Finding[];
-  /** `reject` when a finding breaks the regulation, `warn` when one is only inadvisable, else `pass`. */
-  verdict: 'pass' | 'warn' | 'reject';
-}
+/**
+ * The report an upload is answered with (openapi/hub.yaml `RandomisationReport`): `guessProbability`
+ * is packs ÷ the size of the serial space the serials actually use (per position), `serialSpaceBits`
+ * its log2, `effectiveEntropyBits` the sum over positions of the Shannon entropy of the characters
+ * used there; for numeric serials `meanGap` (at least 10,000, docs/domain.md §1) and `gapVariation`
+ * (the coefficient of variation of the sorted gaps: about 1 for random serials, 0 for a fixed
+ * increment); `verdict` is `reject` when a finding breaks the regulation, `warn` when one is only
+ * inadvisable, else `pass`.
+ */
+export type RandomisationReport = components['schemas']['RandomisationReport'];
+export type Finding = RandomisationReport['findings'][number];
+export type Severity = Finding['severity'];
 
 export interface RandomisationOptions {
   /** Below this many serials, statistical findings say "insufficient sample" instead of guessing. */

@@ -2,8 +2,21 @@ import type { Logger } from '../../common/src/log.ts';
 import type { ChangeRequest } from '../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../common/src/store.ts';
 import type { components as hub } from '../../openapi/generated/hub.ts';
-import type { components } from '../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from './alerts.ts';
+import {
+  base,
+  type ChangeOutcome,
+  changePending,
+  hubEvent,
+  type KeptOutcome,
+  kept,
+  type PendingEvent,
+  pendingOutcome,
+  refusedByHub,
+  requestOf,
+  resultKey,
+  txIdReused,
+} from './change-outcomes.ts';
 import { HubRefused, HubUnavailable } from './errors.ts';
 import type { HubClient } from './hub-client.ts';
 import { OutboxDrain } from './outbox.ts';
@@ -12,32 +25,6 @@ import type { Caller } from './token-validator.ts';
 import { decideLocally, type PackQuery, type ReplicaLookup, verifyPack } from './verification.ts';
 
 type PackEventResult = hub['schemas']['PackEventResult'];
-
-/**
- * The answer to a change (openapi/verifier.yaml `ChangeOutcome`): accepted or refused by the hub
- * (or already here), pending when the hub was unreachable.
- */
-export type ChangeOutcome = components['schemas']['ChangeOutcome'];
-
-/** An answer kept by the client's transaction id, with the request it answered (`productCode|serial|op`). */
-interface KeptOutcome {
-  outcome: ChangeOutcome;
-  request: string;
-}
-
-/** A change kept while the hub is unreachable, with the token that proves who asked. */
-interface PendingEvent {
-  /** The client's transaction id. */
-  txId: string;
-  clientId: string;
-  productCode: string;
-  serial: string;
-  batch: string;
-  expiry: string;
-  op: ChangeRequest['op'];
-  at: number;
-  token: string;
-}
 
 /**
  * Pack state changes at a node: checked locally with the same rules as the hub, then decided by
@@ -231,56 +218,4 @@ export class StateChanges {
     await this.store.transaction(() => this.results.putSync(key, { outcome, request: requestOf(outcome, op) }));
     return outcome;
   }
-}
-
-const resultKey = (e: Pick<PendingEvent, 'clientId' | 'txId'>): string => `${e.clientId}|${e.txId}`;
-
-const requestOf = (q: Pick<PackQuery, 'productCode' | 'serial'>, op: ChangeRequest['op']): string =>
-  `${q.productCode}|${q.serial}|${op}`;
-
-const kept = (e: PendingEvent, outcome: ChangeOutcome): KeptOutcome => ({ outcome, request: requestOf(e, e.op) });
-
-function txIdReused(txId: string, q: PackQuery): ChangeOutcome {
-  return {
-    txId,
-    productCode: q.productCode,
-    serial: q.serial,
-    outcome: 'refused',
-    code: 'TX_ID_REUSED',
-    detail: `transaction id ${txId} was used by this client for another request`,
-  };
-}
-
-const base = (e: PendingEvent) => ({ txId: e.txId, productCode: e.productCode, serial: e.serial });
-
-function pendingOutcome(e: PendingEvent, op: ChangeRequest['op']): ChangeOutcome {
-  return {
-    ...base(e),
-    outcome: 'pending',
-    code: 'PENDING',
-    detail: `the hub is unreachable; the ${op} is stored and will be sent`,
-  };
-}
-
-function refusedByHub(e: PendingEvent, refusal: HubRefused): ChangeOutcome {
-  return {
-    ...base(e),
-    outcome: 'refused',
-    code: refusal.hubCode,
-    detail: `the hub refused the change: ${refusal.message}`,
-  };
-}
-
-function changePending(e: PendingEvent, op: ChangeRequest['op']): ChangeOutcome {
-  return {
-    ...base(e),
-    outcome: 'refused',
-    code: 'CHANGE_PENDING',
-    detail: `a ${op} of this pack at this node is waiting for the hub's decision; try again once it is decided`,
-  };
-}
-
-/** The event as the hub takes it (openapi/hub.yaml PackEvent): the request and the caller's token. */
-function hubEvent(e: PendingEvent): hub['schemas']['PackEvent'] {
-  return { txId: e.txId, productCode: e.productCode, serial: e.serial, op: e.op, at: e.at, token: e.token };
 }
