@@ -13,7 +13,7 @@ export interface CheckedCsr {
   keyType: SubjectKeyType;
 }
 
-export const MIN_RSA_BITS = 2048;
+const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 8192;
 
 const SIGNATURE_HASHES: Record<string, 'sha256' | 'sha384' | 'sha512' | null> = {

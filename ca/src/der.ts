@@ -37,7 +37,7 @@ export function smallInteger(n: number): Buffer {
 
 export const enumerated = (n: number): Buffer => tlv(0x0a, Buffer.from([n]));
 export const bitString = (b: Buffer): Buffer => tlv(0x03, Buffer.concat([Buffer.from([0]), b]));
-export const booleanTrue = (): Buffer => Buffer.from([0x01, 0x01, 0xff]);
+const booleanTrue = (): Buffer => Buffer.from([0x01, 0x01, 0xff]);
 
 export function oid(dotted: string): Buffer {
   const parts = dotted.split('.').map(Number);
@@ -84,7 +84,7 @@ export interface Tlv {
 }
 
 /** Reads one element at `at`, checking that it fits before `limit`. Only single-byte tags (all we parse). */
-export function readTlv(buf: Uint8Array, at: number, limit = buf.length): Tlv {
+function readTlv(buf: Uint8Array, at: number, limit = buf.length): Tlv {
   if (at + 2 > limit) throw new DerError('DER_TRUNCATED', 'truncated element');
   const tag = buf[at]!;
   if ((tag & 0x1f) === 0x1f) throw new DerError('DER_TAG_UNSUPPORTED', 'multi-byte tags are not supported');

@@ -5,7 +5,7 @@
  * with the same rules before they ask.
  */
 
-export const OPERATIONS = {
+const OPERATIONS = {
   supply: 'SUPPLIED',
   destroy: 'DESTROYED',
   export: 'EXPORTED',
@@ -24,7 +24,7 @@ export const ROLES = ['pharmacy', 'hospital', 'wholesaler', 'parallel-distributo
 export type Role = (typeof ROLES)[number];
 
 /** Which role may set which state (and undo it). */
-export const ROLE_OPERATIONS: Record<Role, readonly (keyof typeof OPERATIONS)[]> = {
+const ROLE_OPERATIONS: Record<Role, readonly (keyof typeof OPERATIONS)[]> = {
   pharmacy: ['supply', 'destroy', 'sample', 'free-sample', 'lock', 'stolen'],
   hospital: ['supply', 'destroy', 'sample', 'free-sample', 'lock', 'stolen'],
   wholesaler: ['supply', 'export', 'destroy', 'sample', 'free-sample', 'lock', 'stolen'],

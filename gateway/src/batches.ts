@@ -1,9 +1,9 @@
 import { charset82Problem, expiryDate } from '../../common/src/gs1.ts';
 import { BadRequest, MasterDataInvalid, PayloadTooLarge } from './errors.ts';
 
-export const MAX_SERIALS_PER_UPLOAD = 1_000_000;
+const MAX_SERIALS_PER_UPLOAD = 1_000_000;
 /** How many failed items an error lists; the count covers them all. */
-export const MAX_LISTED_PROBLEMS = 100;
+const MAX_LISTED_PROBLEMS = 100;
 
 export interface ItemProblem {
   item: string;

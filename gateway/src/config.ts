@@ -8,7 +8,7 @@ import { ConfigInvalid } from './errors.ts';
 const port = z.coerce.number().int().min(0).max(65535);
 
 /** The gateway's configuration: file (`PACKTRUST_GATEWAY_CONFIG`), `PACKTRUST_GATEWAY_*`, flags. */
-export const gatewayConfigSchema = z.object({
+const gatewayConfigSchema = z.object({
   dataDir: z.string().min(1).default('./data/gateway'),
   host: z.string().min(1).default('127.0.0.1'),
   port: port.default(8443),

@@ -18,7 +18,6 @@ import type { components } from '../../openapi/generated/hub.ts';
  */
 export type RandomisationReport = components['schemas']['RandomisationReport'];
 export type Finding = RandomisationReport['findings'][number];
-export type Severity = Finding['severity'];
 
 export interface RandomisationOptions {
   /** Below this many serials, statistical findings say "insufficient sample" instead of guessing. */

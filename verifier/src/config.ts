@@ -18,7 +18,7 @@ export const DEFAULT_FEED_WAIT_MS = 20_000;
 const port = z.coerce.number().int().min(0).max(65535);
 
 /** A verifier node's configuration: file (`PACKTRUST_VERIFIER_CONFIG`), `PACKTRUST_VERIFIER_*`, flags. */
-export const verifierConfigSchema = z.object({
+const verifierConfigSchema = z.object({
   market: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code'),
   nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
   hubUrl: z.url().default('https://127.0.0.1:8443'),

@@ -1,7 +1,7 @@
 import { type Configuration, errors } from 'oidc-provider';
 
 /** The longest a client assertion (private_key_jwt) may live (RFC 7523 §3 leaves it to us). */
-export const MAX_ASSERTION_SECONDS = 300;
+const MAX_ASSERTION_SECONDS = 300;
 
 import type { Store } from '../../../common/src/store.ts';
 import { lmdbAdapterFactory } from './adapter.ts';
