@@ -11,7 +11,7 @@ export interface ActorProofOptions {
   issuer(): string;
   /** The access tokens' audience for a market: the verifier API of that market. */
   audience(market: string): string;
-  keys: Pick<SigningKeys, 'publicJwks' | 'version'>;
+  keys: Pick<SigningKeys, 'publicJwks' | 'keySetTag'>;
   /** How long after its token expired a queued offline event is still accepted. */
   offlineWindowSeconds: number;
   /** When onboarding staff disabled a client (epoch ms), undefined while it is enabled. */
@@ -49,7 +49,7 @@ export class ActorProof {
         return o.issuer();
       },
       keys: () => o.keys.publicJwks(o.offlineWindowSeconds),
-      keysTag: () => o.keys.version(),
+      keysTag: () => o.keys.keySetTag(o.offlineWindowSeconds),
     });
   }
 

@@ -30,9 +30,9 @@ type ReadOnlyDatabase<V> = Pick<Database<V, string>, 'get' | 'getRange' | 'getCo
 
 /**
  * Named databases besides the feeds: 12 of the hub's (7 here, 2 of the evidence log, 1 of the
- * nonces, 2 of the prefix registry), 4 of the OAuth provider's own (`oauth-audit`,
- * `oauth-grant-index`, `oauth-signing-keys`, `oauth-meta`) and one per oidc-provider model
- * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 30 today, with room to grow.
+ * nonces, 2 of the prefix registry), 3 of the OAuth provider's own (`oauth-audit`,
+ * `oauth-grant-index`, `oauth-signing-keys`) and one per oidc-provider model
+ * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 29 today, with room to grow.
  * LMDB counts the databases a process opens against `maxDbs`, not those in the file.
  */
 const FIXED_DATABASES = 64;

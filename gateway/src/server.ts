@@ -34,7 +34,7 @@ export interface GatewayOptions {
   logger: Logger;
 }
 
-/** How often expired signature nonces are removed from the hub store. */
+/** How often expired signature nonces are removed, and retired signing keys looked at. */
 const NONCE_PRUNE_INTERVAL_MS = 60_000;
 
 /** Bytes an OAuth request body may have. */
@@ -60,12 +60,21 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   // Long-polls of the verifier nodes would otherwise hold the close for up to their wait.
   app.addHook('preClose', async () => notifier.shutdown());
 
-  // Every accepted write leaves a nonce; the expired ones are removed in the background.
+  // In the background: every accepted write leaves a nonce, and the expired ones are removed; a
+  // retired signing key whose tokens have all expired leaves the key set, which then goes out on
+  // every market's feed, so nodes stop accepting it without a second rotation.
   let pruning: Promise<unknown> = Promise.resolve();
+  let publishedKeys = oauth.signingKeys.keySetTag();
   const pruneTimer = setInterval(() => {
     pruning = pruning
       .then(() => store.nonces.prune())
-      .catch((err: unknown) => options.logger.error({ err }, 'removing expired nonces failed'));
+      .then(() => {
+        const tag = oauth.signingKeys.keySetTag();
+        if (tag === publishedKeys) return;
+        publishedKeys = tag;
+        return store.transaction(() => store.publishSigningKeys(store.markets, oauth.signingKeys.publicJwks()));
+      })
+      .catch((err: unknown) => options.logger.error({ err }, 'background upkeep of the hub store failed'));
   }, NONCE_PRUNE_INTERVAL_MS);
   pruneTimer.unref();
   app.addHook('onClose', async () => {

@@ -280,7 +280,7 @@ describe('ActorProof (the rules, with keys of our own)', () => {
     proof = new ActorProof({
       issuer: () => issuer,
       audience: (m) => `urn:packtrust:verifier:${m}`,
-      keys: { publicJwks: () => [signing.jwk], version: () => 1 },
+      keys: { publicJwks: () => [signing.jwk], keySetTag: () => 'k1' },
       offlineWindowSeconds: 3600,
       disabledSince: (id) => disabled.get(id),
     });

@@ -124,7 +124,7 @@ describe('OAuth endpoints the hub does not offer', () => {
     const stored = [...hub.store.store.root.getKeys({ start: 'oauth-', end: 'oauth.' })]
       .map(String)
       .filter((name) => hub.store.store.db(name).getCount() > 0);
-    expect(stored).toEqual(['oauth-audit', 'oauth-meta', 'oauth-signing-keys']);
+    expect(stored).toEqual(['oauth-audit', 'oauth-signing-keys']);
   });
 });
 

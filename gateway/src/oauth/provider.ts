@@ -53,7 +53,7 @@ const OFFERED_PATHS = new Set([
  */
 export class OAuthService {
   private provider: Provider | undefined;
-  private providerKeysVersion = -1;
+  private providerKeysTag: string | undefined;
   private readonly limits: TokenRequestLimiter;
   private readonly refusals: OAuthAudit;
   /** The oidc-provider models stored so far (their databases are swept of expired entries). */
@@ -127,10 +127,11 @@ export class OAuthService {
   };
 
   private async current(): Promise<Provider> {
-    const version = this.options.keys.version();
-    if (!this.provider || version !== this.providerKeysVersion) {
+    // Rebuilt when the key set changes: at a rotation, and when a retired key leaves the JWKS.
+    const tag = this.options.keys.keySetTag();
+    if (!this.provider || tag !== this.providerKeysTag) {
       this.provider = this.build();
-      this.providerKeysVersion = version;
+      this.providerKeysTag = tag;
     }
     return this.provider;
   }

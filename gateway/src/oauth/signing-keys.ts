@@ -31,7 +31,6 @@ export type KeysChanged = (publicKeys: JWK[]) => void;
  */
 export class SigningKeys {
   private readonly db: Database<StoredKey, string>;
-  private readonly meta: Database<number, string>;
 
   constructor(
     private readonly store: Store,
@@ -41,12 +40,6 @@ export class SigningKeys {
     private readonly onChange?: KeysChanged,
   ) {
     this.db = store.db('oauth-signing-keys');
-    this.meta = store.db('oauth-meta');
-  }
-
-  /** Changes whenever a key is added or retired, so a running provider knows to reload. */
-  version(): number {
-    return this.meta.get('keys-version') ?? 0;
   }
 
   /** Makes a key on first start; keeps the public half of older stores' keys in the clear. */
@@ -69,7 +62,6 @@ export class SigningKeys {
     await this.store.transaction(() => {
       if (current) this.db.putSync(current.kid, { ...current, retiredAt: Date.now() });
       this.db.putSync(fresh.kid, fresh);
-      this.meta.putSync('keys-version', this.version() + 1);
       this.onChange?.(this.publicJwks());
     });
     return fresh.kid;
@@ -101,6 +93,17 @@ export class SigningKeys {
     return [...active.slice(0, 1), ...retired].map((k) => this.decrypt(k));
   }
 
+  /**
+   * The key ids `publicJwks(extraSeconds)` holds now: it changes at a rotation, and again when a
+   * retired key's tokens have all expired and it leaves the set.
+   */
+  keySetTag(extraSeconds = 0): string {
+    return this.publicJwks(extraSeconds)
+      .map((k) => k.kid)
+      .sort()
+      .join(' ');
+  }
+
   list(): { kid: string; createdAt: string; retiredAt?: string }[] {
     return [...this.db.getRange()].map(({ value: k }) => ({
       kid: k.kid,
@@ -117,7 +120,6 @@ export class SigningKeys {
     const fresh = await this.encrypt();
     await this.store.transaction(() => {
       this.db.putSync(fresh.kid, fresh);
-      this.meta.putSync('keys-version', this.version() + 1);
       this.onChange?.(this.publicJwks());
     });
   }
