@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, fetch, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { SnapshotSlots } from '../src/feed.ts';
 import { removeExpiredEntries } from '../src/oauth/adapter.ts';
 import type { OAuthRefusalSummary } from '../src/oauth/audit.ts';
-import { ClientRegistry } from '../src/oauth/clients.ts';
 import { RateLimiter } from '../src/oauth/rate-limit.ts';
 import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 
@@ -130,17 +128,7 @@ describe('OAuth endpoints the hub does not offer', () => {
 
 describe('removeExpiredEntries', () => {
   it('removes the replay records of client assertions once they can no longer be used', async () => {
-    const { privateJwk, jwks } = await generateClientKey();
-    const { clientId } = await new ClientRegistry(hub.store).add({
-      market: 'DE',
-      role: 'pharmacy',
-      location: 'APO-1',
-      org: 'APO',
-      jwks,
-    });
-    const client = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
-    await client.token();
-    await client.close();
+    await (await hub.pharmacy('DE', 'APO-1')).token();
     const replays = hub.store.store.db('oauth-ReplayDetection');
     const count = replays.getCount();
     expect(count).toBeGreaterThan(0);

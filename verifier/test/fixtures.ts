@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { createLogger } from '../../common/src/log.ts';
-import type { TestHub } from '../../gateway/test/fixtures.ts';
+import type { Credential, TestHub } from '../../gateway/test/fixtures.ts';
 import { type RunningVerifierNode, startVerifierNode, type VerifierNodeOptions } from '../src/service.ts';
 
 const logger = createLogger('node-test', 'silent');
@@ -15,12 +15,9 @@ export async function startTestNode(
   nodeId: string,
   dir: string,
   overrides: Partial<VerifierNodeOptions> = {},
+  cred?: Credential,
 ): Promise<RunningVerifierNode> {
-  const cred = await hub.credential('verifier-node', `NMVO-${market}`, undefined, {
-    market,
-    ip: ['127.0.0.1'],
-    dns: ['localhost'],
-  });
+  cred ??= await nodeCredential(hub, market);
   return startVerifierNode({
     market,
     nodeId,
@@ -36,5 +33,14 @@ export async function startTestNode(
     feedWaitMs: 500,
     logger,
     ...overrides,
+  });
+}
+
+/** A verifier-node certificate of `market` for 127.0.0.1, issued by the hub's CA. */
+export function nodeCredential(hub: TestHub, market: string): Promise<Credential> {
+  return hub.credential('verifier-node', `NMVO-${market}`, undefined, {
+    market,
+    ip: ['127.0.0.1'],
+    dns: ['localhost'],
   });
 }

@@ -4,9 +4,6 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsRequest } from '../../ca/test/fixtures.ts';
-import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
-import { createLogger } from '../../common/src/log.ts';
-import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import {
   type Credential,
   productJson,
@@ -14,13 +11,13 @@ import {
   startTestHub,
   type TestHub,
 } from '../../gateway/test/fixtures.ts';
-import { type RunningVerifierNode, startVerifierNode } from '../src/service.ts';
+import type { RunningVerifierNode } from '../src/service.ts';
+import { nodeCredential, startTestNode } from './fixtures.ts';
 
 // A verifier node whose certificate the CA revokes stops: its replica no longer receives recalls
 // and decommissions, so it answers no pharmacy (503), verification included, and says so in its
 // health. It notices within seconds: the hub ends the node's feed long-poll at the revocation.
 
-const logger = createLogger('revocation-test', 'silent');
 const dir = mkdtempSync(join(tmpdir(), 'packtrust-revocation-'));
 const CODE = '09506000134352';
 let hub: TestHub;
@@ -44,39 +41,15 @@ beforeAll(async () => {
   });
   expect(packs.status).toBe(201);
   const start = async (nodeId: string) => {
-    const cred = await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE', ip: ['127.0.0.1'] });
-    const running = await startVerifierNode({
-      market: 'DE',
-      nodeId,
-      hubUrl: hub.hubUrl,
-      issuer: hub.oauth.issuer,
-      audience: 'urn:packtrust:verifier:DE',
-      dataDir: join(dir, nodeId),
-      host: '127.0.0.1',
-      port: 0,
-      certPem: cred.certPem,
-      keyPem: cred.keyPem,
-      caPem: hub.t.ca.chainPem(),
-      // Longer than the test's budget: only the hub ending the long-poll lets a node notice in time.
-      feedWaitMs: 60_000,
-      logger,
-    });
+    const cred = await nodeCredential(hub, 'DE');
+    // Longer than the test's budget: only the hub ending the long-poll lets a node notice in time.
+    const running = await startTestNode(hub, 'DE', nodeId, dir, { feedWaitMs: 60_000 }, cred);
     return { cred, running };
   };
   ({ cred: nodeCred, running: node } = await start('de-1'));
   ({ cred: quietCred, running: quiet } = await start('de-2'));
   dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
-  const { privateJwk, jwks } = await generateClientKey();
-  const { clientId } = await new ClientRegistry(hub.store).add({
-    market: 'DE',
-    role: 'pharmacy',
-    location: 'DE-APO-1',
-    org: 'APO',
-    jwks,
-  });
-  const tokens = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
-  token = (await tokens.token()).accessToken;
-  await tokens.close();
+  token = await (await hub.pharmacy('DE', 'DE-APO-1')).token();
   await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
   await quiet.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
 }, 90_000);
