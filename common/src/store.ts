@@ -65,6 +65,12 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    // lmdb-js renews its shared read transaction at a read and resets it on a timer. A read made
+    // while `close` waits for pending writes arms that timer on a transaction `close` has ended,
+    // and it throws from nowhere ("Attempt to reset an invalid read txn"). So the writes are
+    // awaited first, and `close` then closes at once, leaving no such window.
+    await this.root.flushed;
+    this.root.resetReadTxn();
     await this.root.close();
   }
 }
