@@ -15,6 +15,7 @@ import { createLogger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub } from '../../gateway/test/fixtures.ts';
+import { DEFAULT_HUB_DEADLINE_MS } from '../src/config.ts';
 import { HubClient } from '../src/hub-client.ts';
 import { startVerifierNode } from '../src/service.ts';
 import { startNodeProcess } from './node-process.ts';
@@ -111,6 +112,7 @@ async function main() {
 
   // Lag: another node of the market sends supply events; this node follows the feed.
   const sender = new HubClient({
+    deadlineMs: DEFAULT_HUB_DEADLINE_MS,
     hubUrl: hub.hubUrl,
     market: 'DE',
     certPem: nodeCred.certPem,

@@ -45,6 +45,7 @@ export function createCli(): Command {
         keyPem: read(c.keyFile, 'node key'),
         caPem: read(c.caChainFile, 'CA chain'),
         feedWaitMs: c.feedWaitMs,
+        hubDeadlineMs: c.hubDeadlineMs,
         feedPageSize: c.feedPageSize,
         logger,
       });

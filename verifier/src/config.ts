@@ -15,6 +15,13 @@ export const DEFAULT_FEED_PAGE_SIZE = 1000;
  */
 export const DEFAULT_FEED_WAIT_MS = 20_000;
 
+/**
+ * How long a call to the hub may take, connect, send and answer together (a feed long-poll: its
+ * wait plus this). Past it a state change is kept in the outbox and the pharmacy is answered
+ * `pending` at once: a hung hub must not hold a pharmacy for minutes.
+ */
+export const DEFAULT_HUB_DEADLINE_MS = 2000;
+
 const port = z.coerce.number().int().min(0).max(65535);
 
 /** A verifier node's configuration: file (`PACKTRUST_VERIFIER_CONFIG`), `PACKTRUST_VERIFIER_*`, flags. */
@@ -35,6 +42,8 @@ const verifierConfigSchema = z.object({
   caChainFile: z.string().min(1),
   /** The feed long-poll wait (ms); at most the hub's 60,000. */
   feedWaitMs: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_FEED_WAIT_MS),
+  /** Deadline of every call to the hub (DEFAULT_HUB_DEADLINE_MS says what it covers). */
+  hubDeadlineMs: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_HUB_DEADLINE_MS),
   /** Feed records per request (and per transaction); pack records hold up to 10,000 packs each. */
   feedPageSize: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_FEED_PAGE_SIZE),
 });

@@ -20,6 +20,8 @@ export interface HubClientOptions {
   certPem: string;
   keyPem: string;
   caPem: string;
+  /** How long a call may take, connect, send and answer together (config.ts DEFAULT_HUB_DEADLINE_MS). */
+  deadlineMs: number;
 }
 
 /**
@@ -59,11 +61,13 @@ export class HubClient {
     waitMs: number,
     signal?: AbortSignal,
   ): Promise<{ records: FeedRecordEntry[]; hubSeq: number }> {
+    // The long-poll's own wait, plus the deadline of any call.
+    const deadline = AbortSignal.timeout(waitMs + this.options.deadlineMs);
     const res = await this.get(
       `/v1/feed/${this.options.market}/records?after=${after}&limit=${limit}&wait=${waitMs}`,
-      signal,
+      signal ? AbortSignal.any([signal, deadline]) : deadline,
     );
-    const records = decodeRecords(await res.body.text());
+    const records = decodeRecords(await readText(res.body));
     return { records, hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0) };
   }
 
@@ -100,12 +104,15 @@ export class HubClient {
     const payload = Buffer.from(JSON.stringify(body));
     const { headers } = this.signer.sign('POST', url.toString(), payload);
     let res: Awaited<ReturnType<typeof request>>;
+    // One deadline for connecting, sending and the whole answer, also on a kept-alive socket: past
+    // it the hub counts as unreachable (a state change then waits in the outbox, answered pending).
+    const signal = AbortSignal.timeout(this.options.deadlineMs);
     try {
-      res = await request(url, { method: 'POST', dispatcher: this.dispatcher, headers, body: payload });
+      res = await request(url, { method: 'POST', dispatcher: this.dispatcher, headers, body: payload, signal });
     } catch (err) {
       throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
     }
-    const text = await res.body.text();
+    const text = await readText(res.body);
     if (res.statusCode < 200 || res.statusCode >= 300) throw this.failure(res.statusCode, path, text);
     return text;
   }
@@ -143,4 +150,13 @@ function answerError(status: number, path: string, body: string): Error {
     // Not a problem document: the status alone says what happened.
   }
   return new HubRefused(status, code, message);
+}
+
+/** The answer's body as text; a deadline or a broken connection while reading is unavailability. */
+async function readText(body: { text(): Promise<string> }): Promise<string> {
+  try {
+    return await body.text();
+  } catch (err) {
+    throw new HubUnavailable(`hub answer not received: ${(err as Error).message}`);
+  }
 }

@@ -3,7 +3,7 @@ import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
-import { DEFAULT_FEED_PAGE_SIZE, DEFAULT_FEED_WAIT_MS } from './config.ts';
+import { DEFAULT_FEED_PAGE_SIZE, DEFAULT_FEED_WAIT_MS, DEFAULT_HUB_DEADLINE_MS } from './config.ts';
 import { HubClient } from './hub-client.ts';
 import { Replica } from './replica.ts';
 import { Replicator } from './replication.ts';
@@ -27,6 +27,7 @@ export interface VerifierNodeOptions {
   caPem: string;
   feedWaitMs?: number;
   feedPageSize?: number;
+  hubDeadlineMs?: number;
   logger: Logger;
 }
 
@@ -47,6 +48,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
   // leaves long, and a resynchronisation never touches it.
   const local = Store.open({ path: join(o.dataDir, 'local') });
   const hub = new HubClient({
+    deadlineMs: o.hubDeadlineMs ?? DEFAULT_HUB_DEADLINE_MS,
     hubUrl: o.hubUrl,
     market: o.market,
     certPem: o.certPem,

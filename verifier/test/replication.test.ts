@@ -10,6 +10,7 @@ import {
   startTestHub,
   type TestHub,
 } from '../../gateway/test/fixtures.ts';
+import { DEFAULT_HUB_DEADLINE_MS } from '../src/config.ts';
 import { HubClient } from '../src/hub-client.ts';
 import { Replica } from '../src/replica.ts';
 import { Replicator } from '../src/replication.ts';
@@ -44,6 +45,7 @@ const upload = async (code: string, batch: string, serials: string[], markets = 
 function startNode(name: string) {
   const replica = new Replica(join(dir, name));
   const client = new HubClient({
+    deadlineMs: DEFAULT_HUB_DEADLINE_MS,
     hubUrl: hub.hubUrl,
     market: 'DE',
     certPem: node.certPem,

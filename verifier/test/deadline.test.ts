@@ -1,0 +1,152 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
+import type { RunningVerifierNode } from '../src/service.ts';
+import { startTestNode } from './fixtures.ts';
+
+/**
+ * A hung hub (a process stopped with SIGSTOP, a stalled network) must not hold a pharmacy: every
+ * call from a node to the hub has a deadline, past which a state change waits in the outbox and the
+ * pharmacy is answered `pending` at once. The hub here sits behind a TCP relay that can freeze: it
+ * keeps every connection open but passes no byte, as a stopped process would.
+ */
+
+/** A TCP relay to `port` that can stop passing bytes (frozen) and pass what it held when thawed. */
+class FreezableRelay {
+  private frozen = false;
+  private readonly held: (() => void)[] = [];
+  private readonly sockets = new Set<Socket>();
+  readonly server: Server;
+
+  constructor(port: number) {
+    this.server = createServer((client) => {
+      const upstream = connect(port, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => s.destroy());
+      }
+      const pass = (from: Socket, to: Socket) => {
+        from.on('data', (chunk: Buffer) => {
+          if (this.frozen) this.held.push(() => to.writable && to.write(chunk));
+          else if (to.writable) to.write(chunk);
+        });
+        // A side that leaves while frozen leaves after what it sent has been passed on.
+        from.on('end', () => (this.frozen ? this.held.push(() => to.end()) : to.end()));
+      };
+      pass(client, upstream);
+      pass(upstream, client);
+    });
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve) =>
+      this.server.listen(0, '127.0.0.1', () => resolve((this.server.address() as { port: number }).port)),
+    );
+  }
+
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const send of this.held.splice(0)) send();
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'packtrust-deadline-'));
+const CODE = '09506000134352';
+const DEADLINE_MS = 1000;
+let hub: TestHub;
+let relay: FreezableRelay;
+let node: RunningVerifierNode;
+let serials: string[];
+let dispatcher: Agent;
+let pharmacy: { clientId: string; token(): Promise<string> };
+
+async function supply(serial: string, txId: string) {
+  const res = await request(`${node.url}/v1/packs/supply`, {
+    method: 'POST',
+    dispatcher,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await pharmacy.token()}` },
+    body: JSON.stringify({ txId, productCode: CODE, serial, batch: 'B1', expiry: '291200' }),
+  });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+}
+
+beforeAll(async () => {
+  hub = await startTestHub();
+  await hub.registerPrefix('ACME', '9506000');
+  const up = hub.client(await hub.credential('manufacturer', 'ACME'));
+  expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
+  serials = randomSerials(100);
+  const packs = await up.write('POST', `/v1/products/${CODE}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
+    contentType: 'text/plain',
+  });
+  expect(packs.status).toBe(201);
+  relay = new FreezableRelay(Number(new URL(hub.hubUrl).port));
+  const relayPort = await relay.listen();
+  node = await startTestNode(hub, 'DE', 'de-1', dir, {
+    hubUrl: `https://127.0.0.1:${relayPort}`,
+    hubDeadlineMs: DEADLINE_MS,
+  });
+  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
+  pharmacy = await hub.pharmacy('DE', 'DE-APO-1');
+  await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
+}, 90_000);
+
+afterAll(async () => {
+  await dispatcher?.close();
+  await node?.close();
+  await relay?.close();
+  await hub?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a hub that stops answering', () => {
+  it('gets the pharmacy a pending answer within the deadline, and the change is decided once when the hub is back', async () => {
+    // A kept-alive connection to the hub exists: the hung hub is met on it, not at connect.
+    expect((await supply(serials[0]!, 'before-1')).json).toMatchObject({ outcome: 'accepted' });
+
+    relay.freeze();
+    const started = performance.now();
+    const pending = await supply(serials[1]!, 'hung-1');
+    const ms = performance.now() - started;
+    expect(pending).toMatchObject({ status: 202, json: { outcome: 'pending', code: 'PENDING' } });
+    // The deadline (1 s here) and not an HTTP library's minutes; a generous bound for a busy machine.
+    expect(ms).toBeLessThan(15_000);
+    expect(node.stateChanges.pending()).toBe(1);
+
+    // The hub resumes: the request it never answered arrives now, and the outbox sends it again.
+    relay.thaw();
+    const deadline = Date.now() + 60_000;
+    while (node.stateChanges.pending() > 0 && Date.now() < deadline) await sleep(100);
+    expect(node.stateChanges.pending()).toBe(0);
+
+    expect(hub.store.packs.get(CODE + serials[1])).toMatchObject({
+      s: 'SUPPLIED',
+      by: { clientId: pharmacy.clientId, location: 'DE-APO-1' },
+    });
+    const decisions = [...hub.store.feed('DE').entries()].filter(
+      (e) => e.body.type === 'pack-state' && e.body.serial === serials[1],
+    );
+    expect(decisions).toHaveLength(1);
+    // The pharmacy asking again gets the decision.
+    expect((await supply(serials[1]!, 'hung-1')).json).toMatchObject({
+      outcome: 'accepted',
+      code: 'CHANGED',
+      state: 'SUPPLIED',
+    });
+  }, 120_000);
+});
