@@ -53,6 +53,11 @@ export interface TestHub {
   pharmacy(market: string, location: string, role?: Role): Promise<Pharmacy>;
   /** Registers a GS1 company prefix for an organisation, as onboarding staff do before its first product. */
   registerPrefix(org: string, prefix: string): Promise<void>;
+  /**
+   * What node tests start from: ACME (prefix 9506000) registers `code` for `markets` and uploads
+   * `count` random serials as batch B1, expiry 291200, through the real signed API; the serials.
+   */
+  seedProduct(code: string, markets: string[], count: number): Promise<string[]>;
   /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
   restart(): Promise<void>;
   /** Stops the gateway (the hub is down) until `start()`; the CA keeps running. */
@@ -179,6 +184,18 @@ export async function startTestHub(
     },
     async registerPrefix(org, prefix) {
       await new PrefixRegistry(hub.store, 'test').add(org, prefix);
+    },
+    async seedProduct(code, markets, count) {
+      await hub.registerPrefix('ACME', '9506000');
+      const up = hub.client(await credential('manufacturer', 'ACME'));
+      const product = await up.write('POST', '/v1/products', JSON.stringify(productJson(code, markets)));
+      if (product.status !== 201) throw new Error(`product ${code}: ${product.status} ${product.body}`);
+      const serials = randomSerials(count);
+      const batch = await up.write('POST', `/v1/products/${code}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
+        contentType: 'text/plain',
+      });
+      if (batch.status !== 201) throw new Error(`batch B1 of ${code}: ${batch.status} ${batch.body}`);
+      return serials;
     },
     async restart() {
       await hub.stop();

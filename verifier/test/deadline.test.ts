@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
+import { startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
 import type { RunningVerifierNode } from '../src/service.ts';
 import { startTestNode } from './fixtures.ts';
 
@@ -87,14 +87,7 @@ async function supply(serial: string, txId: string) {
 
 beforeAll(async () => {
   hub = await startTestHub();
-  await hub.registerPrefix('ACME', '9506000');
-  const up = hub.client(await hub.credential('manufacturer', 'ACME'));
-  expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
-  serials = randomSerials(100);
-  const packs = await up.write('POST', `/v1/products/${CODE}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
-    contentType: 'text/plain',
-  });
-  expect(packs.status).toBe(201);
+  serials = await hub.seedProduct(CODE, ['DE'], 100);
   relay = new FreezableRelay(Number(new URL(hub.hubUrl).port));
   const relayPort = await relay.listen();
   node = await startTestNode(hub, 'DE', 'de-1', dir, {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Pharmacy, productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
+import { type Pharmacy, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
 import type { RunningVerifierNode } from '../src/service.ts';
 import { startTestNode } from './fixtures.ts';
 
@@ -48,14 +48,7 @@ async function until(what: string, check: () => boolean, budgetMs = 30_000): Pro
 
 beforeAll(async () => {
   hub = await startTestHub({ tokenTtlSeconds: TTL, offlineWindowSeconds: 120 });
-  await hub.registerPrefix('ACME', '9506000');
-  const up = hub.client(await hub.credential('manufacturer', 'ACME'));
-  expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
-  serials = randomSerials(1000);
-  const batch = await up.write('POST', `/v1/products/${CODE}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
-    contentType: 'text/plain',
-  });
-  expect(batch.status).toBe(201);
+  serials = await hub.seedProduct(CODE, ['DE'], 1000);
   node = await startTestNode(hub, 'DE', 'de-1', dir);
   dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
   pharmacies.A = await hub.pharmacy('DE', 'DE-APO-A');

@@ -4,13 +4,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsRequest } from '../../ca/test/fixtures.ts';
-import {
-  type Credential,
-  productJson,
-  randomSerials,
-  startTestHub,
-  type TestHub,
-} from '../../gateway/test/fixtures.ts';
+import { type Credential, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
 import type { RunningVerifierNode } from '../src/service.ts';
 import { nodeCredential, startTestNode } from './fixtures.ts';
 
@@ -32,14 +26,7 @@ let token: string;
 
 beforeAll(async () => {
   hub = await startTestHub();
-  await hub.registerPrefix('ACME', '9506000');
-  const up = hub.client(await hub.credential('manufacturer', 'ACME'));
-  expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
-  serials = randomSerials(100);
-  const packs = await up.write('POST', `/v1/products/${CODE}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
-    contentType: 'text/plain',
-  });
-  expect(packs.status).toBe(201);
+  serials = await hub.seedProduct(CODE, ['DE'], 100);
   const start = async (nodeId: string) => {
     const cred = await nodeCredential(hub, 'DE');
     // Longer than the test's budget: only the hub ending the long-poll lets a node notice in time.
