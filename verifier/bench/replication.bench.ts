@@ -9,11 +9,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
-import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub } from '../../gateway/test/fixtures.ts';
 import { DEFAULT_HUB_DEADLINE_MS } from '../src/config.ts';
 import { HubClient } from '../src/hub-client.ts';
@@ -120,17 +118,7 @@ async function main() {
     caPem: hub.t.ca.chainPem(),
   });
   // The pharmacy whose token every event carries (the hub takes the actor from it).
-  const { privateJwk, jwks } = await generateClientKey();
-  const { clientId } = await new ClientRegistry(hub.store).add({
-    market: 'DE',
-    role: 'pharmacy',
-    location: 'BENCH',
-    org: 'BENCH',
-    jwks,
-  });
-  const tokens = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
-  const token = (await tokens.token()).accessToken;
-  await tokens.close();
+  const token = await (await hub.pharmacy('DE', 'BENCH')).token();
   const commits: { seq: number; at: number }[] = [];
   const applied = new Map<number, number>();
   let watching = true;

@@ -18,12 +18,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
-import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { writeBenchResults } from '../../common/src/bench.ts';
 import { gs1CheckDigit } from '../../common/src/gs1.ts';
 import { createHttpServer, listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
-import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub } from '../../gateway/test/fixtures.ts';
 import { Replica } from '../src/replica.ts';
 import { memoised, verifyPack } from '../src/verification.ts';
@@ -204,17 +202,7 @@ async function main() {
   const caFile = nodeProcess.caFile;
   const nodeUrl = (await nodeProcess.waitForLog(/"url":"(https:\/\/[^"]+)".*verifier listening/))[1]!;
   try {
-    const { privateJwk, jwks } = await generateClientKey();
-    const { clientId } = await new ClientRegistry(hub.store).add({
-      market: 'DE',
-      role: 'pharmacy',
-      location: 'APO-1',
-      org: 'APO',
-      jwks,
-    });
-    const tc = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: hub.t.ca.chainPem() });
-    const token = (await tc.token()).accessToken;
-    await tc.close();
+    const token = await (await hub.pharmacy('DE', 'APO-1')).token();
     const bodyFile = join(dir, 'verify.json');
     writeFileSync(
       bodyFile,
