@@ -12,6 +12,8 @@ import { loadCaConfig } from '../ca/src/config.ts';
 import { generateKeyAndCsr } from '../clients/keygen.ts';
 import { stopOnSignals } from '../common/src/cli.ts';
 import { PacktrustError } from '../common/src/errors.ts';
+import { evidenceKeyFile, evidenceOrigin } from '../gateway/src/config.ts';
+import { EvidenceNotary } from '../gateway/src/evidence-checkpoints.ts';
 import { loadStack, NODES, type Stack, type StackConfig } from './stack.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -89,6 +91,13 @@ async function bootstrapGateway(
   return true;
 }
 
+/** The key that signs the evidence log's checkpoints, made once where the gateway looks by default (not in the store). */
+function bootstrapEvidenceKey(gatewayDir: string): string {
+  const file = evidenceKeyFile({ dataDir: gatewayDir });
+  if (!existsSync(file)) EvidenceNotary.generateKeyFile(file);
+  return file;
+}
+
 /** A verifier-node certificate for each node, issued once by the stack's CA. */
 async function bootstrapNodes(
   config: StackConfig,
@@ -154,6 +163,11 @@ async function main(): Promise<void> {
     PACKTRUST_CA_ADMIN_PORT: String(config.caAdminPort),
     ...(file ? { PACKTRUST_CA_PASSPHRASE_FILE: file } : {}),
   };
+  // The nodes witness the hub's evidence log with its key, handed to them here as an operator would.
+  const evidenceLogKey = EvidenceNotary.fromFile(
+    evidenceOrigin({ host: config.host, port: config.gatewayPort }),
+    bootstrapEvidenceKey(gatewayDir),
+  ).verifierKey;
   const gatewayEnv: NodeJS.ProcessEnv = {
     PACKTRUST_GATEWAY_DATA_DIR: gatewayDir,
     PACKTRUST_GATEWAY_HOST: config.host,
@@ -190,6 +204,7 @@ async function main(): Promise<void> {
         PACKTRUST_VERIFIER_CERT_FILE: join(verifierDir, n.nodeId, 'keys', 'node.pem'),
         PACKTRUST_VERIFIER_KEY_FILE: join(verifierDir, n.nodeId, 'keys', 'node.key.pem'),
         PACKTRUST_VERIFIER_CA_CHAIN_FILE: stack.chainFile,
+        PACKTRUST_VERIFIER_EVIDENCE_LOG_KEY: evidenceLogKey,
       };
       await supervisor.start(
         {

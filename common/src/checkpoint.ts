@@ -324,3 +324,6 @@ function decodeBase64(text: string): Buffer | undefined {
   const bytes = Buffer.from(text, 'base64');
   return bytes.toString('base64') === text ? bytes : undefined;
 }
+
+/** The header of the hub's feed answers that carries its newest checkpoint (base64url of the signed note). */
+export const EVIDENCE_CHECKPOINT_HEADER = 'packtrust-evidence-checkpoint';

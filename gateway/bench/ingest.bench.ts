@@ -1,4 +1,4 @@
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { createLogger } from '../../common/src/log.ts';
 import { FMD_MARKETS } from '../../common/src/markets.ts';
 import { Store } from '../../common/src/store.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
+import { EvidenceNotary } from '../src/evidence-checkpoints.ts';
 import { HubStore } from '../src/hub-store.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
 import { openSigningKeys } from '../src/oauth/signing-keys.ts';
@@ -102,6 +103,7 @@ async function main() {
     store,
     identifier: new ClientIdentifier(trust),
     receiptSigner: { key: createPrivateKey(gw.keyPem), keyid: gw.fingerprint },
+    notary: new EvidenceNotary('127.0.0.1/packtrust-evidence', generateKeyPairSync('ed25519').privateKey),
     tls: { key: gw.keyPem, cert: gw.certPem, ca: ca.chainPem() },
     signatureWindowSeconds: 300,
     maxBodyBytes: 64 * 1024 * 1024,

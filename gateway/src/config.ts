@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { AUDIENCE_TEMPLATE } from '../../common/src/access-tokens.ts';
 import { loadConfig } from '../../common/src/config.ts';
@@ -24,6 +25,21 @@ const gatewayConfigSchema = z.object({
   /** The gateway's own certificate (gateway profile) and key, PEM. */
   tlsCertFile: z.string().min(1),
   tlsKeyFile: z.string().min(1),
+  /**
+   * The Ed25519 private key (PKCS#8 PEM) that signs the evidence log's checkpoints. Keep it out of
+   * the data directory's backups of the store: whoever holds both could sign a rewritten log.
+   * Default `<dataDir>/keys/evidence.key.pem`, where `npm start` makes one;
+   * `packtrust-gateway evidence keygen` makes one elsewhere.
+   */
+  evidenceKeyFile: z.string().min(1).optional(),
+  /**
+   * The log's name in its checkpoints (C2SP checkpoint origin); default `<host of publicUrl>/packtrust-evidence`.
+   * Never change it for a running log: checkpoints and the verifier key name it.
+   */
+  evidenceOrigin: z
+    .string()
+    .regex(/^[\x21-\x2a\x2c-\x7e]+$/, 'printable ASCII without spaces or +')
+    .optional(),
   crlPollMs: z.coerce.number().int().min(100).max(60_000).default(2000),
   signatureWindowSeconds: z.coerce.number().int().min(10).max(3600).default(300),
   randomisationPolicy: z.enum(['reject', 'warn']).default('reject'),
@@ -66,13 +82,34 @@ export function loadGatewayConfig(
  * What the commands that work on the hub store alone (`client`, `evidence`, `keys`, `prefix`)
  * need: read from the same sources as `serve`, without the listener's certificate files.
  */
-export type GatewayStoreConfig = Pick<GatewayConfig, 'dataDir' | 'markets' | 'oauthPassphraseFile' | 'tokenTtlSeconds'>;
+export type GatewayStoreConfig = Pick<
+  GatewayConfig,
+  | 'dataDir'
+  | 'markets'
+  | 'oauthPassphraseFile'
+  | 'tokenTtlSeconds'
+  | 'evidenceKeyFile'
+  | 'evidenceOrigin'
+  | 'publicUrl'
+  | 'host'
+  | 'port'
+>;
 
 export function loadGatewayStoreConfig(
   overrides: Record<string, unknown> = {},
   file = process.env.PACKTRUST_GATEWAY_CONFIG,
 ): GatewayStoreConfig {
-  const keys = { dataDir: true, markets: true, oauthPassphraseFile: true, tokenTtlSeconds: true } as const;
+  const keys = {
+    dataDir: true,
+    markets: true,
+    oauthPassphraseFile: true,
+    tokenTtlSeconds: true,
+    evidenceKeyFile: true,
+    evidenceOrigin: true,
+    publicUrl: true,
+    host: true,
+    port: true,
+  } as const;
   return loadConfig(gatewayConfigSchema.pick(keys), {
     file,
     envPrefix: 'PACKTRUST_GATEWAY_',
@@ -100,4 +137,15 @@ export function oauthPassphrase(config: Pick<GatewayConfig, 'oauthPassphraseFile
     );
   }
   return value;
+}
+
+/** The evidence key file: configured, or `<dataDir>/keys/evidence.key.pem`. */
+export function evidenceKeyFile(config: Pick<GatewayConfig, 'evidenceKeyFile' | 'dataDir'>): string {
+  return config.evidenceKeyFile ?? join(config.dataDir, 'keys', 'evidence.key.pem');
+}
+
+/** The evidence log's origin: configured, or `<host:port of the public URL>/packtrust-evidence`. */
+export function evidenceOrigin(config: Pick<GatewayConfig, 'evidenceOrigin' | 'publicUrl' | 'host' | 'port'>): string {
+  const publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
+  return config.evidenceOrigin ?? `${new URL(publicUrl).host}/packtrust-evidence`;
 }

@@ -167,6 +167,14 @@ export const PrefixInUse = defineError('HUB_PREFIX_IN_USE', 409, 'Products are r
 
 /** `evidence export` of a record number the log does not hold. */
 export const EvidenceUnknown = defineError('HUB_EVIDENCE_UNKNOWN', 404, 'No such evidence record');
+/** A proof asked for a record or a tree size the log does not hold (`GET /v1/evidence/proofs/…`). */
+export const EvidenceProofOutOfRange = defineError(
+  'HUB_EVIDENCE_PROOF_OUT_OF_RANGE',
+  400,
+  'The evidence log holds no such record or tree size',
+);
+/** No checkpoint has been signed yet (an empty log). */
+export const EvidenceNoCheckpoint = defineError('HUB_EVIDENCE_NO_CHECKPOINT', 404, 'No checkpoint has been signed yet');
 
 // ── Internal faults ─────────────────────────────────────────────────────────────────────────────
 // Faults of the gateway or of what it was given, not of a request. They are not PacktrustErrors:
@@ -204,3 +212,7 @@ export const CrlRejected = defineFault('HUB_CRL_REJECTED');
 export const ReceiptKeyUnsupported = defineFault('HUB_RECEIPT_KEY_UNSUPPORTED');
 /** The evidence log moved inside a write's own transaction: the receipt would name the wrong record. */
 export const EvidenceSequenceMoved = defineFault('HUB_EVIDENCE_SEQUENCE_MOVED');
+/** The evidence key file is missing, unreadable or not an Ed25519 private key (at start). */
+export const EvidenceKeyInvalid = defineFault('HUB_EVIDENCE_KEY_INVALID');
+/** A record is missing from the middle of the evidence log, found while building its tree (at start). */
+export const EvidenceLogBroken = defineFault('HUB_EVIDENCE_LOG_BROKEN');

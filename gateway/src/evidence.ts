@@ -1,13 +1,17 @@
-import { createHash, X509Certificate } from 'node:crypto';
-import { bodyDigest, checkContentDigest } from '../../common/src/content-digest.ts';
-import { type ChainEntry, type ChainVerification, HashChain } from '../../common/src/hash-chain.ts';
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../common/src/canonical-json.ts';
 import {
-  algorithmForKey,
-  type HttpMessage,
-  parseSignatures,
-  verifySignature,
-} from '../../common/src/http-signatures/index.ts';
+  appendLeaf,
+  consistencyProof,
+  EMPTY_ROOT,
+  frontierOf,
+  inclusionProof,
+  leafHash,
+  rangeRoot,
+  rootFromFrontier,
+} from '../../common/src/merkle.ts';
 import type { Database, Store } from '../../common/src/store.ts';
+import { EvidenceLogBroken, EvidenceProofOutOfRange } from './errors.ts';
 
 /** One signed write as received (accepted, or refused for lack of rights), with the answer the gateway gave (the receipt). */
 export interface EvidenceRecord {
@@ -24,45 +28,148 @@ export interface EvidenceRecord {
   clientCertificates: string[];
   clientFingerprint: string;
   org: string;
+  /** The receipt as sent: status, the signed headers (not `Packtrust-Evidence`, which proves this record), body hash. */
   response: { status: number; headers: [string, string][]; bodySha256: string };
+}
+
+/**
+ * A record in the log: its number (from 1; leaf index `seq - 1`) and the record. Stores written
+ * before the Merkle tree also hold the old hash chain's `prev` and `hash`; they are not part of
+ * the leaf, and are ignored.
+ */
+export interface EvidenceEntry {
+  seq: number;
+  body: EvidenceRecord;
+}
+
+/** What proves one record: its leaf and its path to the root of the tree of `treeSize` records. */
+export interface InclusionEvidence {
+  seq: number;
+  leafIndex: number;
+  treeSize: number;
+  leafHash: Buffer;
+  root: Buffer;
+  inclusionProof: Buffer[];
 }
 
 export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 /**
- * The evidence log (ARCHITECTURE.md, "Evidence"): every signed write's record hash-chained in
- * `evidence`, its body kept verbatim in `evidence-bodies` under the same sequence number. What it
- * leaves to the caller: appending inside the write transaction that makes the change the record
- * answers for (signed-write.ts), so that a record exists exactly for what was committed.
+ * The leaf of an entry (ARCHITECTURE.md, "Evidence"): the canonical JSON (common/src/canonical-
+ * json.ts: keys sorted, no whitespace) of `{"body": record, "seq": n}`, hashed as RFC 9162 §2.1.1
+ * `SHA-256(0x00 || data)`.
+ */
+export function leafData(entry: EvidenceEntry): Buffer {
+  return Buffer.from(canonicalJson({ seq: entry.seq, body: entry.body }));
+}
+
+/**
+ * The evidence log (ARCHITECTURE.md, "Evidence"): an append-only Merkle tree log in the manner
+ * of RFC 9162 §2.1. Record `seq` is leaf `seq - 1`; the tree is kept as its perfect subtrees
+ * (`evidence-tree`, key [level, index]), so the root of any size, inclusion proofs and
+ * consistency proofs take O(log n) reads. Request bodies are kept verbatim in `evidence-bodies`,
+ * and the signed checkpoints made of the tree in `evidence-checkpoints` (evidence-checkpoints.ts
+ * signs them; the key is not in the store).
+ *
+ * What it leaves to the caller: appending inside the write transaction that makes the change the
+ * record answers for (signed-write.ts), so that a record exists exactly for what was committed.
  */
 export class EvidenceLog {
-  private readonly chain: HashChain<EvidenceRecord>;
+  private readonly records: Database<EvidenceEntry, number>;
   private readonly bodies: Database<Buffer, number>;
+  private readonly tree: Database<Buffer, [number, number]>;
+  private readonly checkpoints: Database<string, number>;
 
   constructor(store: Store) {
-    this.chain = new HashChain(store.db<ChainEntry<EvidenceRecord>, number>('evidence'));
+    this.records = store.db('evidence');
     this.bodies = store.db('evidence-bodies', { encoding: 'binary' });
-  }
-
-  /** The newest record, undefined while the log is empty. */
-  last(): ChainEntry<EvidenceRecord> | undefined {
-    return this.chain.last();
+    this.tree = store.db('evidence-tree', { encoding: 'binary' });
+    this.checkpoints = store.db('evidence-checkpoints', { encoding: 'string' });
   }
 
   /** The sequence number of the newest record; 0 while the log is empty. */
   lastSeq(): number {
-    return this.chain.last()?.seq ?? 0;
+    for (const key of this.records.getKeys({ reverse: true, limit: 1 })) return key;
+    return 0;
   }
 
-  /** Inside a write transaction: appends the record and keeps the body verbatim. */
-  append(record: EvidenceRecord, body: Buffer): ChainEntry<EvidenceRecord> {
-    const entry = this.chain.append(record);
-    this.bodies.putSync(entry.seq, body);
-    return entry;
+  /** Records in the tree: equal to {@link lastSeq} except in a store from before the tree, until {@link buildTree}. */
+  treeSize(): number {
+    // Level 0 holds one hash per leaf, keyed [0, index]: the last one says how many there are.
+    for (const [, index] of this.tree.getKeys({
+      start: [0, Number.MAX_SAFE_INTEGER],
+      end: [0, -1],
+      reverse: true,
+      limit: 1,
+    })) {
+      return index + 1;
+    }
+    return 0;
   }
 
-  record(seq: number): ChainEntry<EvidenceRecord> | undefined {
-    return this.chain.db.get(seq);
+  /**
+   * Inside a write transaction: appends the record as record `lastSeq() + 1`, keeps the body
+   * verbatim, extends the tree, and returns the record's inclusion proof in the tree it ends.
+   */
+  append(record: EvidenceRecord, body: Buffer): InclusionEvidence {
+    const size = this.treeSize();
+    const seq = size + 1;
+    const entry: EvidenceEntry = { seq, body: record };
+    this.records.putSync(seq, entry);
+    this.bodies.putSync(seq, body);
+    return this.addLeaf(entry, size);
+  }
+
+  /**
+   * Adds to the tree the records that are not in it yet: the whole log of a store written before
+   * the tree existed. Runs at start-up, before the gateway listens (blocking, in pages).
+   */
+  buildTree(store: Store, pageSize = 10_000): number {
+    let added = 0;
+    for (;;) {
+      const n = store.transactionSync(() => {
+        let size = this.treeSize();
+        let count = 0;
+        for (const { value } of this.records.getRange({ start: size + 1, limit: pageSize })) {
+          if (value.seq !== size + 1) throw new EvidenceLogBroken(`evidence record ${size + 1} is missing`);
+          this.addLeaf(value, size);
+          size++;
+          count++;
+        }
+        return count;
+      });
+      added += n;
+      if (n < pageSize) return added;
+    }
+  }
+
+  private addLeaf(entry: EvidenceEntry, size: number): InclusionEvidence {
+    const leaf = leafHash(leafData(entry));
+    const { frontier, completed } = appendLeaf(frontierOf(size, this.read), size, leaf);
+    for (const s of completed) this.tree.putSync([s.level, s.index], s.hash);
+    return {
+      seq: entry.seq,
+      leafIndex: size,
+      treeSize: size + 1,
+      leafHash: leaf,
+      root: rootFromFrontier(frontier),
+      inclusionProof: inclusionProof(size, size + 1, this.read),
+    };
+  }
+
+  private readonly read = (level: number, index: number): Buffer => {
+    const hash = this.tree.get([level, index]);
+    if (!hash) throw new EvidenceProofOutOfRange(`the evidence tree lacks subtree ${level}/${index}`);
+    return hash;
+  };
+
+  /** The newest record, undefined while the log is empty. */
+  last(): EvidenceEntry | undefined {
+    return this.record(this.lastSeq());
+  }
+
+  record(seq: number): EvidenceEntry | undefined {
+    return this.records.get(seq);
   }
 
   /** The request body of record `seq`, byte for byte. */
@@ -70,65 +177,65 @@ export class EvidenceLog {
     return this.bodies.get(seq);
   }
 
-  entries(fromSeq = 1): Iterable<ChainEntry<EvidenceRecord>> {
-    return this.chain.entries(fromSeq);
+  entries(fromSeq = 1): Iterable<EvidenceEntry> {
+    return this.records.getRange({ start: fromSeq, snapshot: false }).map(({ value }) => value);
   }
 
-  /** Recomputes the hash chain from `fromSeq` (the records only; {@link verifyEvidence} checks the requests too). */
-  verify(fromSeq = 1): ChainVerification {
-    return this.chain.verify(fromSeq);
+  /** The stored leaf hash of record `seq`. */
+  leaf(seq: number): Buffer | undefined {
+    return this.tree.get([0, seq - 1]);
   }
-}
 
-export type EvidenceCheck =
-  | { ok: true; checked: number; lastSeq: number }
-  | { ok: false; checked: number; firstBroken: { seq: number; reason: string } };
-
-/** The request of an evidence record, as the gateway received it. */
-function requestOf(record: EvidenceRecord): HttpMessage {
-  const headers: Record<string, string[]> = {};
-  for (const [name, value] of record.headers) {
-    const key = name.toLowerCase();
-    headers[key] = [...(headers[key] ?? []), value];
+  /** RFC 9162 MTH of the first `size` records, from the stored tree. */
+  root(size = this.treeSize()): Buffer {
+    this.checkSize(size);
+    return size === 0 ? EMPTY_ROOT : rangeRoot(0, size, this.read);
   }
-  return { method: record.method, targetUri: record.targetUri, headers };
-}
 
-/**
- * Offline re-verification of the evidence log from `fromSeq`: the hash chain, and for every
- * record the stored body against its hash and Content-Digest, and the request signature against
- * the client certificate kept with it. Reports the first record that does not hold.
- */
-export function verifyEvidence(store: { evidence: EvidenceLog }, fromSeq = 1): EvidenceCheck {
-  const chain = store.evidence.verify(fromSeq);
-  let checked = 0;
-  for (const entry of store.evidence.entries(fromSeq)) {
-    if (!chain.ok && entry.seq >= chain.firstBroken.seq) break;
-    const problem = checkRecord(entry.body, store.evidence.body(entry.seq));
-    if (problem) return { ok: false, checked, firstBroken: { seq: entry.seq, reason: problem } };
-    checked++;
+  /** RFC 9162 §2.1.3.1: the inclusion proof of record `seq` in the tree of `size` records. */
+  inclusion(seq: number, size: number): InclusionEvidence {
+    this.checkSize(size);
+    if (!Number.isInteger(seq) || seq < 1 || seq > size) {
+      throw new EvidenceProofOutOfRange(`record ${seq} is not in a tree of ${size} records`);
+    }
+    return {
+      seq,
+      leafIndex: seq - 1,
+      treeSize: size,
+      leafHash: this.read(0, seq - 1),
+      root: this.root(size),
+      inclusionProof: inclusionProof(seq - 1, size, this.read),
+    };
   }
-  if (!chain.ok) return { ok: false, checked, firstBroken: chain.firstBroken };
-  return { ok: true, checked, lastSeq: chain.lastSeq };
-}
 
-function checkRecord(record: EvidenceRecord, body: Buffer | undefined): string | undefined {
-  if (!body) return 'the request body is missing';
-  if (sha256Hex(body) !== record.bodySha256) return 'the stored body does not match its recorded hash';
-  const message = requestOf(record);
-  const digest = checkContentDigest(message.headers['content-digest']?.toString(), bodyDigest(body));
-  if (!digest.ok) return `Content-Digest: ${digest.reason}`;
-  const leaf = record.clientCertificates[0];
-  if (!leaf) return 'no client certificate was kept';
-  const cert = new X509Certificate(Buffer.from(leaf, 'base64'));
-  const sig = parseSignatures(message).find((s) => s.label === record.signatureLabel);
-  if (!sig) return `signature "${record.signatureLabel}" is missing from the stored headers`;
-  const alg = algorithmForKey(cert.publicKey);
-  if (!alg) return 'unsupported client key';
-  try {
-    verifySignature(message, sig, cert.publicKey, alg);
-  } catch (err) {
-    return `request signature: ${(err as Error).message}`;
+  /** RFC 9162 §2.1.4.1: the consistency proof from the tree of `first` records to that of `second`. */
+  consistency(first: number, second: number): Buffer[] {
+    this.checkSize(second);
+    if (!Number.isInteger(first) || first < 1 || first > second) {
+      throw new EvidenceProofOutOfRange(`no consistency proof from ${first} to ${second} records`);
+    }
+    return consistencyProof(first, second, this.read);
   }
-  return undefined;
+
+  private checkSize(size: number): void {
+    const treeSize = this.treeSize();
+    if (!Number.isInteger(size) || size < 0 || size > treeSize) {
+      throw new EvidenceProofOutOfRange(`the evidence log holds ${treeSize} records, not ${size}`);
+    }
+  }
+
+  // ── Checkpoints (signed by evidence-checkpoints.ts) ──
+
+  /** Inside a write transaction: keeps a signed checkpoint of the tree of `size` records. */
+  keepCheckpoint(size: number, note: string): void {
+    this.checkpoints.putSync(size, note);
+  }
+
+  /** The newest checkpoint kept, as its signed note. */
+  latestCheckpoint(): { size: number; note: string } | undefined {
+    for (const { key, value } of this.checkpoints.getRange({ reverse: true, limit: 1 })) {
+      return { size: key, note: value };
+    }
+    return undefined;
+  }
 }

@@ -2,6 +2,7 @@ import { createHttpServer, type HttpServer } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { ActorProof } from './actors.ts';
 import type { ClientIdentifier } from './client-identity.ts';
+import { type EvidenceNotary, startCheckpointing } from './evidence-checkpoints.ts';
 import { FeedNotifier } from './feed.ts';
 import type { HubStore } from './hub-store.ts';
 import { hubContract } from './master-data.ts';
@@ -9,6 +10,7 @@ import { clientsDb, disabledSince } from './oauth/clients.ts';
 import { OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
 import { DEFAULT_RANDOMISATION_OPTIONS, type RandomisationOptions } from './randomisation.ts';
 import type { ReceiptSigner } from './receipt.ts';
+import { evidenceRoutes } from './routes/evidence.ts';
 import { feedRoutes } from './routes/feed.ts';
 import { manufacturerRoutes } from './routes/manufacturer.ts';
 import { nodeRoutes } from './routes/nodes.ts';
@@ -18,6 +20,8 @@ export interface GatewayOptions {
   store: HubStore;
   identifier: ClientIdentifier;
   receiptSigner: ReceiptSigner;
+  /** Signs the evidence log's checkpoints, with a key kept outside the store (evidence-checkpoints.ts). */
+  notary: EvidenceNotary;
   tls: { key: string | Buffer; cert: string | Buffer; ca: string };
   signatureWindowSeconds: number;
   maxBodyBytes: number;
@@ -48,7 +52,10 @@ const OAUTH_BODY_LIMIT = 64 * 1024;
  * OAuth provider for pharmacies is mounted under /oauth.
  */
 export function createGatewayServer(options: GatewayOptions): HttpServer {
-  const { store, identifier, oauth } = options;
+  const { store, identifier, oauth, notary } = options;
+  // A store from before the Merkle tree gets its tree now, before the first write (no-op after).
+  const added = store.evidence.buildTree(store.store);
+  if (added > 0) options.logger.info({ records: added }, 'evidence records added to the Merkle tree');
   const notifier = new FeedNotifier();
   const clients = clientsDb(store.store);
   const app = createHttpServer({
@@ -77,9 +84,12 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       .catch((err: unknown) => options.logger.error({ err }, 'background upkeep of the hub store failed'));
   }, NONCE_PRUNE_INTERVAL_MS);
   pruneTimer.unref();
+  // Checkpoints of the evidence log, signed at least every second while it grows.
+  const stopCheckpointing = startCheckpointing(store, notary, options.logger);
   app.addHook('onClose', async () => {
     clearInterval(pruneTimer);
     await pruning;
+    await stopCheckpointing();
   });
 
   // OAuth requests are a form of a few hundred bytes; the uploads' limit would let anyone without
@@ -96,6 +106,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   const signedWrite = signedWrites({
     store,
     receiptSigner: options.receiptSigner,
+    notary,
     signatureWindowSeconds: options.signatureWindowSeconds,
     committed: (markets) => notifier.notify(markets),
   });
@@ -114,6 +125,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     disabledSince: (clientId) => disabledSince(clients, clientId),
   });
   app.register(nodeRoutes, { store, identifier, signedWrite, actors });
+  app.register(evidenceRoutes, { store, identifier, notary });
   app.register(feedRoutes, {
     store,
     identifier,

@@ -6,8 +6,9 @@ import type { Logger } from '../../common/src/log.ts';
 import { fromPem } from '../../common/src/pki.ts';
 import { keyidOf } from '../../common/src/signed-request.ts';
 import { ClientIdentifier } from './client-identity.ts';
-import { type GatewayConfig, oauthPassphrase } from './config.ts';
+import { evidenceKeyFile, evidenceOrigin, type GatewayConfig, oauthPassphrase } from './config.ts';
 import { ConfigInvalid } from './errors.ts';
+import { EvidenceNotary } from './evidence-checkpoints.ts';
 import { HubStore } from './hub-store.ts';
 import { OAUTH_PREFIX, OAuthService } from './oauth/provider.ts';
 import { openSigningKeys } from './oauth/signing-keys.ts';
@@ -48,6 +49,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   }
   const keys = await openSigningKeys(store, oauthPassphrase(config), config.tokenTtlSeconds, config.markets);
   const publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
+  const notary = EvidenceNotary.fromFile(evidenceOrigin(config), evidenceKeyFile(config));
   const oauth = new OAuthService({
     issuer: `${publicUrl}${OAUTH_PREFIX}`,
     markets: store.markets,
@@ -67,6 +69,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
       key: createPrivateKey(keyPem),
       keyid: keyidOf(new X509Certificate(leaf)),
     },
+    notary,
     tls: { key: keyPem, cert: certPem, ca: chainPem },
     signatureWindowSeconds: config.signatureWindowSeconds,
     maxBodyBytes: config.maxBodyMb * 1024 * 1024,

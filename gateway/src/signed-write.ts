@@ -5,6 +5,7 @@ import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
 import type { ClientIdentity } from './client-identity.ts';
 import { EvidenceSequenceMoved, SignatureReplayed } from './errors.ts';
 import { type EvidenceRecord, sha256Hex } from './evidence.ts';
+import { EVIDENCE_HEADER, type EvidenceNotary, encodeReceiptEvidence } from './evidence-checkpoints.ts';
 import type { HubStore } from './hub-store.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
 import { verifyRequestSignature } from './signed-request.ts';
@@ -30,6 +31,8 @@ type Write = (client: ClientIdentity, body: Buffer, request: FastifyRequest) => 
 interface SignedWriteOptions {
   store: Pick<HubStore, 'nonces' | 'evidence' | 'transaction'>;
   receiptSigner: ReceiptSigner;
+  /** Signs the checkpoint each receipt carries (evidence-checkpoints.ts). */
+  notary: EvidenceNotary;
   signatureWindowSeconds: number;
   /** Called after the commit with the markets whose feeds the write appended to. */
   committed(markets: Iterable<string>): void;
@@ -43,7 +46,8 @@ export type SignedWrite = (write: Write) => (request: FastifyRequest, reply: Fas
  * RFC 9530 digest verified with the key of the client's certificate, the nonce checked, the
  * route's `write` run; then one transaction that claims the nonce (replay), applies the change and
  * appends the evidence record with the response and its receipt signature. The answer leaves only
- * after that commit. A 403 from `write` is kept as evidence like an accepted write, and nothing
+ * after that commit, with the record's inclusion proof and a signed checkpoint of the tree it
+ * ends in `Packtrust-Evidence` (evidence-checkpoints.ts): not part of the record, which it proves. A 403 from `write` is kept as evidence like an accepted write, and nothing
  * else is written.
  *
  * What it leaves to its callers: who the client is and whether its profile may write here
@@ -115,8 +119,9 @@ export function signedWrites(options: SignedWriteOptions): SignedWrite {
             bodySha256: sha256Hex(response.body),
           },
         };
-        const entry = store.evidence.append(record, body);
-        if (entry.seq !== seq) throw new EvidenceSequenceMoved('evidence sequence moved inside the transaction');
+        const proof = store.evidence.append(record, body);
+        if (proof.seq !== seq) throw new EvidenceSequenceMoved('evidence sequence moved inside the transaction');
+        response.headers[EVIDENCE_HEADER] = encodeReceiptEvidence(options.notary.receiptEvidence(proof));
       });
       return response!;
     };

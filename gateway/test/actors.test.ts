@@ -2,7 +2,6 @@ import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UploadClient } from '../../clients/upload-client.ts';
 import { ActorProof, CLOCK_SKEW_MS } from '../src/actors.ts';
-import { verifyEvidence } from '../src/evidence.ts';
 import { productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 
 /**
@@ -95,7 +94,7 @@ describe('a node acts only for its own market', () => {
     expect(hub.store.packs.get(DE_ONLY + serials[0])).toEqual({ b: 'B1', s: 'ACTIVE' });
     expect(hub.store.packs.get(BOTH + serials[0])).toEqual({ b: 'B1', s: 'ACTIVE' });
     expect({ de: feedLength('DE'), fr: feedLength('FR') }).toEqual(before);
-    expect(verifyEvidence(hub.store)).toMatchObject({ ok: true });
+    expect(await hub.verifyEvidence()).toMatchObject({ ok: true, findings: [] });
   });
 
   it("cannot undo a DE pharmacy's supply in its name: the actor is the token's, and the token is DE's", async () => {

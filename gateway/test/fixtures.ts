@@ -1,4 +1,4 @@
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,8 @@ import { FMD_MARKETS } from '../../common/src/markets.ts';
 import type { Role } from '../../common/src/pack-rules.ts';
 import { RequestSigner } from '../../common/src/signed-request.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
+import { EvidenceNotary } from '../src/evidence-checkpoints.ts';
+import { type EvidenceReport, loadTrustAnchors, verifyEvidence } from '../src/evidence-verification.ts';
 import { HubStore } from '../src/hub-store.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
@@ -43,6 +45,8 @@ export interface TestHub {
   hubUrl: string;
   oauth: OAuthService;
   keys: SigningKeys;
+  /** Signs the evidence log's checkpoints; the same key across restarts, as the gateway's key file. */
+  notary: EvidenceNotary;
   dir: string;
   credential(profile: string, org: string, keyArgs?: string[], extra?: Record<string, unknown>): Promise<Credential>;
   client(c: Pick<Credential, 'certPem' | 'keyPem'>): UploadClient;
@@ -58,6 +62,11 @@ export interface TestHub {
    * `count` random serials as batch B1, expiry 291200, through the real signed API; the serials.
    */
   seedProduct(code: string, markets: string[], count: number): Promise<string[]>;
+  /**
+   * `evidence verify` in-process: the log against the CA's chain and current CRL, the log key and
+   * the store's newest checkpoint.
+   */
+  verifyEvidence(): Promise<EvidenceReport>;
   /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
   restart(): Promise<void>;
   /** Stops the gateway (the hub is down) until `start()`; the CA keeps running. */
@@ -113,6 +122,7 @@ export async function startTestHub(
   };
   const gw = await credential('gateway', 'HUB', P256, { dns: ['localhost'], ip: ['127.0.0.1'] });
   const cookieKeys = [randomBytes(32).toString('base64url')];
+  const notary = new EvidenceNotary('127.0.0.1/packtrust-evidence', generateKeyPairSync('ed25519').privateKey);
   /** The gateway on a store directory: what a process start does (used again by restart). */
   const boot = async (port: number) => {
     const store = new HubStore(join(dir, 'hub'), options.markets ?? FMD_MARKETS);
@@ -138,6 +148,7 @@ export async function startTestHub(
       store,
       identifier: new ClientIdentifier(trust),
       receiptSigner: { key: createPrivateKey(gw.keyPem), keyid: gw.fingerprint },
+      notary,
       tls: { key: gw.keyPem, cert: gw.certPem, ca: t.ca.chainPem() },
       signatureWindowSeconds: 300,
       randomisationPolicy: 'reject',
@@ -161,6 +172,7 @@ export async function startTestHub(
     hubUrl,
     oauth,
     keys,
+    notary,
     dir,
     credential,
     client(c) {
@@ -196,6 +208,15 @@ export async function startTestHub(
       });
       if (batch.status !== 201) throw new Error(`batch B1 of ${code}: ${batch.status} ${batch.body}`);
       return serials;
+    },
+    async verifyEvidence() {
+      const trust = await loadTrustAnchors(t.ca.chainPem(), [t.ca.currentCrl()]);
+      const latest = hub.store.evidence.latestCheckpoint();
+      return verifyEvidence(hub.store.evidence, {
+        trust,
+        logKey: notary.verifierKey,
+        checkpoints: latest ? [{ source: 'store', note: latest.note }] : [],
+      });
     },
     async restart() {
       await hub.stop();

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa, opensslCsr, P256, run, type TestCa } from '../../ca/test/fixtures.ts';
 import { contentDigest } from '../../common/src/content-digest.ts';
 import { signMessage } from '../../common/src/http-signatures/index.ts';
-import { verifyEvidence } from '../src/evidence.ts';
 import type { HubStore } from '../src/hub-store.ts';
 import type { CaTrust } from '../src/trust.ts';
 import { type Credential, productJson, randomSerials, signedHeaders, startTestHub, type TestHub } from './fixtures.ts';
@@ -48,7 +47,7 @@ describe('signed uploads with receipts', () => {
     expect(store.evidence.record(seq)!.body).toMatchObject({ org: 'ACME', method: 'POST', response: { status: 201 } });
     expect([...store.feed('DE').entries()].at(-1)!.body).toMatchObject({ type: 'product', evidenceSeq: seq });
     expect([...store.feed('FR').entries()].filter((e) => e.body.type !== 'signing-keys')).toHaveLength(1);
-    expect(verifyEvidence(store)).toMatchObject({ ok: true });
+    expect(await hub.verifyEvidence()).toMatchObject({ ok: true, findings: [] });
   });
 
   it('accepts Ed25519 and RSA (rsa-pss-sha512) manufacturers too', async () => {
@@ -213,7 +212,7 @@ describe('refusals write nothing', () => {
     expect(res.receipt?.verified).toBe(true);
     expect(store.evidence.record(seq)!.body).toMatchObject({ org: 'BETA', response: { status: 403 } });
     expect(store.products.get('09506000134352')).toEqual(before);
-    expect(verifyEvidence(store)).toMatchObject({ ok: true });
+    expect(await hub.verifyEvidence()).toMatchObject({ ok: true, findings: [] });
   });
 
   it('refuses a foreign CA, a wrong profile and a missing certificate', async () => {
@@ -566,15 +565,15 @@ describe('feed for verifier nodes', () => {
 
 describe('evidence', () => {
   it('re-verifies stored requests offline and finds a tampered body', async () => {
-    expect(verifyEvidence(store)).toMatchObject({ ok: true });
+    expect(await hub.verifyEvidence()).toMatchObject({ ok: true, findings: [] });
     const seq = store.evidence.last()!.seq;
     const body = store.evidence.body(seq)!;
     await store.store.transaction(() =>
       store.store.db('evidence-bodies', { encoding: 'binary' }).putSync(seq, Buffer.concat([body, Buffer.from(' ')])),
     );
-    expect(verifyEvidence(store)).toMatchObject({
+    expect(await hub.verifyEvidence()).toMatchObject({
       ok: false,
-      firstBroken: { seq, reason: expect.stringContaining('hash') },
+      findings: [{ code: 'RECORD_INVALID', seq, detail: 'the stored body does not match its recorded hash' }],
     });
     await store.store.transaction(() => store.store.db('evidence-bodies', { encoding: 'binary' }).putSync(seq, body));
   });

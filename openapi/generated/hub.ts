@@ -270,6 +270,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/evidence/checkpoint": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The newest signed checkpoint of the evidence log
+         * @description A C2SP signed note (tlog-checkpoint): origin, tree size, base64 root hash (RFC 9162 §2.1.1), then the time the hub signed it as `time <RFC 3339>` extension line ... as common/src/checkpoint.ts writes it, and an Ed25519 signature by the log's key (`GET /v1/evidence/key`). Signed at least every second while the log grows, and put on every market's feed. Any packtrust certificate (manufacturer, verifier node, operator) may read it.
+         */
+        get: operations["getEvidenceCheckpoint"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/evidence/key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The note verifier key of the log's checkpoints (`<origin>+<key hash>+<base64 key>`)
+         * @description A convenience: an auditor takes the key from the operator out of band (docs/operations.md, "Evidence") and compares; a key served by the hub proves nothing on its own.
+         */
+        get: operations["getEvidenceKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/evidence/proofs/inclusion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** RFC 9162 §2.1.3 inclusion proof of record `seq` in the tree of `size` records */
+        get: operations["getEvidenceInclusionProof"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/evidence/proofs/consistency": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** RFC 9162 §2.1.4 consistency proof from the tree of `first` records to that of `second` */
+        get: operations["getEvidenceConsistencyProof"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/feed/{market}/snapshot": {
         parameters: {
             query?: never;
@@ -491,7 +565,26 @@ export interface components {
             clientId: string;
             /** Format: date-time */
             at: string;
+        } | {
+            /** @constant */
+            type: "checkpoint";
+            /** @description The signed note */
+            checkpoint: string;
         } | components["schemas"]["SigningKeysLine"];
+        /** @description The `Packtrust-Evidence` header of a receipt, base64url-decoded: what proves that the evidence log holds the record of this request and answer. */
+        ReceiptEvidence: {
+            /** @description The evidence record (leaf index + 1) */
+            seq: number;
+            leafIndex: number;
+            /** @description Size of the tree the checkpoint is of: the record is its newest leaf */
+            treeSize: number;
+            /** @description Base64 RFC 9162 leaf hash of the record */
+            leafHash: string;
+            /** @description Signed note of the tree of `treeSize` records */
+            checkpoint: string;
+            /** @description Base64 hashes */
+            inclusionProof: string[];
+        };
         /** @description One line of a market's snapshot, told apart by `type` (see `getFeedSnapshot` for their order). */
         SnapshotLine: {
             /** @constant */
@@ -1103,6 +1196,132 @@ export interface operations {
                 };
             };
             403: components["responses"]["Problem"];
+        };
+    };
+    getEvidenceCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The signed note */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description No checkpoint yet (`HUB_EVIDENCE_NO_CHECKPOINT`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEvidenceKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The verifier key, one line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    getEvidenceInclusionProof: {
+        parameters: {
+            query: {
+                seq: number;
+                size: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The proof */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        seq: number;
+                        leafIndex: number;
+                        treeSize: number;
+                        /** @description Base64 */
+                        leafHash: string;
+                        /** @description Base64 hashes */
+                        inclusionProof: string[];
+                    };
+                };
+            };
+            /** @description No such record or size (`HUB_EVIDENCE_PROOF_OUT_OF_RANGE`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEvidenceConsistencyProof: {
+        parameters: {
+            query: {
+                first: number;
+                second: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The proof */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        first: number;
+                        second: number;
+                        /** @description Base64 hashes */
+                        consistencyProof: string[];
+                    };
+                };
+            };
+            /** @description No such sizes (`HUB_EVIDENCE_PROOF_OUT_OF_RANGE`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     getFeedSnapshot: {

@@ -40,6 +40,15 @@ const verifierConfigSchema = z.object({
   certFile: z.string().min(1),
   keyFile: z.string().min(1),
   caChainFile: z.string().min(1),
+  /**
+   * The note verifier key of the hub's evidence log checkpoints (`packtrust-gateway evidence key`),
+   * from the operator, never from the hub: with it the node witnesses the log (log-witness.ts).
+   * Without it the node keeps what the feed brings unchecked and serves no checkpoint.
+   */
+  evidenceLogKey: z
+    .string()
+    .regex(/^[^+\s]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$/, 'a note verifier key')
+    .optional(),
   /** The feed long-poll wait (ms); at most the hub's 60,000. */
   feedWaitMs: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_FEED_WAIT_MS),
   /** Deadline of every call to the hub (DEFAULT_HUB_DEADLINE_MS says what it covers). */

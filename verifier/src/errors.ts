@@ -44,6 +44,12 @@ export const DataMatrixInvalid = defineError(
 );
 /** `/v1/packs/{op}` names no pack operation (verify has its own route). */
 export const OperationUnknown = defineError('NODE_OPERATION_UNKNOWN', 404, 'Unknown pack operation');
+/** `GET /v1/evidence/checkpoint` before the node witnessed one, or on a node without the log key. */
+export const EvidenceNotWitnessed = defineError(
+  'NODE_EVIDENCE_NOT_WITNESSED',
+  404,
+  'No checkpoint of the hub evidence log witnessed',
+);
 
 /** What the pharmacy is told when the hub refuses this node's certificate. */
 export function certificateRevoked(refusal: HubRefused): PacktrustError {

@@ -1,4 +1,5 @@
 import { Agent, request } from 'undici';
+import { EVIDENCE_CHECKPOINT_HEADER } from '../../common/src/checkpoint.ts';
 import {
   decodeRecords,
   decodeSnapshot,
@@ -60,7 +61,7 @@ export class HubClient {
     limit: number,
     waitMs: number,
     signal?: AbortSignal,
-  ): Promise<{ records: FeedRecordEntry[]; hubSeq: number }> {
+  ): Promise<{ records: FeedRecordEntry[]; hubSeq: number; checkpoint?: string }> {
     // The long-poll's own wait, plus the deadline of any call.
     const deadline = AbortSignal.timeout(waitMs + this.options.deadlineMs);
     const res = await this.get(
@@ -68,7 +69,20 @@ export class HubClient {
       signal ? AbortSignal.any([signal, deadline]) : deadline,
     );
     const records = decodeRecords(await readText(res.body));
-    return { records, hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0) };
+    const checkpoint = res.headers[EVIDENCE_CHECKPOINT_HEADER];
+    return {
+      records,
+      hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0),
+      ...(typeof checkpoint === 'string' ? { checkpoint: Buffer.from(checkpoint, 'base64url').toString('utf8') } : {}),
+    };
+  }
+
+  /** RFC 9162 §2.1.4 consistency proof between two sizes of the hub's evidence log. */
+  async consistencyProof(first: number, second: number): Promise<Buffer[]> {
+    const deadline = AbortSignal.timeout(this.options.deadlineMs);
+    const res = await this.get(`/v1/evidence/proofs/consistency?first=${first}&second=${second}`, deadline);
+    const { consistencyProof } = JSON.parse(await readText(res.body)) as { consistencyProof: string[] };
+    return consistencyProof.map((h) => Buffer.from(h, 'base64'));
   }
 
   /** Asks the hub to decide pack state changes; one result per event, in order. */

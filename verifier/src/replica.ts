@@ -60,6 +60,8 @@ export class Replica {
   readonly disabledClients: Database<{ at?: string }, string>;
   private readonly meta: Database<Checkpoint, string>;
   private readonly keys: Database<SigningKeySet, string>;
+  /** The newest checkpoint of the hub's evidence log that log-witness.ts checked (`witnessed`). */
+  private readonly evidence: Database<string, string>;
   /** The last pack key a snapshot load appended (see loadPacks). */
   private lastLoaded = '';
 
@@ -71,6 +73,17 @@ export class Replica {
     this.disabledClients = this.store.db('disabled-clients');
     this.meta = this.store.db('meta');
     this.keys = this.store.db('signing-keys');
+    this.evidence = this.store.db('evidence-checkpoints', { encoding: 'string' });
+  }
+
+  /** The newest checkpoint the node found signed and consistent with those before it. */
+  witnessedCheckpoint(): string | undefined {
+    return this.evidence.get('witnessed');
+  }
+
+  /** Keeps a checkpoint the witness checked. */
+  keepWitnessedCheckpoint(note: string): Promise<void> {
+    return this.store.transaction(() => this.evidence.putSync('witnessed', note));
   }
 
   product(code: string): ReplicaProduct | undefined {

@@ -1,6 +1,7 @@
 import { createHttpServer, type HttpServer, type TlsOptions } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import type { AlertOutbox } from './alerts.ts';
+import type { LogWitness } from './log-witness.ts';
 import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
@@ -16,6 +17,8 @@ export interface VerifierServerOptions {
   validator: TokenValidator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
+  /** The witness of the hub's evidence log, when the node has its key. */
+  witness?: LogWitness | undefined;
   tls?: TlsOptions;
   logger: Logger;
 }

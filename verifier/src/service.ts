@@ -5,6 +5,7 @@ import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
 import { DEFAULT_FEED_PAGE_SIZE, DEFAULT_FEED_WAIT_MS, DEFAULT_HUB_DEADLINE_MS } from './config.ts';
 import { HubClient } from './hub-client.ts';
+import { LogWitness } from './log-witness.ts';
 import { Replica } from './replica.ts';
 import { Replicator } from './replication.ts';
 import { createVerifierServer } from './server.ts';
@@ -28,6 +29,8 @@ export interface VerifierNodeOptions {
   feedWaitMs?: number;
   feedPageSize?: number;
   hubDeadlineMs?: number;
+  /** The hub's evidence log key (config `evidenceLogKey`): the node witnesses the log with it. */
+  evidenceLogKey?: string;
   logger: Logger;
 }
 
@@ -37,6 +40,7 @@ export interface RunningVerifierNode {
   replicator: Replicator;
   stateChanges: StateChanges;
   alerts: AlertOutbox;
+  witness: LogWitness | undefined;
   close(): Promise<void>;
 }
 
@@ -55,10 +59,13 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     keyPem: o.keyPem,
     caPem: o.caPem,
   });
+  const witness = o.evidenceLogKey ? new LogWitness(replica, hub, o.evidenceLogKey, o.logger) : undefined;
+  if (!witness) o.logger.warn('no evidenceLogKey configured: the hub evidence log checkpoints are not witnessed');
   const replicator = new Replicator(replica, hub, o.logger, {
     pageSize: o.feedPageSize ?? DEFAULT_FEED_PAGE_SIZE,
     waitMs: o.feedWaitMs ?? DEFAULT_FEED_WAIT_MS,
     retryMs: 500,
+    ...(witness ? { onCheckpoint: (note: string) => witness.offer(note) } : {}),
   });
   const validator = new TokenValidator({
     issuer: o.issuer,
@@ -70,6 +77,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
   const alerts = new AlertOutbox(local, hub, o.logger, { market: o.market, nodeId: o.nodeId });
   const stateChanges = new StateChanges(local, replica, hub, alerts, o.logger);
   replicator.start();
+  witness?.start();
   alerts.start();
   stateChanges.start();
   // The hub refuses this node's certificate: nothing more is sent (the outboxes keep what waits,
@@ -86,6 +94,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     validator,
     alerts,
     stateChanges,
+    witness,
     tls: { key: o.keyPem, cert: o.certPem },
     logger: o.logger,
   });
@@ -96,9 +105,11 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     replicator,
     stateChanges,
     alerts,
+    witness,
     async close() {
       alerts.stop();
       stateChanges.stop();
+      await witness?.stop();
       await app.close();
       await replicator.stop();
       await hub.close();

@@ -31,6 +31,7 @@ export async function startTestNode(
     keyPem: cred.keyPem,
     caPem: hub.t.ca.chainPem(),
     feedWaitMs: 500,
+    evidenceLogKey: hub.notary.verifierKey,
     logger,
     ...overrides,
   });

@@ -5,7 +5,6 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { contentDigest } from '../../common/src/content-digest.ts';
-import { verifyEvidence } from '../../gateway/src/evidence.ts';
 import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { productJson, randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
 import type { RunningVerifierNode } from '../src/service.ts';
@@ -166,7 +165,7 @@ describe("the nodes' writes at the hub", () => {
     expect(events.length).toBeGreaterThan(0);
     expect(events.at(-1)).toMatchObject({ org: 'NMVO-DE', response: { status: 200 } });
     expect(records.some((r) => r.targetUri.endsWith('/v1/alerts'))).toBe(true);
-    expect(verifyEvidence(hub.store)).toMatchObject({ ok: true });
+    expect(await hub.verifyEvidence()).toMatchObject({ ok: true, findings: [] });
 
     const cred = await hub.credential('verifier-node', 'NMVO-DE', undefined, { market: 'DE', ip: ['127.0.0.1'] });
     const body = JSON.stringify({ events: [] });

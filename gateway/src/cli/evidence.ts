@@ -1,28 +1,97 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { toPem } from '../../../common/src/pki.ts';
+import { evidenceKeyFile, evidenceOrigin } from '../config.ts';
 import { EvidenceUnknown } from '../errors.ts';
-import { verifyEvidence } from '../evidence.ts';
+import { EvidenceNotary } from '../evidence-checkpoints.ts';
+import {
+  exitCodeOf,
+  loadTrustAnchors,
+  type ReceiptInput,
+  receiptInput,
+  verifyEvidence,
+} from '../evidence-verification.ts';
 import { type CommandContext, positiveInt } from './context.ts';
 
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
 /** `packtrust-gateway evidence`: re-verify the evidence log, export one record for other tools. */
-export function evidenceCommands(program: Command, { withStore }: CommandContext): void {
+export function evidenceCommands(program: Command, context: CommandContext): void {
+  const { withStore } = context;
   const evidence = program.command('evidence').description('the evidence log of accepted writes');
   evidence
     .command('verify')
-    .description('re-verify stored requests (body, digest, signature against the kept certificate) and the hash chain')
-    .option('--from <seq>', 'first record', positiveInt, 1)
-    .action((o) =>
-      withStore((store) => {
-        const result = verifyEvidence(store, o.from);
-        if (result.ok) console.log(`evidence intact: ${result.checked} records re-verified, last ${result.lastSeq}`);
+    .description(
+      'verify the log against the CA and signed checkpoints: the Merkle tree recomputed from the records, ' +
+        'every request signature and client certificate (exit codes: docs/operations.md, "Evidence")',
+    )
+    .requiredOption('--ca-chain <file>', 'the packtrust CA chain (issuing CA, then root), PEM')
+    .option(
+      '--crl <file>',
+      "the issuing CA's CRL (DER or PEM; repeatable): revocations are checked at each record's time",
+      collect,
+      [],
+    )
+    .option(
+      '--log-key <key>',
+      "the checkpoints' note verifier key, or a file holding it (from the operator, out of band); default: that of the configured evidence key",
+    )
+    .option(
+      '--checkpoint <file>',
+      'a signed checkpoint to hold the log to (repeatable), e.g. from a verifier node',
+      collect,
+      [],
+    )
+    .option(
+      '--receipts <path>',
+      'a receipt file or a directory of receipts (packtrust-upload --receipts; repeatable)',
+      collect,
+      [],
+    )
+    .action(async (o) => {
+      const trust = await loadTrustAnchors(
+        readFileSync(o.caChain, 'utf8'),
+        (o.crl as string[]).map((f) => readFileSync(f)),
+      );
+      if ((o.crl as string[]).length === 0) console.error('no --crl given: revocation is not checked');
+      const logKey = o.logKey ? readKey(o.logKey) : configuredNotary(context).verifierKey;
+      await withStore((store) => {
+        const latest = store.evidence.latestCheckpoint();
+        const checkpoints = [
+          ...(latest ? [{ source: `the store's checkpoint of ${latest.size} records`, note: latest.note }] : []),
+          ...(o.checkpoint as string[]).map((f) => ({ source: f, note: readFileSync(f, 'utf8') })),
+        ];
+        const receipts = (o.receipts as string[]).flatMap(readReceipts);
+        const report = verifyEvidence(store.evidence, { trust, logKey, checkpoints, receipts });
+        const summary = `${report.records} records, ${report.anchored} under a signed checkpoint; ${report.checkpoints} checkpoints and ${report.receipts} receipts checked`;
+        if (report.ok) console.log(`evidence intact: ${summary}`);
         else {
-          console.error(`evidence BROKEN at record ${result.firstBroken.seq}: ${result.firstBroken.reason}`);
-          process.exitCode = 3;
+          for (const f of report.findings) console.error(`${f.code}${f.seq ? ` (record ${f.seq})` : ''}: ${f.detail}`);
+          if (report.moreFindings > 0) console.error(`… and ${report.moreFindings} more findings`);
+          console.error(`evidence BROKEN: ${summary}`);
+          process.exitCode = exitCodeOf(report);
         }
-      }),
-    );
+      });
+    });
+  evidence
+    .command('keygen')
+    .description(
+      "make the Ed25519 key that signs the log's checkpoints (the gateway's evidenceKeyFile) and print its verifier key",
+    )
+    .requiredOption('--out <file>', 'where to write the private key (PKCS#8 PEM, mode 0600); never overwritten')
+    .requiredOption(
+      '--origin <origin>',
+      "the log's name in its checkpoints (the gateway's evidenceOrigin, e.g. hub.example.eu/packtrust-evidence)",
+    )
+    .action((o) => {
+      EvidenceNotary.generateKeyFile(o.out);
+      console.log(EvidenceNotary.fromFile(o.origin, o.out).verifierKey);
+    });
+  evidence
+    .command('key')
+    .description("print the note verifier key of the log's checkpoints, to hand to auditors and verifier nodes")
+    .action(() => console.log(configuredNotary(context).verifierKey));
   evidence
     .command('export')
     .description('write one evidence record with everything needed to re-verify it with other tools')
@@ -46,19 +115,45 @@ export function evidenceCommands(program: Command, { withStore }: CommandContext
           join(o.out, 'client-chain.pem'),
           r.clientCertificates.map((c) => toPem(Buffer.from(c, 'base64'), 'CERTIFICATE')).join(''),
         );
-        writeFileSync(join(o.out, 'record.json'), `${JSON.stringify(entry, null, 2)}\n`);
+        writeFileSync(join(o.out, 'record.json'), `${JSON.stringify({ seq: entry.seq, body: entry.body }, null, 2)}\n`);
         writeFileSync(
           join(o.out, 'README.txt'),
           [
-            `Evidence record ${entry.seq} (hash ${entry.hash}, previous ${entry.prev}).`,
+            `Evidence record ${entry.seq}, leaf ${entry.seq - 1} of the log's Merkle tree (RFC 9162).`,
             'request.http      the request as received (headers in order, then the body)',
             'body.bin          the body; its SHA-256 is record.json body.bodySha256, its SHA-512 is in Content-Digest',
             'client-chain.pem  the client certificate chain presented in the TLS handshake',
-            'record.json       the hash-chained record: hash = SHA-256(seq "\\n" prev "\\n" canonical JSON of body)',
+            'record.json       the record; its leaf hash is SHA-256(0x00 || canonical JSON of {"body", "seq"}) (keys sorted, no spaces)',
             `The request signature "${r.signatureLabel}" (RFC 9421) verifies with the public key of the first certificate.`,
           ].join('\n'),
         );
         console.log(`wrote evidence record ${o.seq} to ${o.out}`);
       }),
     );
+}
+
+/** The notary of the configured evidence key (the gateway's `evidenceKeyFile` and `evidenceOrigin`). */
+function configuredNotary(context: CommandContext): EvidenceNotary {
+  const config = context.storeConfig();
+  return EvidenceNotary.fromFile(evidenceOrigin(config), evidenceKeyFile(config));
+}
+
+/** A verifier key given on the command line, or the first line of the file it names. */
+function readKey(value: string): string {
+  try {
+    if (statSync(value).isFile()) return readFileSync(value, 'utf8').split(/\r?\n/)[0]!.trim();
+  } catch {
+    // Not a file: the key itself.
+  }
+  return value;
+}
+
+/** The receipts in a file or directory (`*.json`). */
+function readReceipts(path: string): ReceiptInput[] {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => join(path, f))
+    : [path];
+  return files.map((f) => receiptInput(f, readFileSync(f, 'utf8')));
 }

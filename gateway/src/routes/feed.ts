@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
 import type { Transaction } from 'lmdb';
+import { EVIDENCE_CHECKPOINT_HEADER } from '../../../common/src/checkpoint.ts';
 import type { operations } from '../../../openapi/generated/hub.ts';
 import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
 import { FeedUnknown, WrongMarket } from '../errors.ts';
@@ -114,6 +115,9 @@ export async function feedRoutes(app: FastifyInstance, o: FeedRoutesOptions): Pr
         }
       }
       const last = store.feed(market).last();
+      // The newest evidence checkpoint rides along: nodes witness the log (verifier/src/log-witness.ts).
+      const checkpoint = store.evidence.latestCheckpoint();
+      if (checkpoint) reply.header(EVIDENCE_CHECKPOINT_HEADER, Buffer.from(checkpoint.note).toString('base64url'));
       return reply
         .type('application/x-ndjson')
         .header('x-feed-last-seq', String(last?.seq ?? 0))

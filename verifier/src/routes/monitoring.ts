@@ -2,6 +2,8 @@ import type { HttpServer } from '../../../common/src/http.ts';
 import { OpenApiContract } from '../../../common/src/openapi.ts';
 import type { components } from '../../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from '../alerts.ts';
+import { EvidenceNotWitnessed } from '../errors.ts';
+import type { LogWitness } from '../log-witness.ts';
 import type { Replica } from '../replica.ts';
 import type { Replicator } from '../replication.ts';
 import type { StateChanges } from '../state-changes.ts';
@@ -18,6 +20,7 @@ export interface MonitoringRoutesOptions {
   replicator: Replicator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
+  witness?: LogWitness | undefined;
 }
 
 /**
@@ -45,11 +48,20 @@ export async function monitoringRoutes(app: HttpServer, options: MonitoringRoute
   };
 
   app.get('/health', { schema: contract.routeSchema('getHealth') }, async () => health());
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(prometheusText(health())));
+  // Public like a transparency log's checkpoints: a signed note of hashes, for auditors who hold
+  // the hub's evidence log to it (docs/operations.md, "Evidence").
+  app.get('/v1/evidence/checkpoint', async (_req, reply) => {
+    const note = options.witness ? options.replica.witnessedCheckpoint() : undefined;
+    if (!note) throw new EvidenceNotWitnessed('This node has witnessed no checkpoint of the hub evidence log');
+    return reply.type('text/plain; charset=utf-8').send(note);
+  });
+  app.get('/metrics', async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4').send(prometheusText(health(), options)),
+  );
 }
 
 /** The health figures in the Prometheus text format (all gauges), with the process's memory. */
-function prometheusText(h: Health): string {
+function prometheusText(h: Health, options: Pick<MonitoringRoutesOptions, 'witness'>): string {
   const node = `{market="${h.market}",node="${h.nodeId}"}`;
   const gauge = (name: string, help: string, value: number, labels = node) =>
     `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name}${labels} ${value}\n`;
@@ -70,6 +82,16 @@ function prometheusText(h: Health): string {
       'packtrust_dead_letters',
       'Alerts and state changes the hub refused for good (see the node log).',
       h.deadLetters,
+    ),
+    gauge(
+      'packtrust_evidence_witnessed_size',
+      'Tree size of the newest hub evidence checkpoint this node checked and keeps.',
+      options.witness?.status.witnessedSize ?? 0,
+    ),
+    gauge(
+      'packtrust_evidence_checkpoints_refused',
+      'Hub evidence checkpoints refused since the start: a bad signature, or a log that shrank or forked (see the log).',
+      options.witness?.status.failures ?? 0,
     ),
     gauge('process_resident_memory_bytes', 'Resident memory of the node process.', memory.rss, ''),
     gauge('nodejs_heap_used_bytes', 'V8 heap in use.', memory.heapUsed, ''),

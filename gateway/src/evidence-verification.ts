@@ -1,0 +1,309 @@
+import { X509Certificate } from 'node:crypto';
+import { type Checkpoint, openCheckpoint } from '../../common/src/checkpoint.ts';
+import { bodyDigest, checkContentDigest } from '../../common/src/content-digest.ts';
+import {
+  algorithmForKey,
+  type HttpMessage,
+  parseSignatures,
+  verifySignature,
+} from '../../common/src/http-signatures/index.ts';
+import { appendLeaf, type Frontier, leafHash, rootFromFrontier, verifyInclusion } from '../../common/src/merkle.ts';
+import { bytes, derOf, fromPem, x509 } from '../../common/src/pki.ts';
+import { normaliseSerial } from '../../common/src/vocabulary.ts';
+import { type EvidenceLog, type EvidenceRecord, leafData, sha256Hex } from './evidence.ts';
+import { decodeReceiptEvidence, EVIDENCE_HEADER, type ReceiptEvidence } from './evidence-checkpoints.ts';
+
+/**
+ * What `packtrust-gateway evidence verify` can find (docs/operations.md, "Evidence"), each with
+ * the exit code the command ends with. When there are several, the command exits with the code
+ * of the first kind in this order: a truncated or rewritten log outweighs one bad record.
+ */
+export const FINDINGS = {
+  /** A signed checkpoint or a receipt is of a tree larger than the log: records were removed from its end. */
+  LOG_TRUNCATED: 7,
+  /** The log's tree at a signed size has another root, a receipt's record differs, or a record is missing from the middle. */
+  LOG_REWRITTEN: 6,
+  /** A checkpoint does not verify with the log's key, or a receipt's inclusion proof does not lead to its checkpoint. */
+  CHECKPOINT_INVALID: 8,
+  /** A record's client certificate does not chain to the CA (or was not valid at the record's time). */
+  CERTIFICATE_UNTRUSTED: 4,
+  /** A record's client certificate was revoked before the record was received. */
+  CERTIFICATE_REVOKED: 5,
+  /** A record's body, Content-Digest or request signature does not hold. */
+  RECORD_INVALID: 3,
+} as const;
+
+export type FindingCode = keyof typeof FINDINGS;
+
+export interface Finding {
+  code: FindingCode;
+  /** The record concerned, if one is. */
+  seq?: number;
+  detail: string;
+}
+
+/** The packtrust CA as the verifier trusts it: the chain's anchors and the revocations its CRLs list, with their dates. */
+export interface TrustAnchors {
+  issuing: X509Certificate;
+  root: X509Certificate;
+  /** Normalised serial → revocation date. */
+  revoked: Map<string, Date>;
+  /** The newest `thisUpdate` of the CRLs given: revocations after it are unknown to the verifier. */
+  crlThisUpdate: Date | undefined;
+}
+
+/**
+ * The trust anchors from the CA chain (issuing CA, then root, PEM) and the issuing CA's CRLs
+ * (DER or PEM): each CRL must be signed by the issuing CA, or it is refused.
+ */
+export async function loadTrustAnchors(chainPem: string, crls: Buffer[]): Promise<TrustAnchors> {
+  const [issuing, root] = fromPem(chainPem, 'CERTIFICATE').map((der) => new X509Certificate(der));
+  if (!issuing || !root || !issuing.verify(root.publicKey)) {
+    throw new Error('The CA chain must hold the issuing CA, then the root that signed it');
+  }
+  const revoked = new Map<string, Date>();
+  let crlThisUpdate: Date | undefined;
+  const issuingKey = await new x509.X509Certificate(bytes(issuing.raw)).publicKey.export();
+  for (const input of crls) {
+    const crl = new x509.X509Crl(bytes(derOf(input, 'X509 CRL')));
+    if (!(await crl.verify({ publicKey: issuingKey }))) throw new Error('A CRL does not verify with the issuing CA');
+    for (const e of crl.entries) {
+      const serial = normaliseSerial(e.serialNumber);
+      if (serial) revoked.set(serial, e.revocationDate);
+    }
+    if (!crlThisUpdate || crl.thisUpdate > crlThisUpdate) crlThisUpdate = crl.thisUpdate;
+  }
+  return { issuing, root, revoked, crlThisUpdate };
+}
+
+/** A receipt as `packtrust-upload` keeps it (clients/upload-client.ts `Receipt`): what the verifier reads of it. */
+export interface ReceiptInput {
+  source: string;
+  evidence: ReceiptEvidence;
+  /** SHA-256 (hex) of the receipt's body: the answer the hub gave, which the record must hold. */
+  responseBodySha256: string;
+}
+
+/** Reads a kept receipt (JSON with `response.headers` and `response.body`). */
+export function receiptInput(source: string, json: string): ReceiptInput {
+  const receipt = JSON.parse(json) as { response?: { headers?: Record<string, string>; body?: string } };
+  const header = receipt.response?.headers?.[EVIDENCE_HEADER];
+  if (!header || receipt.response?.body === undefined) {
+    throw new Error(`${source} is not a receipt with a ${EVIDENCE_HEADER} header`);
+  }
+  return {
+    source,
+    evidence: decodeReceiptEvidence(header),
+    responseBodySha256: sha256Hex(Buffer.from(receipt.response.body, 'utf8')),
+  };
+}
+
+export interface EvidenceVerificationOptions {
+  trust: TrustAnchors;
+  /** The note verifier key of the log's checkpoints, taken from the operator out of band. */
+  logKey: string;
+  /** Signed checkpoints to hold the log to: the store's newest, files from nodes or auditors. */
+  checkpoints?: { source: string; note: string }[];
+  receipts?: ReceiptInput[];
+}
+
+export interface EvidenceReport {
+  ok: boolean;
+  /** Records in the log. */
+  records: number;
+  /** The largest tree size a valid checkpoint or receipt vouches for. */
+  anchored: number;
+  checkpoints: number;
+  receipts: number;
+  findings: Finding[];
+  /** Findings beyond those listed (the list stops at {@link MAX_FINDINGS}). */
+  moreFindings: number;
+}
+
+const MAX_FINDINGS = 100;
+
+/**
+ * Offline verification of the evidence log against what its operator cannot forge
+ * (ARCHITECTURE.md, "Evidence"): the Merkle tree recomputed from the records (the stored tree is
+ * not trusted) must have, at every size a valid checkpoint or receipt names, the signed root; a
+ * receipt's record must be the one the log holds at its index; no checkpoint may be of a larger
+ * tree than the log. Every record's body, Content-Digest and request signature must hold, and its
+ * client certificate must chain to the CA and not have been revoked when the record was received.
+ */
+export function verifyEvidence(log: EvidenceLog, options: EvidenceVerificationOptions): EvidenceReport {
+  const findings: Finding[] = [];
+  let moreFindings = 0;
+  const find = (f: Finding) => (findings.length < MAX_FINDINGS ? findings.push(f) : moreFindings++);
+
+  /** Roots the log must have at a size, each with who vouches for it. */
+  const roots = new Map<number, { root: Buffer; source: string }[]>();
+  /** Leaves the log must have at an index (receipts). */
+  const leaves = new Map<number, ReceiptInput[]>();
+  const vouch = (cp: Checkpoint, source: string) => {
+    const list = roots.get(cp.size) ?? [];
+    const other = list.find((r) => !r.root.equals(cp.root));
+    if (other) {
+      find({
+        code: 'LOG_REWRITTEN',
+        detail: `two trees of ${cp.size} records were signed: ${source} and ${other.source} differ`,
+      });
+    }
+    list.push({ root: cp.root, source });
+    roots.set(cp.size, list);
+  };
+  let checkpoints = 0;
+  for (const { source, note } of options.checkpoints ?? []) {
+    try {
+      vouch(openCheckpoint(note, options.logKey), source);
+      checkpoints++;
+    } catch (err) {
+      find({ code: 'CHECKPOINT_INVALID', detail: `${source}: ${(err as Error).message}` });
+    }
+  }
+  let receipts = 0;
+  for (const receipt of options.receipts ?? []) {
+    const e = receipt.evidence;
+    let cp: Checkpoint;
+    try {
+      cp = openCheckpoint(e.checkpoint, options.logKey);
+    } catch (err) {
+      find({ code: 'CHECKPOINT_INVALID', seq: e.seq, detail: `${receipt.source}: ${(err as Error).message}` });
+      continue;
+    }
+    const proof = e.inclusionProof.map((h) => Buffer.from(h, 'base64'));
+    const leaf = Buffer.from(e.leafHash, 'base64');
+    if (cp.size !== e.treeSize || !verifyInclusion(e.leafIndex, e.treeSize, leaf, proof, cp.root)) {
+      find({
+        code: 'CHECKPOINT_INVALID',
+        seq: e.seq,
+        detail: `${receipt.source}: its inclusion proof does not lead to its checkpoint`,
+      });
+      continue;
+    }
+    vouch(cp, receipt.source);
+    leaves.set(e.leafIndex, [...(leaves.get(e.leafIndex) ?? []), receipt]);
+    receipts++;
+  }
+
+  let frontier: Frontier = [];
+  let size = 0;
+  for (const entry of log.entries(1)) {
+    if (entry.seq !== size + 1) {
+      find({ code: 'LOG_REWRITTEN', seq: size + 1, detail: `record ${size + 1} is missing from the log` });
+      break;
+    }
+    const leaf = leafHash(leafData(entry));
+    frontier = appendLeaf(frontier, size, leaf).frontier;
+    size++;
+    for (const receipt of leaves.get(size - 1) ?? []) {
+      if (!leaf.equals(Buffer.from(receipt.evidence.leafHash, 'base64'))) {
+        const answer =
+          receipt.responseBodySha256 !== entry.body.response.bodySha256
+            ? ' (the recorded answer is not the one given)'
+            : '';
+        find({
+          code: 'LOG_REWRITTEN',
+          seq: entry.seq,
+          detail: `record ${entry.seq} is not the record ${receipt.source} proves${answer}`,
+        });
+      }
+    }
+    const vouched = roots.get(size);
+    if (vouched) {
+      const root = rootFromFrontier(frontier);
+      for (const v of vouched) {
+        if (!v.root.equals(root)) {
+          find({
+            code: 'LOG_REWRITTEN',
+            seq: size,
+            detail: `the first ${size} records do not have the root ${v.source} signed`,
+          });
+        }
+      }
+    }
+    for (const f of checkRecord(entry.seq, entry.body, log.body(entry.seq), options.trust)) find(f);
+  }
+  let anchored = 0;
+  for (const [vouchedSize, list] of roots) {
+    if (vouchedSize > size) {
+      find({
+        code: 'LOG_TRUNCATED',
+        detail: `${list[0]!.source} is signed for ${vouchedSize} records; the log holds ${size}`,
+      });
+    } else anchored = Math.max(anchored, vouchedSize);
+  }
+  findings.sort((a, b) => order(a.code) - order(b.code));
+  return { ok: findings.length === 0, records: size, anchored, checkpoints, receipts, findings, moreFindings };
+}
+
+const order = (code: FindingCode): number => Object.keys(FINDINGS).indexOf(code);
+
+/** The exit code of `evidence verify` for a report (0 when it holds). */
+export function exitCodeOf(report: EvidenceReport): number {
+  const first = report.findings[0];
+  return first ? FINDINGS[first.code] : 0;
+}
+
+/** The request of an evidence record, as the gateway received it. */
+function requestOf(record: EvidenceRecord): HttpMessage {
+  const headers: Record<string, string[]> = {};
+  for (const [name, value] of record.headers) {
+    const key = name.toLowerCase();
+    headers[key] = [...(headers[key] ?? []), value];
+  }
+  return { method: record.method, targetUri: record.targetUri, headers };
+}
+
+/** One record: its body and request signature, and its client certificate against the trust anchors. */
+function checkRecord(seq: number, record: EvidenceRecord, body: Buffer | undefined, trust: TrustAnchors): Finding[] {
+  const invalid = (detail: string): Finding[] => [{ code: 'RECORD_INVALID', seq, detail }];
+  if (!body) return invalid('the request body is missing');
+  if (sha256Hex(body) !== record.bodySha256) return invalid('the stored body does not match its recorded hash');
+  const message = requestOf(record);
+  const digest = checkContentDigest(message.headers['content-digest']?.toString(), bodyDigest(body));
+  if (!digest.ok) return invalid(`Content-Digest: ${digest.reason}`);
+  const der = record.clientCertificates[0];
+  if (!der) return [{ code: 'CERTIFICATE_UNTRUSTED', seq, detail: 'no client certificate was kept' }];
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(Buffer.from(der, 'base64'));
+  } catch {
+    return [{ code: 'CERTIFICATE_UNTRUSTED', seq, detail: 'the kept client certificate cannot be read' }];
+  }
+  const findings: Finding[] = [];
+  const at = new Date(record.receivedAt);
+  if (!cert.checkIssued(trust.issuing) || !cert.verify(trust.issuing.publicKey)) {
+    findings.push({
+      code: 'CERTIFICATE_UNTRUSTED',
+      seq,
+      detail: `the client certificate "${cert.subject.replaceAll('\n', ', ')}" was not issued by the packtrust CA`,
+    });
+  } else if (!(at >= new Date(cert.validFrom) && at <= new Date(cert.validTo))) {
+    findings.push({
+      code: 'CERTIFICATE_UNTRUSTED',
+      seq,
+      detail: `the client certificate was not valid at ${record.receivedAt}`,
+    });
+  } else {
+    const revokedAt = trust.revoked.get(normaliseSerial(cert.serialNumber) ?? '');
+    // A CRL gives the revocation time to the second: a record within that second may have come
+    // first, and is given the benefit of the doubt (docs/operations.md, "Evidence").
+    if (revokedAt && at.getTime() >= revokedAt.getTime() + 1000) {
+      findings.push({
+        code: 'CERTIFICATE_REVOKED',
+        seq,
+        detail: `the client certificate ${cert.serialNumber} was revoked at ${revokedAt.toISOString()}, before the record (${record.receivedAt})`,
+      });
+    }
+  }
+  const sig = parseSignatures(message).find((s) => s.label === record.signatureLabel);
+  if (!sig) return [...findings, ...invalid(`signature "${record.signatureLabel}" is missing from the stored headers`)];
+  const alg = algorithmForKey(cert.publicKey);
+  if (!alg) return [...findings, ...invalid('unsupported client key')];
+  try {
+    verifySignature(message, sig, cert.publicKey, alg);
+  } catch (err) {
+    return [...findings, ...invalid(`request signature: ${(err as Error).message}`)];
+  }
+  return findings;
+}
