@@ -4,8 +4,9 @@ library only) and OpenSSL 3.
 
     python3 verify-receipt.py RECEIPT.json VERIFIER_KEY [--leaf FILE]
 
-RECEIPT.json is a receipt as the hub gives it (or `-` to read it from standard input); this reads
-its `evidence` member and nothing else:
+RECEIPT.json is a receipt as `packtrust-upload` keeps it (or `-` to read it from standard input);
+this reads its evidence and nothing else: the hub's `Packtrust-Evidence` response header
+(`response.headers["packtrust-evidence"]`, base64url of a JSON object), or an `evidence` member:
 
     {"evidence": {"seq": 7, "leafIndex": 6, "leafHash": "<base64, 32 bytes>",
                   "checkpoint": "<signed note>", "inclusionProof": ["<base64, 32 bytes>", ...]}}
@@ -226,8 +227,15 @@ def read_evidence(path):
     except (OSError, ValueError) as e:
         raise Unreadable(f"cannot read the receipt {path}: {e}") from None
     evidence = receipt.get("evidence") if isinstance(receipt, dict) else None
+    headers = (receipt.get("response") or {}).get("headers") if isinstance(receipt, dict) else None
+    if evidence is None and isinstance(headers, dict) and isinstance(headers.get("packtrust-evidence"), str):
+        value = headers["packtrust-evidence"]
+        try:
+            evidence = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        except (ValueError, binascii.Error) as e:
+            raise Unreadable(f"the receipt's packtrust-evidence header cannot be read: {e}") from None
     if not isinstance(evidence, dict):
-        raise Unreadable("the receipt has no 'evidence' object")
+        raise Unreadable("the receipt has no 'evidence' object and no packtrust-evidence header")
     index = evidence.get("leafIndex")
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise Unreadable("evidence.leafIndex is not a non-negative integer")

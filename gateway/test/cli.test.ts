@@ -9,6 +9,7 @@ import { type Credential, productJson, randomSerials, startTestHub, type TestHub
 
 const UPLOAD = fileURLToPath(new URL('../../bin/packtrust-upload.js', import.meta.url));
 const GATEWAY = fileURLToPath(new URL('../../bin/packtrust-gateway.js', import.meta.url));
+const VERIFY_RECEIPT = fileURLToPath(new URL('../../scripts/verify-receipt.py', import.meta.url));
 const TOKEN = fileURLToPath(new URL('../../bin/packtrust-token.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'packtrust-upload-cli-'));
 let hub: TestHub;
@@ -124,9 +125,30 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
       'README.txt',
       'body.bin',
       'client-chain.pem',
+      'leaf.bin',
       'record.json',
       'request.http',
     ]);
+    // The manufacturer's receipt of that record, checked by an independent verifier (python3 and
+    // openssl, no packtrust code) against the exported record as the log hashes it.
+    const receipt = readdirSync(files.receipts).find((f) => f.startsWith('receipt-2-'))!;
+    const independent = await run('python3', [
+      VERIFY_RECEIPT,
+      join(files.receipts, receipt),
+      hub.notary.verifierKey,
+      '--leaf',
+      join(out, 'leaf.bin'),
+    ]);
+    expect(independent).toMatchObject({ status: 0, stderr: '' });
+    expect(independent.stdout).toMatch(/^OK: leaf 1 \(seq 2\) is in 127\.0\.0\.1\/packtrust-evidence at tree size 2\n/);
+    const other = await run('python3', [
+      VERIFY_RECEIPT,
+      join(files.receipts, receipt),
+      hub.notary.verifierKey,
+      '--leaf',
+      join(out, 'body.bin'),
+    ]);
+    expect(other.status).toBe(1);
     const request = readFileSync(join(out, 'request.http'), 'latin1');
     expect(request).toMatch(
       /^POST \/v1\/products\/09506000134352\/batches\/LOT%2F42\/packs\?expiry=290100 HTTP\/1\.1\r\n/,

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { toPem } from '../../../common/src/pki.ts';
 import { evidenceKeyFile, evidenceOrigin } from '../config.ts';
 import { EvidenceUnknown } from '../errors.ts';
+import { leafData } from '../evidence.ts';
 import { EvidenceNotary } from '../evidence-checkpoints.ts';
 import {
   exitCodeOf,
@@ -116,6 +117,7 @@ export function evidenceCommands(program: Command, context: CommandContext): voi
           r.clientCertificates.map((c) => toPem(Buffer.from(c, 'base64'), 'CERTIFICATE')).join(''),
         );
         writeFileSync(join(o.out, 'record.json'), `${JSON.stringify({ seq: entry.seq, body: entry.body }, null, 2)}\n`);
+        writeFileSync(join(o.out, 'leaf.bin'), leafData(entry));
         writeFileSync(
           join(o.out, 'README.txt'),
           [
@@ -123,7 +125,10 @@ export function evidenceCommands(program: Command, context: CommandContext): voi
             'request.http      the request as received (headers in order, then the body)',
             'body.bin          the body; its SHA-256 is record.json body.bodySha256, its SHA-512 is in Content-Digest',
             'client-chain.pem  the client certificate chain presented in the TLS handshake',
-            'record.json       the record; its leaf hash is SHA-256(0x00 || canonical JSON of {"body", "seq"}) (keys sorted, no spaces)',
+            'record.json       the record, readable',
+            'leaf.bin          the record as the log hashes it: canonical JSON of {"body", "seq"} (keys sorted, no spaces);',
+            '                  its leaf hash is SHA-256(0x00 || leaf.bin) (RFC 9162 2.1.1); a receipt of this record proves it:',
+            '                  python3 scripts/verify-receipt.py RECEIPT.json VERIFIER_KEY --leaf leaf.bin',
             `The request signature "${r.signatureLabel}" (RFC 9421) verifies with the public key of the first certificate.`,
           ].join('\n'),
         );
