@@ -157,7 +157,9 @@ describe('scripts/verify-receipt.py', () => {
 
   it('says what it cannot read: the receipt, the checkpoint, the verifier key', () => {
     const receipt = LOG.receipt(3);
-    expect(verifyReceipt({ id: 'x' } as unknown as Receipt)).toEqual(error("the receipt has no 'evidence' object and no packtrust-evidence header"));
+    expect(verifyReceipt({ id: 'x' } as unknown as Receipt)).toEqual(
+      error("the receipt has no 'evidence' object and no packtrust-evidence header"),
+    );
     const noHash = { ...receipt, evidence: { ...receipt.evidence, leafHash: 'AAAA' } };
     expect(verifyReceipt(noHash)).toEqual(error('evidence.leafHash is 3 bytes, not 32'));
     const noDash = receipt.evidence.checkpoint.replace('— ', '- ');

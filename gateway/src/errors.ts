@@ -214,5 +214,10 @@ export const ReceiptKeyUnsupported = defineFault('HUB_RECEIPT_KEY_UNSUPPORTED');
 export const EvidenceSequenceMoved = defineFault('HUB_EVIDENCE_SEQUENCE_MOVED');
 /** The evidence key file is missing, unreadable or not an Ed25519 private key (at start). */
 export const EvidenceKeyInvalid = defineFault('HUB_EVIDENCE_KEY_INVALID');
+/**
+ * The evidence tree is not one log with the last tree the gateway signed (at a write, a
+ * checkpoint, or at start): the store was changed outside the gateway. Nothing is signed.
+ */
+export const EvidenceTreeTampered = defineFault('HUB_EVIDENCE_TREE_TAMPERED');
 /** A record is missing from the middle of the evidence log, found while building its tree (at start). */
 export const EvidenceLogBroken = defineFault('HUB_EVIDENCE_LOG_BROKEN');

@@ -1,9 +1,10 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type CheckpointSigner, signCheckpoint, verifierKey } from '../../common/src/checkpoint.ts';
+import { type CheckpointSigner, openCheckpoint, signCheckpoint, verifierKey } from '../../common/src/checkpoint.ts';
 import type { Logger } from '../../common/src/log.ts';
-import { EvidenceKeyInvalid } from './errors.ts';
+import { verifyConsistency } from '../../common/src/merkle.ts';
+import { EvidenceKeyInvalid, EvidenceTreeTampered } from './errors.ts';
 import type { EvidenceLog, InclusionEvidence } from './evidence.ts';
 import type { HubStore } from './hub-store.ts';
 
@@ -15,6 +16,8 @@ import type { HubStore } from './hub-store.ts';
  */
 export class EvidenceNotary {
   private readonly signer: CheckpointSigner;
+  /** The largest tree this notary signed (or found signed at start): every later one must extend it. */
+  private last: { size: number; root: Buffer } | undefined;
   /** The note verifier key (`<origin>+<key hash>+<key>`) that checks this notary's checkpoints. */
   readonly verifierKey: string;
 
@@ -50,22 +53,70 @@ export class EvidenceNotary {
     writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
   }
 
-  /** The signed checkpoint of the tree of `size` records whose root is `root`, made now. */
+  /** The signed checkpoint of the tree of `size` records whose root is `root`, made now; unchecked (tests make forged ones with it). */
   sign(size: number, root: Buffer, time = new Date()): string {
     return signCheckpoint({ origin: this.origin, size, root, time }, this.signer);
+  }
+
+  /**
+   * At start: takes the newest checkpoint kept in the store as the last tree signed, once its
+   * signature is this notary's and the log still has that tree. A store changed while the gateway
+   * was down (records rewritten or removed under a kept checkpoint) stops the start here.
+   */
+  resume(log: Pick<EvidenceLog, 'latestCheckpoint' | 'treeSize' | 'root'>): void {
+    const latest = log.latestCheckpoint();
+    if (!latest) return;
+    let cp: { size: number; root: Buffer };
+    try {
+      cp = openCheckpoint(latest.note, this.verifierKey);
+    } catch (err) {
+      throw new EvidenceTreeTampered(`the store's newest checkpoint is not signed by this gateway's evidence key`, {
+        cause: err,
+      });
+    }
+    if (cp.size > log.treeSize() || !log.root(cp.size).equals(cp.root)) {
+      throw new EvidenceTreeTampered(
+        `the evidence log no longer has the tree of ${cp.size} records this gateway signed: run \`packtrust-gateway evidence verify\``,
+      );
+    }
+    this.last = { size: cp.size, root: cp.root };
+  }
+
+  /**
+   * Signs a checkpoint of the log's tree of `size` records, after checking that it and the last
+   * tree this notary signed are one log (RFC 9162 §2.1.4, proof from the stored tree). A tree that
+   * is not is a store changed outside the gateway: nothing is signed, and the write fails.
+   */
+  attest(log: Pick<EvidenceLog, 'consistency'>, size: number, root: Buffer): string {
+    const last = this.last;
+    if (last) {
+      const consistent =
+        size === last.size
+          ? root.equals(last.root)
+          : size < last.size
+            ? verifyConsistency(size, last.size, root, last.root, log.consistency(size, last.size))
+            : verifyConsistency(last.size, size, last.root, root, log.consistency(last.size, size));
+      if (!consistent) {
+        throw new EvidenceTreeTampered(
+          `the evidence tree of ${size} records is not consistent with the one of ${last.size} this gateway signed`,
+        );
+      }
+    }
+    if (!last || size > last.size) this.last = { size, root };
+    return this.sign(size, root);
   }
 
   /**
    * What a receipt carries (`Packtrust-Evidence`): the record's leaf, its inclusion proof and the
    * signed checkpoint of the tree it ends, so the holder can later prove a rewrite or a truncation.
    */
-  receiptEvidence(proof: InclusionEvidence): ReceiptEvidence {
+  receiptEvidence(log: Pick<EvidenceLog, 'consistency'>, proof: InclusionEvidence): ReceiptEvidence {
     return {
       seq: proof.seq,
       leafIndex: proof.leafIndex,
       treeSize: proof.treeSize,
       leafHash: proof.leafHash.toString('base64'),
-      checkpoint: this.sign(proof.treeSize, proof.root),
+      checkpoint: this.attest(log, proof.treeSize, proof.root),
       inclusionProof: proof.inclusionProof.map((h) => h.toString('base64')),
     };
   }
@@ -113,7 +164,7 @@ export function startCheckpointing(
     const log: EvidenceLog = store.evidence;
     const size = log.treeSize();
     if (size === 0 || size <= (log.latestCheckpoint()?.size ?? 0)) return;
-    const note = notary.sign(size, log.root(size));
+    const note = notary.attest(log, size, log.root(size));
     await store.transaction(() => {
       if (size > (log.latestCheckpoint()?.size ?? 0)) log.keepCheckpoint(size, note);
     });

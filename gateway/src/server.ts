@@ -56,6 +56,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   // A store from before the Merkle tree gets its tree now, before the first write (no-op after).
   const added = store.evidence.buildTree(store.store);
   if (added > 0) options.logger.info({ records: added }, 'evidence records added to the Merkle tree');
+  notary.resume(store.evidence);
   const notifier = new FeedNotifier();
   const clients = clientsDb(store.store);
   const app = createHttpServer({

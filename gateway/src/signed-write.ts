@@ -121,7 +121,9 @@ export function signedWrites(options: SignedWriteOptions): SignedWrite {
         };
         const proof = store.evidence.append(record, body);
         if (proof.seq !== seq) throw new EvidenceSequenceMoved('evidence sequence moved inside the transaction');
-        response.headers[EVIDENCE_HEADER] = encodeReceiptEvidence(options.notary.receiptEvidence(proof));
+        response.headers[EVIDENCE_HEADER] = encodeReceiptEvidence(
+          options.notary.receiptEvidence(store.evidence, proof),
+        );
       });
       return response!;
     };

@@ -205,6 +205,32 @@ describe('packtrust-gateway evidence verify', () => {
     await tamper(restore);
   });
 
+  it('the gateway signs nothing more, and does not start, once its signed tree was rewritten under it', async () => {
+    let restore: (into: HubStore) => void = () => {};
+    await tamper((store) => {
+      restore = snapshot(store);
+      const db = store.store.db<{ seq: number; body: EvidenceRecord }, number>('evidence');
+      const entry = db.get(3)!;
+      db.putSync(3, { ...entry, body: { ...entry.body, response: { ...entry.body.response, status: 500 } } });
+      const tree = store.store.db('evidence-tree', { encoding: 'binary' });
+      for (const key of [...tree.getKeys()]) tree.removeSync(key);
+    });
+    const rewritten = new HubStore(join(hub.dir, 'hub'), FMD_MARKETS);
+    try {
+      expect(rewritten.evidence.buildTree(rewritten.store)).toBe(9);
+      const fault = { code: 'HUB_EVIDENCE_TREE_TAMPERED' };
+      // What the running gateway does at its next receipt or checkpoint: the tree it signed last is 9 records.
+      expect(() => hub.notary.attest(rewritten.evidence, 9, rewritten.evidence.root(9))).toThrow(
+        expect.objectContaining(fault),
+      );
+      // What a restart does: the store's newest checkpoint is of a tree the log no longer has.
+      expect(() => hub.notary.resume(rewritten.evidence)).toThrow(expect.objectContaining(fault));
+    } finally {
+      await rewritten.close();
+    }
+    await tamper(restore);
+  });
+
   it('(b) names a log whose newest five records were removed', async () => {
     let restore: (into: HubStore) => void = () => {};
     await tamper((store) => {
