@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { type CheckpointSigner, openCheckpoint, signCheckpoint, verifierKey } from '../../common/src/checkpoint.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { verifyConsistency } from '../../common/src/merkle.ts';
+import type { components } from '../../openapi/generated/hub.ts';
 import { EvidenceKeyInvalid, EvidenceTreeTampered } from './errors.ts';
 import type { EvidenceLog, InclusionEvidence } from './evidence.ts';
 import type { HubStore } from './hub-store.ts';
@@ -123,17 +124,7 @@ export class EvidenceNotary {
 }
 
 /** The `Packtrust-Evidence` header of a receipt, decoded (openapi/hub.yaml `ReceiptEvidence`). */
-export interface ReceiptEvidence {
-  seq: number;
-  leafIndex: number;
-  treeSize: number;
-  /** Base64 RFC 9162 leaf hash of the record. */
-  leafHash: string;
-  /** The signed note of the checkpoint of the tree of `treeSize` records. */
-  checkpoint: string;
-  /** Base64 hashes, RFC 9162 §2.1.3.1. */
-  inclusionProof: string[];
-}
+export type ReceiptEvidence = components['schemas']['ReceiptEvidence'];
 
 export const EVIDENCE_HEADER = 'packtrust-evidence';
 

@@ -132,13 +132,15 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     // The manufacturer's receipt of that record, checked by an independent verifier (python3 and
     // openssl, no packtrust code) against the exported record as the log hashes it.
     const receipt = readdirSync(files.receipts).find((f) => f.startsWith('receipt-2-'))!;
-    const independent = await run('python3', [
-      VERIFY_RECEIPT,
-      join(files.receipts, receipt),
-      hub.notary.verifierKey,
-      '--leaf',
-      join(out, 'leaf.bin'),
-    ]);
+    const verifyReceipt = (leaf: string) =>
+      run('python3', [
+        VERIFY_RECEIPT,
+        join(files.receipts, receipt),
+        hub.notary.verifierKey,
+        '--leaf',
+        join(out, leaf),
+      ]);
+    const independent = await verifyReceipt('leaf.bin');
     expect(independent).toMatchObject({ status: 0, stderr: '' });
     expect(independent.stdout).toMatch(/^OK: leaf 1 \(seq 2\) is in 127\.0\.0\.1\/packtrust-evidence at tree size 2\n/);
     const other = await run('python3', [
