@@ -117,7 +117,7 @@ export interface components {
             detail: string;
             code: string;
         };
-        /** @description Either the four fields, or `dataMatrix` (GS1 element string with GS separators, optional ]d2 prefix) */
+        /** @description Either the four fields, or `dataMatrix` (GS1 element string with GS separators, optional ]d2 prefix). Both are checked by the same GS1 rules (docs/domain.md §1). Fields sent beside `dataMatrix` must equal the Data Matrix's own, else 400 `NODE_IDENTIFIER_CONFLICT`. */
         VerifyRequest: {
             productCode?: string;
             serial?: string;
@@ -342,6 +342,7 @@ export interface operations {
                     "application/json": components["schemas"]["ChangeOutcome"];
                 };
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
@@ -375,6 +376,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             503: components["responses"]["Problem"];

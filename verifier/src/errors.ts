@@ -42,6 +42,22 @@ export const DataMatrixInvalid = defineError(
   400,
   'The Data Matrix content is not a valid pack identifier',
 );
+/**
+ * The fields of a pack identifier break a GS1 rule the Data Matrix path checks too (check digit,
+ * character set 82, YYMMDD date): no pack can carry it, so it is the caller's mistake, not an
+ * unknown pack, and raises no alert (common/src/gs1.ts `validateIdentifier`).
+ */
+export const IdentifierInvalid = defineError(
+  'NODE_IDENTIFIER_INVALID',
+  400,
+  'The pack identifier is not a valid GS1 unique identifier',
+);
+/** `dataMatrix` and a field beside it name different packs (fields equal to the Data Matrix's are taken). */
+export const IdentifierConflict = defineError(
+  'NODE_IDENTIFIER_CONFLICT',
+  400,
+  'The request names a pack twice, differently',
+);
 /** `/v1/packs/{op}` names no pack operation (verify has its own route). */
 export const OperationUnknown = defineError('NODE_OPERATION_UNKNOWN', 404, 'Unknown pack operation');
 

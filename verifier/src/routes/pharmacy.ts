@@ -1,15 +1,14 @@
 import { setImmediate } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { BadRequest } from '../../../common/src/errors.ts';
-import { Gs1Error, parseElementString } from '../../../common/src/gs1.ts';
 import type { HttpServer } from '../../../common/src/http.ts';
 import { OpenApiContract } from '../../../common/src/openapi.ts';
 import { isOperation, type Operation } from '../../../common/src/pack-rules.ts';
 import type { components } from '../../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from '../alerts.ts';
-import { certificateRevoked, DataMatrixInvalid, HubRefused, NotServing, OperationUnknown } from '../errors.ts';
+import { certificateRevoked, HubRefused, NotServing, OperationUnknown } from '../errors.ts';
 import type { Replica } from '../replica.ts';
 import type { Replicator } from '../replication.ts';
+import { eachPack, packOf } from '../requests.ts';
 import type { StateChanges } from '../state-changes.ts';
 import type { Caller, TokenValidator } from '../token-validator.ts';
 import { type AlertCode, memoised, type PackQuery, type ReturnCode, verifyPack } from '../verification.ts';
@@ -73,15 +72,15 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     );
 
   /** Verifies packs and raises their alerts in one durable write. */
-  const verifyAll = async (bodies: VerifyRequest[], caller: Caller): Promise<VerifyResult[]> => {
+  const verifyAll = async (queries: PackQuery[], caller: Caller): Promise<VerifyResult[]> => {
     const today = currentDate();
     const raised: { index: number; code: AlertCode; returnCode: ReturnCode; detail: string; pack: PackQuery }[] = [];
-    const view = bodies.length > 1 ? memoised(replica) : replica;
-    const results: VerifyResult[] = new Array(bodies.length);
-    for (let index = 0; index < bodies.length; index++) {
+    const view = queries.length > 1 ? memoised(replica) : replica;
+    const results: VerifyResult[] = new Array(queries.length);
+    for (let index = 0; index < queries.length; index++) {
       // A bulk of 10,000 packs reads for tens of milliseconds; let single scans in between.
       if (index > 0 && index % BULK_SLICE === 0) await setImmediate();
-      const q = toQuery(bodies[index]!);
+      const q = queries[index]!;
       const v = verifyPack(q, view, today);
       const result: VerifyResult = {
         returnCode: v.returnCode,
@@ -112,7 +111,7 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     '/v1/packs/verify',
     { schema: contract.routeSchema('verifyPack') },
     async (request) => {
-      const [result] = await verifyAll([request.body], request.caller);
+      const [result] = await verifyAll([packOf(request.body)], request.caller);
       return result;
     },
   );
@@ -120,7 +119,7 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
   app.post<{ Body: { packs: VerifyRequest[] } }>(
     '/v1/packs/verify-bulk',
     { schema: contract.routeSchema('verifyPacks') },
-    async (request) => ({ results: await verifyAll(request.body.packs, request.caller) }),
+    async (request) => ({ results: await verifyAll(eachPack(request.body.packs, packOf), request.caller) }),
   );
 
   app.post<{ Params: { op: string }; Body: ChangeBody }>(
@@ -129,7 +128,7 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     async (request, reply) => {
       const op = operationOf(request.params.op);
       const { txId } = request.body;
-      const outcome = await stateChanges.change(op, txId, toQuery(request.body), request.caller, currentDate());
+      const outcome = await stateChanges.change(op, txId, packOf(request.body), request.caller, currentDate());
       return reply.code(outcome.outcome === 'pending' ? 202 : 200).send(outcome);
     },
   );
@@ -138,13 +137,13 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     { schema: contract.routeSchema('changePacks'), errorHandler },
     async (request) => {
       const op = operationOf(request.params.op);
+      const packs = eachPack(request.body.packs, (p) => ({ txId: p.txId, q: packOf(p) }));
       // One time for the whole request: the token was valid when it was asked, however long the
       // packs take, and the hub checks each event's time against that token.
       const at = Date.now();
       const today = currentDate();
       const results = [];
-      for (const p of request.body.packs)
-        results.push(await stateChanges.change(op, p.txId, toQuery(p), request.caller, today, at));
+      for (const p of packs) results.push(await stateChanges.change(op, p.txId, p.q, request.caller, today, at));
       return { results };
     },
   );
@@ -157,22 +156,4 @@ function operationOf(name: string): Operation {
     );
   }
   return name;
-}
-
-/** A verify request as a pack identifier: the four fields, or the Data Matrix content parsed. */
-function toQuery(body: VerifyRequest): PackQuery {
-  if (body.dataMatrix !== undefined) {
-    try {
-      const id = parseElementString(body.dataMatrix);
-      return { productCode: id.productCode, serial: id.serial, batch: id.batch, expiry: id.expiry };
-    } catch (err) {
-      if (err instanceof Gs1Error) throw new DataMatrixInvalid(err.message);
-      throw err;
-    }
-  }
-  const { productCode, serial, batch, expiry } = body;
-  if (!productCode || !serial || !batch || !expiry) {
-    throw new BadRequest('Give productCode, serial, batch and expiry, or dataMatrix');
-  }
-  return { productCode, serial, batch, expiry };
 }
