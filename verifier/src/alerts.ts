@@ -92,6 +92,11 @@ export class AlertOutbox {
     return this.drain.deadLetters();
   }
 
+  /** The dead letters by the code of the hub's refusal. */
+  deadLettersByCode(): ReadonlyMap<string, number> {
+    return this.drain.deadLettersByCode();
+  }
+
   start(): void {
     this.drain.start();
   }

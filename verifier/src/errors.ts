@@ -58,6 +58,8 @@ export const IdentifierConflict = defineError(
   400,
   'The request names a pack twice, differently',
 );
+/** `GET /v1/transactions/{txId}`: this node answered the caller no request with this transaction id. */
+export const TxUnknown = defineError('NODE_TX_UNKNOWN', 404, 'No state change of this client has this transaction id');
 /** `/v1/packs/{op}` names no pack operation (verify has its own route). */
 export const OperationUnknown = defineError('NODE_OPERATION_UNKNOWN', 404, 'Unknown pack operation');
 
@@ -105,6 +107,16 @@ export class HubRefused extends Error {
     message: string,
   ) {
     super(message);
+  }
+
+  /**
+   * Whether the refusal is of the request itself, so that sending it again gets the same answer:
+   * every 4xx but 401 (the node's own certificate or signature: the node stops when the hub refuses
+   * its certificate, see `certificateRefused`), 408 (the hub timed out reading it) and 429 (the hub
+   * asks it to wait). A final refusal is the change's answer, or a dead letter (outbox.ts).
+   */
+  get final(): boolean {
+    return this.status !== 401 && this.status !== 408 && this.status !== 429;
   }
 
   /** Whether the hub refuses the node's certificate (revoked, expired, not issued by its CA). */

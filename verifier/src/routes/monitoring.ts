@@ -45,11 +45,14 @@ export async function monitoringRoutes(app: HttpServer, options: MonitoringRoute
   };
 
   app.get('/health', { schema: contract.routeSchema('getHealth') }, async () => health());
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(prometheusText(health())));
+  app.get('/metrics', async (_req, reply) => {
+    const deadLetters = { event: options.stateChanges.deadLettersByCode(), alert: options.alerts.deadLettersByCode() };
+    return reply.type('text/plain; version=0.0.4').send(prometheusText(health(), deadLetters));
+  });
 }
 
 /** The health figures in the Prometheus text format (all gauges), with the process's memory. */
-function prometheusText(h: Health): string {
+function prometheusText(h: Health, deadLetters: Record<'event' | 'alert', ReadonlyMap<string, number>>): string {
   const node = `{market="${h.market}",node="${h.nodeId}"}`;
   const gauge = (name: string, help: string, value: number, labels = node) =>
     `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name}${labels} ${value}\n`;
@@ -71,7 +74,27 @@ function prometheusText(h: Health): string {
       'Alerts and state changes the hub refused for good (see the node log).',
       h.deadLetters,
     ),
+    ...byCode(h, deadLetters),
     gauge('process_resident_memory_bytes', 'Resident memory of the node process.', memory.rss, ''),
     gauge('nodejs_heap_used_bytes', 'V8 heap in use.', memory.heapUsed, ''),
   ].join('');
+}
+
+/**
+ * `packtrust_dead_letters_by_code`: the dead letters by kind (`event`, `alert`) and the code of
+ * the hub's refusal, one sample per code seen (the hub's codes, a bounded set).
+ */
+function byCode(h: Health, deadLetters: Record<'event' | 'alert', ReadonlyMap<string, number>>): string[] {
+  const name = 'packtrust_dead_letters_by_code';
+  const samples: string[] = [];
+  for (const [kind, codes] of Object.entries(deadLetters)) {
+    for (const [code, n] of codes)
+      samples.push(
+        `${name}{market="${h.market}",node="${h.nodeId}",kind="${kind}",code="${code.replace(/["\\\n]/g, '_')}"} ${n}\n`,
+      );
+  }
+  return [
+    `# HELP ${name} Dead letters by kind and by the code of the hub's refusal.\n# TYPE ${name} gauge\n`,
+    ...samples,
+  ];
 }

@@ -5,7 +5,7 @@ import { OpenApiContract } from '../../../common/src/openapi.ts';
 import { isOperation, type Operation } from '../../../common/src/pack-rules.ts';
 import type { components } from '../../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from '../alerts.ts';
-import { certificateRevoked, HubRefused, NotServing, OperationUnknown } from '../errors.ts';
+import { certificateRevoked, HubRefused, NotServing, OperationUnknown, TxUnknown } from '../errors.ts';
 import type { Replica } from '../replica.ts';
 import type { Replicator } from '../replication.ts';
 import { eachPack, packOf } from '../requests.ts';
@@ -85,8 +85,8 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
       const result: VerifyResult = {
         returnCode: v.returnCode,
         detail: v.detail,
-        productCode: q.productCode,
-        serial: q.serial,
+        operation: 'verify',
+        ...q,
       };
       // A change of this pack waits for the hub here: until it decides, the pack is not ACTIVE here.
       const waiting = v.alert ? undefined : stateChanges.pendingFor(q.productCode, q.serial);
@@ -129,6 +129,15 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
       const op = operationOf(request.params.op);
       const { txId } = request.body;
       const outcome = await stateChanges.change(op, txId, packOf(request.body), request.caller, currentDate());
+      return reply.code(outcome.outcome === 'pending' ? 202 : 200).send(outcome);
+    },
+  );
+  app.get<{ Params: { txId: string } }>(
+    '/v1/transactions/:txId',
+    { schema: contract.routeSchema('getTransaction') },
+    async (request, reply) => {
+      const outcome = stateChanges.answer(request.caller.clientId, request.params.txId);
+      if (!outcome) throw new TxUnknown(`This client made no state change with transaction id ${request.params.txId}`);
       return reply.code(outcome.outcome === 'pending' ? 202 : 200).send(outcome);
     },
   );
