@@ -261,7 +261,7 @@ export interface paths {
         put?: never;
         /**
          * Verifier nodes deliver the alerts their market raised (verifier-node certificate of that market)
-         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product. Each alert carries the access token of the client whose scan raised it; `raisedBy` is taken from that token. Alerts of another market, for a product not sold in the node's market, or without a valid token are refused as a whole (403). Signed by the node's key (RFC 9421) and kept as evidence; the answer carries the receipt signature.
+         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product. Each alert carries the access token of the client whose scan raised it; `raisedBy` is taken from that token. Alerts are bounded per proven client (docs/domain.md §5, Alert floods): past the bound, the hub keeps no more of that client's alerts for a while and counts them in `limited`. Alerts of another market, for a product not sold in the node's market, or without a valid token are refused as a whole (403). Signed by the node's key (RFC 9421) and kept as evidence; the answer carries the receipt signature.
          */
         post: operations["postAlerts"];
         delete?: never;
@@ -396,12 +396,7 @@ export interface components {
             detail: string;
             market: components["schemas"]["Market"];
             nodeId: string;
-            pack: {
-                productCode: string;
-                serial: string;
-                batch: string;
-                expiry: string;
-            };
+            pack: components["schemas"]["AlertPack"];
             /**
              * Format: date-time
              * @description Inside the token's validity, not in the future
@@ -409,6 +404,16 @@ export interface components {
             raisedAt: string;
             /** @description The access token of the client whose scan raised the alert */
             token: string;
+            /** @description An aggregated alert (docs/domain.md §5, Alert floods): how many alerts of this client, code and product (or owner) it stands for; `pack` is the first */
+            count?: number;
+            /** @description Some of the packs an aggregated alert stands for, the first ones */
+            samples?: components["schemas"]["AlertPack"][];
+        };
+        AlertPack: {
+            productCode: string;
+            serial: string;
+            batch: string;
+            expiry: string;
         };
         StoredAlert: {
             id: string;
@@ -437,6 +442,14 @@ export interface components {
             receivedAt: string;
             /** @description Owner of the product; absent when the product code is unknown to the hub */
             owner?: string;
+            /** @description An aggregated alert: how many alerts it stands for (docs/domain.md §5) */
+            count?: number;
+            samples?: {
+                productCode?: string;
+                serial?: string;
+                batch?: string;
+                expiry?: string;
+            }[];
         };
         /** @description One record of a market's feed, a hash chain (ARCHITECTURE.md, "Feed"): a node applies the records in order and checks each link and hash before it applies them. */
         FeedRecordEntry: {
@@ -1098,6 +1111,10 @@ export interface operations {
                     "application/json": {
                         stored: number;
                         duplicates: number;
+                        /** @description Alerts whose event the token could not cover (offline window, client disabled) */
+                        refused?: number;
+                        /** @description Alerts not kept: their client is past its bound */
+                        limited?: number;
                         evidence: components["schemas"]["EvidenceRef"];
                     };
                 };

@@ -47,6 +47,7 @@ export function createCli(): Command {
         feedWaitMs: c.feedWaitMs,
         hubDeadlineMs: c.hubDeadlineMs,
         feedPageSize: c.feedPageSize,
+        alertWindowMs: c.alertWindowMs,
         logger,
       });
       logger.info({ url: node.url, market: c.market, nodeId: c.nodeId }, 'verifier listening');

@@ -3,7 +3,12 @@ import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
-import { DEFAULT_FEED_PAGE_SIZE, DEFAULT_FEED_WAIT_MS, DEFAULT_HUB_DEADLINE_MS } from './config.ts';
+import {
+  DEFAULT_ALERT_WINDOW_MS,
+  DEFAULT_FEED_PAGE_SIZE,
+  DEFAULT_FEED_WAIT_MS,
+  DEFAULT_HUB_DEADLINE_MS,
+} from './config.ts';
 import { HubClient } from './hub-client.ts';
 import { Replica } from './replica.ts';
 import { Replicator } from './replication.ts';
@@ -28,6 +33,7 @@ export interface VerifierNodeOptions {
   feedWaitMs?: number;
   feedPageSize?: number;
   hubDeadlineMs?: number;
+  alertWindowMs?: number;
   logger: Logger;
 }
 
@@ -67,7 +73,12 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     signingKeys: () => replica.signingKeys(),
     isDisabled: (clientId) => replica.isDisabled(clientId),
   });
-  const alerts = new AlertOutbox(local, hub, o.logger, { market: o.market, nodeId: o.nodeId });
+  const alerts = new AlertOutbox(local, hub, o.logger, {
+    market: o.market,
+    nodeId: o.nodeId,
+    ownerOf: (productCode) => replica.product(productCode)?.owner,
+    limits: { windowMs: o.alertWindowMs ?? DEFAULT_ALERT_WINDOW_MS },
+  });
   const stateChanges = new StateChanges(local, replica, hub, alerts, o.logger);
   replicator.start();
   alerts.start();
