@@ -35,6 +35,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/node/certificate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The node's certificate chain, leaf first (no token needed)
+         * @description The certificate the node's TLS listener presents and whose key signs answers (RFC 9421, `keyid` = the SHA-256 fingerprint of the leaf, lower-case hex), followed by the CA certificates that issued it (RFC 8555 §9.1 format). Check it against the packtrust CA chain and its CRL before trusting a signature (docs/pharmacy.md).
+         */
+        get: operations["getNodeCertificate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/packs/verify": {
         parameters: {
             query?: never;
@@ -277,6 +297,26 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+        };
+    };
+    getNodeCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description PEM certificates */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pem-certificate-chain": string;
                 };
             };
         };

@@ -58,6 +58,16 @@ export const IdentifierConflict = defineError(
   400,
   'The request names a pack twice, differently',
 );
+/**
+ * `Accept-Signature` asks for what the node cannot sign: not one RFC 8941 dictionary member, a
+ * component or parameter outside its policy (verifier/src/signed-answers.ts). Refused before the
+ * request is acted on.
+ */
+export const AcceptSignatureInvalid = defineError(
+  'NODE_ACCEPT_SIGNATURE_INVALID',
+  400,
+  'The node cannot make the signature Accept-Signature asks for',
+);
 /** `GET /v1/transactions/{txId}`: this node answered the caller no request with this transaction id. */
 export const TxUnknown = defineError('NODE_TX_UNKNOWN', 404, 'No state change of this client has this transaction id');
 /** `/v1/packs/{op}` names no pack operation (verify has its own route). */

@@ -1,10 +1,11 @@
-import { createHttpServer, type HttpServer, type TlsOptions } from '../../common/src/http.ts';
+import { createHttpServer, type HttpServer } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import type { AlertOutbox } from './alerts.ts';
 import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { pharmacyRoutes } from './routes/pharmacy.ts';
+import { AnswerSigner } from './signed-answers.ts';
 import type { StateChanges } from './state-changes.ts';
 import type { TokenValidator } from './token-validator.ts';
 
@@ -16,7 +17,9 @@ export interface VerifierServerOptions {
   validator: TokenValidator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
-  tls?: TlsOptions;
+  /** The node's certificate (leaf first, chain after) and key: TLS, and the pharmacies' signed answers. */
+  certPem: string;
+  keyPem: string;
   logger: Logger;
 }
 
@@ -29,9 +32,9 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
   const app = createHttpServer({
     logger: options.logger,
     bodyLimit: 4 * 1024 * 1024,
-    ...(options.tls ? { tls: options.tls } : {}),
+    tls: { key: options.keyPem, cert: options.certPem },
   });
-  app.register(pharmacyRoutes, options);
+  app.register(pharmacyRoutes, { ...options, answers: new AnswerSigner(options.certPem, options.keyPem) });
   app.register(monitoringRoutes, options);
   return app;
 }

@@ -97,7 +97,8 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     validator,
     alerts,
     stateChanges,
-    tls: { key: o.keyPem, cert: o.certPem },
+    certPem: o.certPem,
+    keyPem: o.keyPem,
     logger: o.logger,
   });
   const url = await listen(app, o.host, o.port);

@@ -18,11 +18,14 @@ export interface MonitoringRoutesOptions {
   replicator: Replicator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
+  /** The node's certificate chain (PEM, leaf first): what pharmacies check signed answers with. */
+  certPem: string;
 }
 
 /**
  * What operators and their monitoring read, without a token: `/health` (openapi/verifier.yaml
- * `Health`) and the same figures as Prometheus metrics on `/metrics`.
+ * `Health`) and the same figures as Prometheus metrics on `/metrics`; and the node's certificate
+ * chain (`/v1/node/certificate`), public as its TLS handshake, for checking signed answers later.
  */
 export async function monitoringRoutes(app: HttpServer, options: MonitoringRoutesOptions): Promise<void> {
   const health = (): Health => {
@@ -45,6 +48,9 @@ export async function monitoringRoutes(app: HttpServer, options: MonitoringRoute
   };
 
   app.get('/health', { schema: contract.routeSchema('getHealth') }, async () => health());
+  app.get('/v1/node/certificate', async (_req, reply) =>
+    reply.type('application/pem-certificate-chain').send(options.certPem),
+  );
   app.get('/metrics', async (_req, reply) => {
     const deadLetters = { event: options.stateChanges.deadLettersByCode(), alert: options.alerts.deadLettersByCode() };
     return reply.type('text/plain; version=0.0.4').send(prometheusText(health(), deadLetters));

@@ -9,6 +9,7 @@ import { certificateRevoked, HubRefused, NotServing, OperationUnknown, TxUnknown
 import type { Replica } from '../replica.ts';
 import type { Replicator } from '../replication.ts';
 import { eachPack, packOf } from '../requests.ts';
+import type { AnswerSigner, SignatureRequest } from '../signed-answers.ts';
 import type { StateChanges } from '../state-changes.ts';
 import type { Caller, TokenValidator } from '../token-validator.ts';
 import { type AlertCode, memoised, type PackQuery, type ReturnCode, verifyPack } from '../verification.ts';
@@ -21,6 +22,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The pharmacy calling a verifier node, from its access token (verifier/src/routes/pharmacy.ts). */
     caller: Caller;
+    /** The signature the caller asked for with `Accept-Signature`, checked (signed-answers.ts). */
+    signatureRequest: SignatureRequest | undefined;
   }
 }
 
@@ -35,6 +38,8 @@ export interface PharmacyRoutesOptions {
   validator: TokenValidator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
+  /** Signs the answers of callers that send `Accept-Signature`. */
+  answers: AnswerSigner;
 }
 
 /**
@@ -44,7 +49,7 @@ export interface PharmacyRoutesOptions {
  * read and parsed, so anyone who can reach the node costs it no more than a token check.
  */
 export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOptions): Promise<void> {
-  const { replica, replicator, validator, alerts, stateChanges } = options;
+  const { replica, replicator, validator, alerts, stateChanges, answers } = options;
   let today = '';
   let todayAt = 0;
   const currentDate = () => {
@@ -57,11 +62,36 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
   };
 
   app.decorateRequest('caller', null as unknown as Caller);
+  app.decorateRequest('signatureRequest', undefined);
   app.addHook('onRequest', async (request) => {
     request.caller = await validator.validate(request.headers.authorization);
     const refusal = replicator.certificateRefusal;
     if (refusal) throw certificateRevoked(refusal);
     if (!replicator.serving) throw new NotServing(`replica state: ${replicator.status.state}`);
+    const accept = request.headers['accept-signature'];
+    if (accept !== undefined) request.signatureRequest = answers.requested([accept].flat().join(', '));
+  });
+  // An authenticated caller that asked gets its answer signed, whatever it is (a problem too).
+  app.addHook('onSend', async (request, reply, payload) => {
+    const wanted = request.signatureRequest;
+    if (!wanted) return payload;
+    const body = Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : '');
+    const message = {
+      method: request.method,
+      targetUri: `https://${request.headers.host ?? 'localhost'}${request.url}`,
+      headers: request.headers as Record<string, string | string[] | undefined>,
+    };
+    const contentType = reply.getHeader('content-type');
+    reply.headers(
+      answers.sign(
+        message,
+        reply.statusCode,
+        { 'content-type': contentType === undefined ? undefined : String(contentType) },
+        body,
+        wanted,
+      ),
+    );
+    return body;
   });
   /** A change that meets the hub's refusal of this node's certificate is answered as every later call. */
   const errorHandler = (err: Error, request: FastifyRequest, reply: FastifyReply) =>
