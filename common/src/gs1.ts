@@ -160,8 +160,11 @@ function identifierFromFields(fields: Map<string, string>): PackIdentifier {
   return id;
 }
 
-/** Every problem of a pack identifier's fields. */
-function validateIdentifier(id: PackIdentifier): string[] {
+/**
+ * Every problem of a pack identifier's fields (GTIN-14 check digit, character set 82 and length
+ * of serial and batch, a real YYMMDD date), as a Data Matrix's are checked; empty when it is valid.
+ */
+export function validateIdentifier(id: Omit<PackIdentifier, 'nhrn'>): string[] {
   const problems: string[] = [];
   const gtin = gtinProblem(id.productCode);
   if (gtin) problems.push(`product code (01) ${gtin}`);

@@ -266,6 +266,39 @@ describe('alerts name the client whose token made the scan', () => {
   });
 });
 
+describe('alerts of one client', () => {
+  it('are kept up to a bound per proven client: 1,000 at once, the rest counted as limited; another client is not held up', async () => {
+    const flood = await token('FR', 'FR-PHA-FLOOD');
+    const calm = await token('FR', 'FR-PHA-CALM');
+    const alerts = (n: number, who: { token: string }, prefix: string) =>
+      Array.from({ length: n }, (_, i) => ({
+        id: `${prefix}-${i}`,
+        code: 'A3',
+        returnCode: 'SERIAL_UNKNOWN',
+        detail: 'serial is not registered for this product',
+        market: 'FR',
+        nodeId: 'fr-1',
+        pack: { productCode: BOTH, serial: `FLOOD${i}`, batch: 'B1', expiry: '291200' },
+        raisedAt: new Date().toISOString(),
+        token: who.token,
+      }));
+    const post = async (list: unknown[]) =>
+      (await frNode.write('POST', '/v1/alerts', JSON.stringify({ alerts: list }))).json<Record<string, unknown>>();
+    expect(await post(alerts(1000, flood, 'flood-a'))).toMatchObject({ stored: 1000, limited: 0 });
+    // Within the same seconds: a bucket of 1,000 refills at 10 a second.
+    const second = await post([...alerts(200, flood, 'flood-b'), ...alerts(1, calm, 'calm')]);
+    expect(second).toMatchObject({ refused: 0, duplicates: 0 });
+    expect((second.stored as number) + (second.limited as number)).toBe(201);
+    expect(second.stored).toBeLessThan(100);
+    const kept = hub.store.alertsOf('ACME', 10_000);
+    expect(kept.filter((a) => a.raisedBy.clientId === calm.clientId)).toHaveLength(1);
+    // Of the second request's stored alerts, one is the calm client's.
+    expect(kept.filter((a) => a.raisedBy.clientId === flood.clientId)).toHaveLength(
+      1000 + (second.stored as number) - 1,
+    );
+  }, 60_000);
+});
+
 describe('ActorProof (the rules, with keys of our own)', () => {
   let signing: { privateKey: CryptoKey; jwk: JWK };
   const issuer = 'https://hub.test/oauth';

@@ -261,7 +261,7 @@ export interface paths {
         put?: never;
         /**
          * Verifier nodes deliver the alerts their market raised (verifier-node certificate of that market)
-         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product. Each alert carries the access token of the client whose scan raised it; `raisedBy` is taken from that token. Alerts of another market, for a product not sold in the node's market, or without a valid token are refused as a whole (403). Signed by the node's key (RFC 9421) and kept as evidence; the answer carries the receipt signature.
+         * @description Idempotent by alert id; the hub keeps each alert for the owner of the product. Each alert carries the access token of the client whose scan raised it; `raisedBy` is taken from that token. Alerts are bounded per proven client (docs/domain.md §5, Alert floods): past the bound, the hub keeps no more of that client's alerts for a while and counts them in `limited`. Alerts of another market, for a product not sold in the node's market, or without a valid token are refused as a whole (403). Signed by the node's key (RFC 9421) and kept as evidence; the answer carries the receipt signature.
          */
         post: operations["postAlerts"];
         delete?: never;
@@ -279,7 +279,7 @@ export interface paths {
         };
         /**
          * The newest signed checkpoint of the evidence log
-         * @description A C2SP signed note (tlog-checkpoint): origin, tree size, base64 root hash (RFC 9162 §2.1.1), then the time the hub signed it as `time <RFC 3339>` extension line ... as common/src/checkpoint.ts writes it, and an Ed25519 signature by the log's key (`GET /v1/evidence/key`). Signed at least every second while the log grows, and put on every market's feed. Any packtrust certificate (manufacturer, verifier node, operator) may read it.
+         * @description A C2SP signed note (tlog-checkpoint): origin, tree size, base64 root hash (RFC 9162 §2.1.1), then the time the hub signed it in one `time <RFC 3339>` extension line (common/src/checkpoint.ts), and an Ed25519 signature by the log's key (`GET /v1/evidence/key`). Signed at least every second while the log grows; every answer of `getFeedRecords` carries the newest in `Packtrust-Evidence-Checkpoint`. Any packtrust certificate (manufacturer, verifier node, operator) may read it.
          */
         get: operations["getEvidenceCheckpoint"];
         put?: never;
@@ -470,12 +470,7 @@ export interface components {
             detail: string;
             market: components["schemas"]["Market"];
             nodeId: string;
-            pack: {
-                productCode: string;
-                serial: string;
-                batch: string;
-                expiry: string;
-            };
+            pack: components["schemas"]["AlertPack"];
             /**
              * Format: date-time
              * @description Inside the token's validity, not in the future
@@ -483,6 +478,16 @@ export interface components {
             raisedAt: string;
             /** @description The access token of the client whose scan raised the alert */
             token: string;
+            /** @description An aggregated alert (docs/domain.md §5, Alert floods): how many alerts of this client, code and product (or owner) it stands for; `pack` is the first */
+            count?: number;
+            /** @description Some of the packs an aggregated alert stands for, the first ones */
+            samples?: components["schemas"]["AlertPack"][];
+        };
+        AlertPack: {
+            productCode: string;
+            serial: string;
+            batch: string;
+            expiry: string;
         };
         StoredAlert: {
             id: string;
@@ -511,6 +516,14 @@ export interface components {
             receivedAt: string;
             /** @description Owner of the product; absent when the product code is unknown to the hub */
             owner?: string;
+            /** @description An aggregated alert: how many alerts it stands for (docs/domain.md §5) */
+            count?: number;
+            samples?: {
+                productCode?: string;
+                serial?: string;
+                batch?: string;
+                expiry?: string;
+            }[];
         };
         /** @description One record of a market's feed, a hash chain (ARCHITECTURE.md, "Feed"): a node applies the records in order and checks each link and hash before it applies them. */
         FeedRecordEntry: {
@@ -565,11 +578,6 @@ export interface components {
             clientId: string;
             /** Format: date-time */
             at: string;
-        } | {
-            /** @constant */
-            type: "checkpoint";
-            /** @description The signed note */
-            checkpoint: string;
         } | components["schemas"]["SigningKeysLine"];
         /** @description The `Packtrust-Evidence` header of a receipt, base64url-decoded: what proves that the evidence log holds the record of this request and answer. */
         ReceiptEvidence: {
@@ -1191,6 +1199,10 @@ export interface operations {
                     "application/json": {
                         stored: number;
                         duplicates: number;
+                        /** @description Alerts whose event the token could not cover (offline window, client disabled) */
+                        refused?: number;
+                        /** @description Alerts not kept: their client is past its bound */
+                        limited?: number;
                         evidence: components["schemas"]["EvidenceRef"];
                     };
                 };
@@ -1370,10 +1382,11 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description NDJSON, one `FeedRecordEntry` (`{seq, prev, hash, body}`) per line, in sequence order; empty when no record came within `wait`. The schema describes one line. Header `x-feed-last-seq` gives the newest sequence. */
+            /** @description NDJSON, one `FeedRecordEntry` (`{seq, prev, hash, body}`) per line, in sequence order; empty when no record came within `wait`. The schema describes one line. Header `x-feed-last-seq` gives the newest sequence; `Packtrust-Evidence-Checkpoint` the newest signed checkpoint of the evidence log (base64url of the signed note), which the node witnesses (it is signed, so the feed's chain need not carry it). */
             200: {
                 headers: {
                     "x-feed-last-seq"?: number;
+                    "packtrust-evidence-checkpoint"?: string;
                     [name: string]: unknown;
                 };
                 content: {

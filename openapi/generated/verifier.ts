@@ -55,6 +55,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/node/certificate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The node's certificate chain, leaf first (no token needed)
+         * @description The certificate the node's TLS listener presents and whose key signs answers (RFC 9421, `keyid` = the SHA-256 fingerprint of the leaf, lower-case hex), followed by the CA certificates that issued it (RFC 8555 §9.1 format). Check it against the packtrust CA chain and its CRL before trusting a signature (docs/pharmacy.md).
+         */
+        get: operations["getNodeCertificate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/packs/verify": {
         parameters: {
             query?: never;
@@ -109,6 +129,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/transactions/{txId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The answer to one of the caller's state changes, by its transaction id
+         * @description What the node answered the caller's request `txId`, as it stands now: `pending` (202) while the change waits for the hub, then the hub's decision, or its refusal (a refusal found while the outbox was sent is final: the node keeps the change aside as a dead letter and this is its answer). Only the caller's own transaction ids are found (they are scoped by client). Unknown: 404 `NODE_TX_UNKNOWN`.
+         */
+        get: operations["getTransaction"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/packs/{op}/bulk": {
         parameters: {
             query?: never;
@@ -137,7 +177,7 @@ export interface components {
             detail: string;
             code: string;
         };
-        /** @description Either the four fields, or `dataMatrix` (GS1 element string with GS separators, optional ]d2 prefix) */
+        /** @description Either the four fields, or `dataMatrix` (GS1 element string with GS separators, optional ]d2 prefix). Both are checked by the same GS1 rules (docs/domain.md §1). Fields sent beside `dataMatrix` must equal the Data Matrix's own, else 400 `NODE_IDENTIFIER_CONFLICT`. */
         VerifyRequest: {
             productCode?: string;
             serial?: string;
@@ -146,7 +186,7 @@ export interface components {
             dataMatrix?: string;
         };
         ChangeRequest: {
-            /** @description The client's transaction id; repeating it returns the first answer */
+            /** @description The client's transaction id: 1 to 100 visible ASCII characters (no space), within the hub's limit (openapi/hub.yaml PackEvent); repeating it returns the first answer */
             txId: string;
             productCode?: string;
             serial?: string;
@@ -154,8 +194,11 @@ export interface components {
             expiry?: string;
             dataMatrix?: string;
         };
+        /** @description The answer, with what it answers: the transaction id, the operation and the pack as the request named it (`operation`, `batch` and `expiry` are in every answer this version gives), so that a signed answer covers them. */
         ChangeOutcome: {
             txId: string;
+            /** @enum {string} */
+            operation?: "supply" | "destroy" | "export" | "sample" | "free-sample" | "lock" | "stolen" | "check-out" | "undo";
             /** @enum {string} */
             outcome: "accepted" | "refused" | "pending";
             /** @description CHANGED, ALREADY_IN_STATE_HERE, ALREADY_DECOMMISSIONED, NOT_ACTIVE, PACK_INACTIVE, ROLE_NOT_ALLOWED, UNDO_NOT_DECOMMISSIONED, UNDO_STATE_FINAL, UNDO_OTHER_CLIENT, UNDO_TOO_LATE, PENDING, CHANGE_PENDING (another change of the pack waits for the hub at this node; not kept as the answer, so asking again later is decided), TX_ID_REUSED (the client used this txId for another pack or operation), OFFLINE_WINDOW_PASSED, CLIENT_DISABLED, a hub problem code when the hub refused the request (e.g. HUB_WRONG_MARKET), or a verification return code */
@@ -168,8 +211,13 @@ export interface components {
             detail: string;
             productCode: string;
             serial: string;
+            batch?: string;
+            expiry?: string;
         };
+        /** @description The pack's state, with the pack as the request named it (`operation` is `verify`), so that a signed answer covers what it answers. */
         VerifyResult: {
+            /** @enum {string} */
+            operation: "verify";
             /**
              * @description PENDING: a state change of this pack made at this node waits for the hub's decision (the hub was unreachable); until then no other change of it is taken at this node.
              * @enum {string}
@@ -187,6 +235,8 @@ export interface components {
             detail: string;
             productCode: string;
             serial: string;
+            batch: string;
+            expiry: string;
         };
         Health: {
             /**
@@ -300,6 +350,26 @@ export interface operations {
             };
         };
     };
+    getNodeCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description PEM certificates */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pem-certificate-chain": string;
+                };
+            };
+        };
+    };
     verifyPack: {
         parameters: {
             query?: never;
@@ -391,6 +461,42 @@ export interface operations {
                     "application/json": components["schemas"]["ChangeOutcome"];
                 };
             };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
+    getTransaction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                txId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Decided (accepted or refused, with the code) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeOutcome"];
+                };
+            };
+            /** @description Waiting for the hub */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeOutcome"];
+                };
+            };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
@@ -424,6 +530,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             503: components["responses"]["Problem"];

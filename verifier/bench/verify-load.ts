@@ -1,18 +1,23 @@
 /**
  * Load generator in its own process: POSTs a JSON body with a Bearer token over keep-alive TLS
  * connections for a fixed time, optionally paced to a target rate; prints the latency summary.
- * Usage: tsx verify-load.ts URL BODY_FILE TOKEN CA_FILE CONNECTIONS SECONDS [RATE_PER_SECOND]
+ * Usage: tsx verify-load.ts URL BODY_FILE TOKEN CA_FILE CONNECTIONS SECONDS [RATE_PER_SECOND] [ACCEPT_SIGNATURE]
+ * (a rate of 0 is unpaced; with ACCEPT_SIGNATURE, an answer counts only when it carries a signature).
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { latencySummary } from '../../common/src/bench.ts';
 
-const [url, bodyFile, token, caFile, connectionsArg, secondsArg, rateArg] = process.argv.slice(2);
+const [url, bodyFile, token, caFile, connectionsArg, secondsArg, rateArg, acceptSignature] = process.argv.slice(2);
 const body = readFileSync(bodyFile!);
 const connections = Number(connectionsArg);
 const rate = rateArg ? Number(rateArg) : 0;
 const dispatcher = new Agent({ connect: { ca: readFileSync(caFile!, 'utf8') }, connections, pipelining: 1 });
-const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+const headers = {
+  'content-type': 'application/json',
+  authorization: `Bearer ${token}`,
+  ...(acceptSignature ? { 'accept-signature': acceptSignature } : {}),
+};
 const latencies: number[] = [];
 let errors = 0;
 const t0 = performance.now();
@@ -32,7 +37,9 @@ async function worker(): Promise<void> {
       const res = await request(url!, { method: 'POST', dispatcher, headers, body });
       const text = await res.body.text();
       // An answer counts only if it is the right one: the pack verifies as active.
-      if (res.statusCode === 200 && text.includes('"returnCode":"ACTIVE"')) latencies.push(performance.now() - start);
+      const signed = !acceptSignature || res.headers.signature !== undefined;
+      if (res.statusCode === 200 && signed && text.includes('"returnCode":"ACTIVE"'))
+        latencies.push(performance.now() - start);
       else errors++;
     } catch {
       errors++;

@@ -6,6 +6,7 @@
  *   constant on the same kind of listener (throughput ratio), then p99 at half the node's throughput;
  * - bulk verify of 10,000 packs, against 10,000 raw LMDB gets;
  * - a single supply through the hub (p50/p99), against a single verify on the same connection;
+ * - signed answers (Accept-Signature) against unsigned ones, the same load on the same node, one after the other;
  * - heap and RSS of the node process.
  * The replica is filled with the node's own feed-apply code (records of 10,000 packs), not through
  * the hub, to keep the run short. Writes bench/results/verify.json.
@@ -146,6 +147,7 @@ async function load(
   caFile: string,
   rate?: number,
   connections = CONNECTIONS,
+  acceptSignature?: string,
 ) {
   const args = [
     join(ROOT, 'verifier/bench/verify-load.ts'),
@@ -155,7 +157,8 @@ async function load(
     caFile,
     String(connections),
     String(SECONDS),
-    ...(rate ? [String(rate)] : []),
+    String(rate ?? 0),
+    ...(acceptSignature ? [acceptSignature] : []),
   ];
   const { stdout } = await promisify(execFile)(join(ROOT, 'node_modules/.bin/tsx'), args);
   return JSON.parse(stdout) as { count: number; errors: number; perSecond: number; p50ms: number; p99ms: number };
@@ -226,6 +229,10 @@ async function main() {
     const half = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, caFile, halfRate, 4);
     const bareHalf = await load(`${bareUrl}/v1/packs/verify`, bodyFile, token, caFile, halfRate, 4);
     await bare.close();
+    // Signed answers cost an ECDSA signature and a SHA-512 digest each: the same load, unsigned then signed.
+    const ask = 'answer=("@status" "content-digest" "@method";req "@path";req);created';
+    const unsigned = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, caFile);
+    const signed = await load(`${nodeUrl}/v1/packs/verify`, bodyFile, token, caFile, undefined, CONNECTIONS, ask);
 
     const dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
     // Each request names 10,000 other packs, spread over the whole replica.
@@ -316,6 +323,7 @@ async function main() {
         bareFastifyAtHalfLoad: bareHalf,
         targetP99Ms: 1,
       },
+      signedAnswers: { unsigned, signed, throughputRatio: signed.perSecond / unsigned.perSecond },
       supply: {
         count: SUPPLIES,
         p50ms: pct(supplyTimes, 0.5),
@@ -348,6 +356,9 @@ async function main() {
     );
     console.log(
       `at half load (${halfRate} req/s)     p50 ${half.p50ms.toFixed(2)} ms  p99 ${half.p99ms.toFixed(2)} ms   (bare route at that rate: p50 ${bareHalf.p50ms.toFixed(2)} ms p99 ${bareHalf.p99ms.toFixed(2)} ms)   errors ${half.errors}   target p99 <= 1 ms`,
+    );
+    console.log(
+      `signed answers (Accept-Signature)  ${signed.perSecond.toFixed(0)} req/s  p50 ${signed.p50ms.toFixed(2)} ms  p99 ${signed.p99ms.toFixed(2)} ms   unsigned, same run: ${unsigned.perSecond.toFixed(0)} req/s  p50 ${unsigned.p50ms.toFixed(2)} ms  p99 ${unsigned.p99ms.toFixed(2)} ms   throughput ratio ${(signed.perSecond / unsigned.perSecond).toFixed(2)}, p50 ratio ${(signed.p50ms / unsigned.p50ms).toFixed(2)}, p99 ratio ${(signed.p99ms / unsigned.p99ms).toFixed(2)}   errors ${signed.errors}`,
     );
     console.log(
       `bulk verify of 10,000 packs   HTTP median ${pct(bulkTimes, 0.5).toFixed(1)} ms, in process ${inProcess.bulkInProcessMs.toFixed(1)} ms (10,000 raw LMDB gets ${inProcess.bulkRawGetsMs.toFixed(1)} ms, ratio ${(inProcess.bulkInProcessMs / inProcess.bulkRawGetsMs).toFixed(2)})   target <= 20 ms`,

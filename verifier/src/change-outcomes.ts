@@ -45,18 +45,26 @@ export const kept = (e: PendingEvent, outcome: ChangeOutcome): KeptOutcome => ({
   request: requestOf(e, e.op),
 });
 
-export function txIdReused(txId: string, q: PackQuery): ChangeOutcome {
+export function txIdReused(txId: string, q: PackQuery, op: ChangeRequest['op']): ChangeOutcome {
   return {
     txId,
-    productCode: q.productCode,
-    serial: q.serial,
+    operation: op,
+    ...q,
     outcome: 'refused',
     code: 'TX_ID_REUSED',
     detail: `transaction id ${txId} was used by this client for another request`,
   };
 }
 
-export const base = (e: PendingEvent) => ({ txId: e.txId, productCode: e.productCode, serial: e.serial });
+/** What every answer repeats of its request, so that a signed answer covers it (routes/pharmacy.ts). */
+export const base = (e: PendingEvent) => ({
+  txId: e.txId,
+  operation: e.op,
+  productCode: e.productCode,
+  serial: e.serial,
+  batch: e.batch,
+  expiry: e.expiry,
+});
 
 export function pendingOutcome(e: PendingEvent, op: ChangeRequest['op']): ChangeOutcome {
   return {

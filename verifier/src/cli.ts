@@ -48,6 +48,7 @@ export function createCli(): Command {
         hubDeadlineMs: c.hubDeadlineMs,
         feedPageSize: c.feedPageSize,
         ...(c.evidenceLogKey ? { evidenceLogKey: c.evidenceLogKey } : {}),
+        alertWindowMs: c.alertWindowMs,
         logger,
       });
       logger.info({ url: node.url, market: c.market, nodeId: c.nodeId }, 'verifier listening');

@@ -22,6 +22,13 @@ export const DEFAULT_FEED_WAIT_MS = 20_000;
  */
 export const DEFAULT_HUB_DEADLINE_MS = 2000;
 
+/**
+ * The window in which a client's alerts are bounded (docs/domain.md §5, "Alert floods"): the
+ * first few of each (client, product, alert code) go one by one, the rest are counted in one
+ * aggregated alert sent when the window ends. Longer windows send fewer alerts, later.
+ */
+export const DEFAULT_ALERT_WINDOW_MS = 60_000;
+
 const port = z.coerce.number().int().min(0).max(65535);
 
 /** A verifier node's configuration: file (`PACKTRUST_VERIFIER_CONFIG`), `PACKTRUST_VERIFIER_*`, flags. */
@@ -53,6 +60,8 @@ const verifierConfigSchema = z.object({
   feedWaitMs: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_FEED_WAIT_MS),
   /** Deadline of every call to the hub (DEFAULT_HUB_DEADLINE_MS says what it covers). */
   hubDeadlineMs: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_HUB_DEADLINE_MS),
+  /** The window of a client's alert bounds, ms (DEFAULT_ALERT_WINDOW_MS says what it does). */
+  alertWindowMs: z.coerce.number().int().min(1000).max(3_600_000).default(DEFAULT_ALERT_WINDOW_MS),
   /** Feed records per request (and per transaction); pack records hold up to 10,000 packs each. */
   feedPageSize: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_FEED_PAGE_SIZE),
 });

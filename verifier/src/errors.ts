@@ -42,6 +42,34 @@ export const DataMatrixInvalid = defineError(
   400,
   'The Data Matrix content is not a valid pack identifier',
 );
+/**
+ * The fields of a pack identifier break a GS1 rule the Data Matrix path checks too (check digit,
+ * character set 82, YYMMDD date): no pack can carry it, so it is the caller's mistake, not an
+ * unknown pack, and raises no alert (common/src/gs1.ts `validateIdentifier`).
+ */
+export const IdentifierInvalid = defineError(
+  'NODE_IDENTIFIER_INVALID',
+  400,
+  'The pack identifier is not a valid GS1 unique identifier',
+);
+/** `dataMatrix` and a field beside it name different packs (fields equal to the Data Matrix's are taken). */
+export const IdentifierConflict = defineError(
+  'NODE_IDENTIFIER_CONFLICT',
+  400,
+  'The request names a pack twice, differently',
+);
+/**
+ * `Accept-Signature` asks for what the node cannot sign: not one RFC 8941 dictionary member, a
+ * component or parameter outside its policy (verifier/src/signed-answers.ts). Refused before the
+ * request is acted on.
+ */
+export const AcceptSignatureInvalid = defineError(
+  'NODE_ACCEPT_SIGNATURE_INVALID',
+  400,
+  'The node cannot make the signature Accept-Signature asks for',
+);
+/** `GET /v1/transactions/{txId}`: this node answered the caller no request with this transaction id. */
+export const TxUnknown = defineError('NODE_TX_UNKNOWN', 404, 'No state change of this client has this transaction id');
 /** `/v1/packs/{op}` names no pack operation (verify has its own route). */
 export const OperationUnknown = defineError('NODE_OPERATION_UNKNOWN', 404, 'Unknown pack operation');
 /** `GET /v1/evidence/checkpoint` before the node witnessed one, or on a node without the log key. */
@@ -95,6 +123,16 @@ export class HubRefused extends Error {
     message: string,
   ) {
     super(message);
+  }
+
+  /**
+   * Whether the refusal is of the request itself, so that sending it again gets the same answer:
+   * every 4xx but 401 (the node's own certificate or signature: the node stops when the hub refuses
+   * its certificate, see `certificateRefused`), 408 (the hub timed out reading it) and 429 (the hub
+   * asks it to wait). A final refusal is the change's answer, or a dead letter (outbox.ts).
+   */
+  get final(): boolean {
+    return this.status !== 401 && this.status !== 408 && this.status !== 429;
   }
 
   /** Whether the hub refuses the node's certificate (revoked, expired, not issued by its CA). */

@@ -27,8 +27,9 @@ export interface OutboxDrainOptions<V> {
  * removed only after `deliver` resolved for it; a failure to reach the hub ends the round and the
  * next tick (or `drain()` call) tries again. One round at a time.
  *
- * A refusal (a 4xx answer other than 401, which concerns the node's own credentials) is final:
- * trying again gets the same answer, so it must never block what follows. The page is then sent
+ * A final refusal (a 4xx answer other than 401, which concerns the node's own credentials, 408 and
+ * 429, which ask it to try later; `HubRefused.final`) gets the same answer however often it is
+ * sent, so it must never block what follows. The page is then sent
  * one entry at a time, and each entry the hub refuses is moved to the dead letters, logged as an
  * error and counted in `/health` and `/metrics`, with its final answer recorded by `onRefused`.
  */
@@ -36,6 +37,8 @@ export class OutboxDrain<V> {
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
   private readonly dead: Database<DeadLetter<V>, string>;
+  /** Dead letters by the hub's code, counted once at start and then as entries are set aside. */
+  private readonly deadByCode = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -45,6 +48,7 @@ export class OutboxDrain<V> {
     private readonly options: OutboxDrainOptions<V>,
   ) {
     this.dead = store.db(options.deadLetters);
+    for (const { value } of this.dead.getRange()) this.count(value.code);
   }
 
   /** Drains every DRAIN_INTERVAL_MS from now on, until `stop()`. */
@@ -60,6 +64,15 @@ export class OutboxDrain<V> {
   /** Entries the hub refused for good. */
   deadLetters(): number {
     return this.dead.getCount();
+  }
+
+  /** The same, by the code of the hub's refusal (for monitoring: what kind of refusal piles up). */
+  deadLettersByCode(): ReadonlyMap<string, number> {
+    return this.deadByCode;
+  }
+
+  private count(code: string): void {
+    this.deadByCode.set(code, (this.deadByCode.get(code) ?? 0) + 1);
   }
 
   async drain(): Promise<void> {
@@ -104,6 +117,7 @@ export class OutboxDrain<V> {
         });
         this.options.onRefused?.(entry, err);
       });
+      this.count(err.hubCode);
     }
   }
 
@@ -114,7 +128,7 @@ export class OutboxDrain<V> {
   }
 }
 
-/** A refusal of the entry itself; a 401 is about the node's certificate or signature, not the entry. */
+/** A refusal of the entry itself (HubRefused.final): not 401, 408 or 429, which say nothing of the entry. */
 function isFinal(err: unknown): err is HubRefused {
-  return err instanceof HubRefused && err.status !== 401;
+  return err instanceof HubRefused && err.final;
 }

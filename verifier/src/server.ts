@@ -1,4 +1,4 @@
-import { createHttpServer, type HttpServer, type TlsOptions } from '../../common/src/http.ts';
+import { createHttpServer, type HttpServer } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import type { AlertOutbox } from './alerts.ts';
 import type { LogWitness } from './log-witness.ts';
@@ -6,6 +6,7 @@ import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
 import { monitoringRoutes } from './routes/monitoring.ts';
 import { pharmacyRoutes } from './routes/pharmacy.ts';
+import { AnswerSigner } from './signed-answers.ts';
 import type { StateChanges } from './state-changes.ts';
 import type { TokenValidator } from './token-validator.ts';
 
@@ -19,7 +20,9 @@ export interface VerifierServerOptions {
   stateChanges: StateChanges;
   /** The witness of the hub's evidence log, when the node has its key. */
   witness?: LogWitness | undefined;
-  tls?: TlsOptions;
+  /** The node's certificate (leaf first, chain after) and key: TLS, and the pharmacies' signed answers. */
+  certPem: string;
+  keyPem: string;
   logger: Logger;
 }
 
@@ -32,9 +35,9 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
   const app = createHttpServer({
     logger: options.logger,
     bodyLimit: 4 * 1024 * 1024,
-    ...(options.tls ? { tls: options.tls } : {}),
+    tls: { key: options.keyPem, cert: options.certPem },
   });
-  app.register(pharmacyRoutes, options);
+  app.register(pharmacyRoutes, { ...options, answers: new AnswerSigner(options.certPem, options.keyPem) });
   app.register(monitoringRoutes, options);
   return app;
 }

@@ -3,7 +3,12 @@ import { listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
-import { DEFAULT_FEED_PAGE_SIZE, DEFAULT_FEED_WAIT_MS, DEFAULT_HUB_DEADLINE_MS } from './config.ts';
+import {
+  DEFAULT_ALERT_WINDOW_MS,
+  DEFAULT_FEED_PAGE_SIZE,
+  DEFAULT_FEED_WAIT_MS,
+  DEFAULT_HUB_DEADLINE_MS,
+} from './config.ts';
 import { HubClient } from './hub-client.ts';
 import { LogWitness } from './log-witness.ts';
 import { Replica } from './replica.ts';
@@ -31,6 +36,7 @@ export interface VerifierNodeOptions {
   hubDeadlineMs?: number;
   /** The hub's evidence log key (config `evidenceLogKey`): the node witnesses the log with it. */
   evidenceLogKey?: string;
+  alertWindowMs?: number;
   logger: Logger;
 }
 
@@ -74,7 +80,12 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     signingKeys: () => replica.signingKeys(),
     isDisabled: (clientId) => replica.isDisabled(clientId),
   });
-  const alerts = new AlertOutbox(local, hub, o.logger, { market: o.market, nodeId: o.nodeId });
+  const alerts = new AlertOutbox(local, hub, o.logger, {
+    market: o.market,
+    nodeId: o.nodeId,
+    ownerOf: (productCode) => replica.product(productCode)?.owner,
+    limits: { windowMs: o.alertWindowMs ?? DEFAULT_ALERT_WINDOW_MS },
+  });
   const stateChanges = new StateChanges(local, replica, hub, alerts, o.logger);
   replicator.start();
   witness?.start();
@@ -95,7 +106,8 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     alerts,
     stateChanges,
     witness,
-    tls: { key: o.keyPem, cert: o.certPem },
+    certPem: o.certPem,
+    keyPem: o.keyPem,
     logger: o.logger,
   });
   const url = await listen(app, o.host, o.port);

@@ -72,6 +72,19 @@ export class StateChanges {
     return this.drain.deadLetters();
   }
 
+  /** The dead letters by the code of the hub's refusal. */
+  deadLettersByCode(): ReadonlyMap<string, number> {
+    return this.drain.deadLettersByCode();
+  }
+
+  /**
+   * The answer to the client's request `txId`: decided (accepted or refused, by the hub or here),
+   * or pending while it waits in the outbox; undefined when this node answered no such request.
+   */
+  answer(clientId: string, txId: string): ChangeOutcome | undefined {
+    return this.results.get(resultKey({ clientId, txId }))?.outcome;
+  }
+
   /** The change waiting for the hub for this pack at this node, if any. */
   pendingFor(productCode: string, serial: string): ChangeRequest['op'] | undefined {
     return this.pendingPacks.of(productCode, serial)?.op;
@@ -92,7 +105,7 @@ export class StateChanges {
     const key = `${caller.clientId}|${txId}`;
     const earlier = this.results.get(key);
     // A transaction id answers one request: never with another pack's answer (docs/domain.md §6).
-    if (earlier) return earlier.request === requestOf(q, op) ? earlier.outcome : txIdReused(txId, q);
+    if (earlier) return earlier.request === requestOf(q, op) ? earlier.outcome : txIdReused(txId, q, op);
     const event: PendingEvent = {
       txId,
       clientId: caller.clientId,
@@ -105,7 +118,6 @@ export class StateChanges {
       token: caller.token,
     };
     const waiting = this.pendingPacks.of(q.productCode, q.serial);
-    if (waiting?.key === key) return pendingOutcome(event, waiting.op);
     const v = verifyPack(q, this.replica, today);
     if (v.alert) {
       const alert = await this.alerts.raise(v.alert, v.returnCode, v.detail, q, caller);
@@ -143,8 +155,12 @@ export class StateChanges {
       const [decided] = await this.hub.sendEvents([hubEvent(event)]);
       return this.remember(key, await this.outcomeOf(event, decided!), op);
     } catch (err) {
-      if (err instanceof HubRefused && err.status !== 401) return this.remember(key, refusedByHub(event, err), op);
-      if (!(err instanceof HubUnavailable)) throw err;
+      if (err instanceof HubRefused) {
+        if (err.final) return this.remember(key, refusedByHub(event, err), op);
+        // Refused for the node's certificate: the route answers as every later call.
+        if (err.certificateRefused) throw err;
+      } else if (!(err instanceof HubUnavailable)) throw err;
+      // Unreachable, or asked to wait (408, 429), or the node's signature refused: the outbox retries.
       return this.keepForLater(event, key, err);
     }
   }
@@ -162,13 +178,18 @@ export class StateChanges {
     return this.drain.drain();
   }
 
-  /** Keeps the change in the outbox and marks its pack pending here, in one durable write. */
+  /**
+   * Keeps the change in the outbox and marks its pack pending here, in one durable write; until
+   * the hub decides, `pending` is the request's answer (also by its transaction id, `answer`).
+   */
   private async keepForLater(event: PendingEvent, key: string, err: Error): Promise<ChangeOutcome> {
     const marker = { key, op: event.op };
     let other: PendingPack | undefined;
     await this.store.transaction(() => {
       other = this.pendingPacks.markUnlessMarked(event.productCode, event.serial, marker);
-      if (!other) this.outbox.putSync(`${String(event.at).padStart(15, '0')}|${key}`, event);
+      if (other) return;
+      this.outbox.putSync(`${String(event.at).padStart(15, '0')}|${key}`, event);
+      this.results.putSync(key, kept(event, pendingOutcome(event, event.op)));
     });
     if (other && other.key !== key) return changePending(event, other.op);
     this.pendingPacks.marked(event.productCode, event.serial, marker);

@@ -76,8 +76,8 @@ describe('the hub down longer than a token lives', () => {
       status: 202,
       json: {
         txId: 'out-1',
-        productCode: CODE,
-        serial: serials[0],
+        operation: 'supply',
+        ...pack(serials[0]!),
         outcome: 'pending',
         code: 'PENDING',
         detail: 'the hub is unreachable; the supply is stored and will be sent',
@@ -87,8 +87,8 @@ describe('the hub down longer than a token lives', () => {
     expect((await call('/v1/packs/verify', b, pack(serials[0]!))).json).toEqual({
       returnCode: 'PENDING',
       detail: "a supply of this pack at this node is waiting for the hub's decision",
-      productCode: CODE,
-      serial: serials[0],
+      operation: 'verify',
+      ...pack(serials[0]!),
       state: 'ACTIVE',
     });
     expect((await call('/v1/packs/supply', b, { txId: 'out-2', ...pack(serials[0]!) })).json).toMatchObject({
@@ -144,8 +144,8 @@ describe('the hub down longer than a token lives', () => {
     // A transaction id answers its own request only, never another pack's.
     expect((await call('/v1/packs/supply', fresh, { txId: 'out-1', ...pack(serials[2]!) })).json).toEqual({
       txId: 'out-1',
-      productCode: CODE,
-      serial: serials[2],
+      operation: 'supply',
+      ...pack(serials[2]!),
       outcome: 'refused',
       code: 'TX_ID_REUSED',
       detail: 'transaction id out-1 was used by this client for another request',

@@ -1,6 +1,8 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:tls';
 import { importJWK, SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -191,6 +193,54 @@ describe('verifier node pharmacy API', () => {
       detail: 'the token has expired',
     });
   });
+
+  it('refuses a request without a valid token before reading its body', async () => {
+    // A body of 3 MiB (under the 4 MiB limit) of which only the first KiB is sent: the answer
+    // must come while the client is still sending, not after the whole body was read and parsed.
+    const { hostname, port } = new URL(nodeUrl);
+    for (const authorization of [undefined, 'Bearer not-a-token']) {
+      const socket = connect({ host: hostname, port: Number(port), ca: hub.t.ca.chainPem(), servername: 'localhost' });
+      await once(socket, 'secureConnect');
+      socket.write(
+        [
+          'POST /v1/packs/verify-bulk HTTP/1.1',
+          `host: ${hostname}:${port}`,
+          'content-type: application/json',
+          `content-length: ${3 * 1024 * 1024}`,
+          ...(authorization ? [`authorization: ${authorization}`] : []),
+          '',
+          `{"packs":[${' '.repeat(1024)}`,
+        ].join('\r\n'),
+      );
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString();
+      });
+      // The answer's end (the problem document closes the body) while 3 MiB are still unsent.
+      while (!answer.includes('}')) await once(socket, 'data');
+      socket.destroy();
+      const [head, body] = answer.split('\r\n\r\n') as [string, string];
+      expect(head).toMatch(/^HTTP\/1\.1 401 /);
+      expect(head.toLowerCase()).toContain('content-type: application/problem+json; charset=utf-8');
+      expect(JSON.parse(body)).toEqual(
+        authorization
+          ? {
+              type: 'https://packtrust.dev/problems/node-token-invalid',
+              title: 'The access token is not valid for this verifier',
+              status: 401,
+              detail: expect.any(String),
+              code: 'NODE_TOKEN_INVALID',
+            }
+          : {
+              type: 'https://packtrust.dev/problems/unauthenticated',
+              title: 'Authentication required',
+              status: 401,
+              detail: 'Send "Authorization: Bearer <access token>" from the packtrust OAuth provider',
+              code: 'UNAUTHENTICATED',
+            },
+      );
+    }
+  }, 20_000);
 
   it('reports health and Prometheus metrics', async () => {
     const health = (await (await request(`${nodeUrl}/health`, { dispatcher })).body.json()) as Record<string, unknown>;

@@ -5,6 +5,7 @@ import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
 import { BadRequest, WrongMarket } from '../errors.ts';
 import type { HubStore, StoredAlert } from '../hub-store.ts';
 import { hubContract } from '../master-data.ts';
+import { RateLimiter } from '../oauth/rate-limit.ts';
 import { applyPackEvent, type ForwardedEvent, type PackEvent, type PackEventResult } from '../pack-events.ts';
 import type { SignedWrite } from '../signed-write.ts';
 import { identifyCallers } from './caller.ts';
@@ -19,6 +20,14 @@ interface NodeRoutesOptions {
   actors: Pick<ActorProof, 'prove'>;
 }
 
+/**
+ * Alerts kept per proven client (docs/domain.md §5, "Alert floods"): a burst of 1,000, then 10 a
+ * second. A node that keeps the rule sends at most a few hundred records per client a minute
+ * (single alerts, then aggregated ones); one that does not, or many nodes together, cannot fill
+ * the owners' alert lists with one client's scans. In memory, per gateway process.
+ */
+const ALERTS_PER_CLIENT = { ratePerSecond: 10, burst: 1000 };
+
 const parseEvents = hubContract.jsonBodyParser<{ events: ForwardedEvent[] }>('postPackEvents', BadRequest);
 const parseAlerts = hubContract.jsonBodyParser<{ alerts: ForwardedAlert[] }>('postAlerts', BadRequest);
 
@@ -31,6 +40,7 @@ const parseAlerts = hubContract.jsonBodyParser<{ alerts: ForwardedAlert[] }>('po
 export async function nodeRoutes(app: FastifyInstance, o: NodeRoutesOptions): Promise<void> {
   const { store, signedWrite, actors } = o;
   identifyCallers(app, o.identifier, ['verifier-node']);
+  const alertBound = new RateLimiter(ALERTS_PER_CLIENT.ratePerSecond, ALERTS_PER_CLIENT.burst);
 
   /** A node acts only for its market: a product the hub knows must be sold there (an unknown one is decided as unknown). */
   const soldInNodeMarket = (node: ClientIdentity, productCode: string): void => {
@@ -75,11 +85,12 @@ export async function nodeRoutes(app: FastifyInstance, o: NodeRoutesOptions): Pr
 
   app.post(
     '/v1/alerts',
-    signedWrite(async (node, body) => {
+    signedWrite(async (node, body, request) => {
       const { alerts } = parseAlerts(body);
       const receivedAt = new Date().toISOString();
       const now = Date.now();
       const accepted: StoredAlert[] = [];
+      const limited = new Map<string, number>();
       for (const { token, ...a } of alerts) {
         if (a.market !== node.market)
           throw new WrongMarket(`This node serves ${node.market}; alert ${a.id} is for ${a.market}`);
@@ -87,6 +98,10 @@ export async function nodeRoutes(app: FastifyInstance, o: NodeRoutesOptions): Pr
         const raisedAt = Date.parse(a.raisedAt);
         const { actor, refusal } = await actors.prove(token, node, raisedAt, now);
         if (refusal) continue;
+        if (!alertBound.take(actor.clientId, now)) {
+          limited.set(actor.clientId, (limited.get(actor.clientId) ?? 0) + 1);
+          continue;
+        }
         const owner = store.product(a.pack.productCode)?.owner;
         const raisedBy = { clientId: actor.clientId, org: actor.org, location: actor.location, role: actor.role };
         // The time as the hub read it, not the node's spelling of it.
@@ -98,12 +113,23 @@ export async function nodeRoutes(app: FastifyInstance, o: NodeRoutesOptions): Pr
           ...(owner ? { owner } : {}),
         });
       }
+      if (limited.size > 0)
+        request.log.warn(
+          { node: node.serial, limited: Object.fromEntries(limited) },
+          'alerts past their client bound not kept',
+        );
+      const notLimited = alerts.length - [...limited.values()].reduce((n, c) => n + c, 0);
       return {
         status: 200,
         apply() {
           let stored = 0;
           for (const a of accepted) if (store.addAlert(a)) stored++;
-          return { stored, duplicates: accepted.length - stored, refused: alerts.length - accepted.length };
+          return {
+            stored,
+            duplicates: accepted.length - stored,
+            refused: notLimited - accepted.length,
+            limited: alerts.length - notLimited,
+          };
         },
       };
     }),

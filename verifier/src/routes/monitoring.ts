@@ -21,11 +21,14 @@ export interface MonitoringRoutesOptions {
   alerts: AlertOutbox;
   stateChanges: StateChanges;
   witness?: LogWitness | undefined;
+  /** The node's certificate chain (PEM, leaf first): what pharmacies check signed answers with. */
+  certPem: string;
 }
 
 /**
  * What operators and their monitoring read, without a token: `/health` (openapi/verifier.yaml
- * `Health`) and the same figures as Prometheus metrics on `/metrics`.
+ * `Health`) and the same figures as Prometheus metrics on `/metrics`; and the node's certificate
+ * chain (`/v1/node/certificate`), public as its TLS handshake, for checking signed answers later.
  */
 export async function monitoringRoutes(app: HttpServer, options: MonitoringRoutesOptions): Promise<void> {
   const health = (): Health => {
@@ -55,13 +58,21 @@ export async function monitoringRoutes(app: HttpServer, options: MonitoringRoute
     if (!note) throw new EvidenceNotWitnessed('This node has witnessed no checkpoint of the hub evidence log');
     return reply.type('text/plain; charset=utf-8').send(note);
   });
-  app.get('/metrics', async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4').send(prometheusText(health(), options)),
+  app.get('/v1/node/certificate', async (_req, reply) =>
+    reply.type('application/pem-certificate-chain').send(options.certPem),
   );
+  app.get('/metrics', async (_req, reply) => {
+    const deadLetters = { event: options.stateChanges.deadLettersByCode(), alert: options.alerts.deadLettersByCode() };
+    return reply.type('text/plain; version=0.0.4').send(prometheusText(health(), deadLetters, options));
+  });
 }
 
 /** The health figures in the Prometheus text format (all gauges), with the process's memory. */
-function prometheusText(h: Health, options: Pick<MonitoringRoutesOptions, 'witness'>): string {
+function prometheusText(
+  h: Health,
+  deadLetters: Record<'event' | 'alert', ReadonlyMap<string, number>>,
+  options: Pick<MonitoringRoutesOptions, 'witness'>,
+): string {
   const node = `{market="${h.market}",node="${h.nodeId}"}`;
   const gauge = (name: string, help: string, value: number, labels = node) =>
     `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name}${labels} ${value}\n`;
@@ -93,7 +104,27 @@ function prometheusText(h: Health, options: Pick<MonitoringRoutesOptions, 'witne
       'Hub evidence checkpoints refused since the start: a bad signature, or a log that shrank or forked (see the log).',
       options.witness?.status.failures ?? 0,
     ),
+    ...byCode(h, deadLetters),
     gauge('process_resident_memory_bytes', 'Resident memory of the node process.', memory.rss, ''),
     gauge('nodejs_heap_used_bytes', 'V8 heap in use.', memory.heapUsed, ''),
   ].join('');
+}
+
+/**
+ * `packtrust_dead_letters_by_code`: the dead letters by kind (`event`, `alert`) and the code of
+ * the hub's refusal, one sample per code seen (the hub's codes, a bounded set).
+ */
+function byCode(h: Health, deadLetters: Record<'event' | 'alert', ReadonlyMap<string, number>>): string[] {
+  const name = 'packtrust_dead_letters_by_code';
+  const samples: string[] = [];
+  for (const [kind, codes] of Object.entries(deadLetters)) {
+    for (const [code, n] of codes)
+      samples.push(
+        `${name}{market="${h.market}",node="${h.nodeId}",kind="${kind}",code="${code.replace(/["\\\n]/g, '_')}"} ${n}\n`,
+      );
+  }
+  return [
+    `# HELP ${name} Dead letters by kind and by the code of the hub's refusal.\n# TYPE ${name} gauge\n`,
+    ...samples,
+  ];
 }

@@ -1,15 +1,15 @@
 import { setImmediate } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { BadRequest } from '../../../common/src/errors.ts';
-import { Gs1Error, parseElementString } from '../../../common/src/gs1.ts';
 import type { HttpServer } from '../../../common/src/http.ts';
 import { OpenApiContract } from '../../../common/src/openapi.ts';
 import { isOperation, type Operation } from '../../../common/src/pack-rules.ts';
 import type { components } from '../../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from '../alerts.ts';
-import { certificateRevoked, DataMatrixInvalid, HubRefused, NotServing, OperationUnknown } from '../errors.ts';
+import { certificateRevoked, HubRefused, NotServing, OperationUnknown, TxUnknown } from '../errors.ts';
 import type { Replica } from '../replica.ts';
 import type { Replicator } from '../replication.ts';
+import { eachPack, packOf } from '../requests.ts';
+import type { AnswerSigner, SignatureRequest } from '../signed-answers.ts';
 import type { StateChanges } from '../state-changes.ts';
 import type { Caller, TokenValidator } from '../token-validator.ts';
 import { type AlertCode, memoised, type PackQuery, type ReturnCode, verifyPack } from '../verification.ts';
@@ -22,6 +22,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The pharmacy calling a verifier node, from its access token (verifier/src/routes/pharmacy.ts). */
     caller: Caller;
+    /** The signature the caller asked for with `Accept-Signature`, checked (signed-answers.ts). */
+    signatureRequest: SignatureRequest | undefined;
   }
 }
 
@@ -36,16 +38,18 @@ export interface PharmacyRoutesOptions {
   validator: TokenValidator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
+  /** Signs the answers of callers that send `Accept-Signature`. */
+  answers: AnswerSigner;
 }
 
 /**
  * What pharmacies, hospitals and wholesalers call (openapi/verifier.yaml): verify, single and
- * bulk, and the state changes. A `preHandler` hook works out who calls, once per request: after
- * the contract has validated the request, as the handlers did before it was a hook, so a request
- * that is both malformed and unauthenticated gets the same answer as ever.
+ * bulk, and the state changes. An `onRequest` hook works out who calls, once per request, from
+ * the headers alone: a request without a valid token is refused before its body (up to 4 MiB) is
+ * read and parsed, so anyone who can reach the node costs it no more than a token check.
  */
 export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOptions): Promise<void> {
-  const { replica, replicator, validator, alerts, stateChanges } = options;
+  const { replica, replicator, validator, alerts, stateChanges, answers } = options;
   let today = '';
   let todayAt = 0;
   const currentDate = () => {
@@ -58,11 +62,36 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
   };
 
   app.decorateRequest('caller', null as unknown as Caller);
-  app.addHook('preHandler', async (request) => {
+  app.decorateRequest('signatureRequest', undefined);
+  app.addHook('onRequest', async (request) => {
     request.caller = await validator.validate(request.headers.authorization);
     const refusal = replicator.certificateRefusal;
     if (refusal) throw certificateRevoked(refusal);
     if (!replicator.serving) throw new NotServing(`replica state: ${replicator.status.state}`);
+    const accept = request.headers['accept-signature'];
+    if (accept !== undefined) request.signatureRequest = answers.requested([accept].flat().join(', '));
+  });
+  // An authenticated caller that asked gets its answer signed, whatever it is (a problem too).
+  app.addHook('onSend', async (request, reply, payload) => {
+    const wanted = request.signatureRequest;
+    if (!wanted) return payload;
+    const body = Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : '');
+    const message = {
+      method: request.method,
+      targetUri: `https://${request.headers.host ?? 'localhost'}${request.url}`,
+      headers: request.headers as Record<string, string | string[] | undefined>,
+    };
+    const contentType = reply.getHeader('content-type');
+    reply.headers(
+      answers.sign(
+        message,
+        reply.statusCode,
+        { 'content-type': contentType === undefined ? undefined : String(contentType) },
+        body,
+        wanted,
+      ),
+    );
+    return body;
   });
   /** A change that meets the hub's refusal of this node's certificate is answered as every later call. */
   const errorHandler = (err: Error, request: FastifyRequest, reply: FastifyReply) =>
@@ -73,21 +102,21 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     );
 
   /** Verifies packs and raises their alerts in one durable write. */
-  const verifyAll = async (bodies: VerifyRequest[], caller: Caller): Promise<VerifyResult[]> => {
+  const verifyAll = async (queries: PackQuery[], caller: Caller): Promise<VerifyResult[]> => {
     const today = currentDate();
     const raised: { index: number; code: AlertCode; returnCode: ReturnCode; detail: string; pack: PackQuery }[] = [];
-    const view = bodies.length > 1 ? memoised(replica) : replica;
-    const results: VerifyResult[] = new Array(bodies.length);
-    for (let index = 0; index < bodies.length; index++) {
+    const view = queries.length > 1 ? memoised(replica) : replica;
+    const results: VerifyResult[] = new Array(queries.length);
+    for (let index = 0; index < queries.length; index++) {
       // A bulk of 10,000 packs reads for tens of milliseconds; let single scans in between.
       if (index > 0 && index % BULK_SLICE === 0) await setImmediate();
-      const q = toQuery(bodies[index]!);
+      const q = queries[index]!;
       const v = verifyPack(q, view, today);
       const result: VerifyResult = {
         returnCode: v.returnCode,
         detail: v.detail,
-        productCode: q.productCode,
-        serial: q.serial,
+        operation: 'verify',
+        ...q,
       };
       // A change of this pack waits for the hub here: until it decides, the pack is not ACTIVE here.
       const waiting = v.alert ? undefined : stateChanges.pendingFor(q.productCode, q.serial);
@@ -112,7 +141,7 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     '/v1/packs/verify',
     { schema: contract.routeSchema('verifyPack') },
     async (request) => {
-      const [result] = await verifyAll([request.body], request.caller);
+      const [result] = await verifyAll([packOf(request.body)], request.caller);
       return result;
     },
   );
@@ -120,7 +149,7 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
   app.post<{ Body: { packs: VerifyRequest[] } }>(
     '/v1/packs/verify-bulk',
     { schema: contract.routeSchema('verifyPacks') },
-    async (request) => ({ results: await verifyAll(request.body.packs, request.caller) }),
+    async (request) => ({ results: await verifyAll(eachPack(request.body.packs, packOf), request.caller) }),
   );
 
   app.post<{ Params: { op: string }; Body: ChangeBody }>(
@@ -129,7 +158,16 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     async (request, reply) => {
       const op = operationOf(request.params.op);
       const { txId } = request.body;
-      const outcome = await stateChanges.change(op, txId, toQuery(request.body), request.caller, currentDate());
+      const outcome = await stateChanges.change(op, txId, packOf(request.body), request.caller, currentDate());
+      return reply.code(outcome.outcome === 'pending' ? 202 : 200).send(outcome);
+    },
+  );
+  app.get<{ Params: { txId: string } }>(
+    '/v1/transactions/:txId',
+    { schema: contract.routeSchema('getTransaction') },
+    async (request, reply) => {
+      const outcome = stateChanges.answer(request.caller.clientId, request.params.txId);
+      if (!outcome) throw new TxUnknown(`This client made no state change with transaction id ${request.params.txId}`);
       return reply.code(outcome.outcome === 'pending' ? 202 : 200).send(outcome);
     },
   );
@@ -138,13 +176,13 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     { schema: contract.routeSchema('changePacks'), errorHandler },
     async (request) => {
       const op = operationOf(request.params.op);
+      const packs = eachPack(request.body.packs, (p) => ({ txId: p.txId, q: packOf(p) }));
       // One time for the whole request: the token was valid when it was asked, however long the
       // packs take, and the hub checks each event's time against that token.
       const at = Date.now();
       const today = currentDate();
       const results = [];
-      for (const p of request.body.packs)
-        results.push(await stateChanges.change(op, p.txId, toQuery(p), request.caller, today, at));
+      for (const p of packs) results.push(await stateChanges.change(op, p.txId, p.q, request.caller, today, at));
       return { results };
     },
   );
@@ -157,22 +195,4 @@ function operationOf(name: string): Operation {
     );
   }
   return name;
-}
-
-/** A verify request as a pack identifier: the four fields, or the Data Matrix content parsed. */
-function toQuery(body: VerifyRequest): PackQuery {
-  if (body.dataMatrix !== undefined) {
-    try {
-      const id = parseElementString(body.dataMatrix);
-      return { productCode: id.productCode, serial: id.serial, batch: id.batch, expiry: id.expiry };
-    } catch (err) {
-      if (err instanceof Gs1Error) throw new DataMatrixInvalid(err.message);
-      throw err;
-    }
-  }
-  const { productCode, serial, batch, expiry } = body;
-  if (!productCode || !serial || !batch || !expiry) {
-    throw new BadRequest('Give productCode, serial, batch and expiry, or dataMatrix');
-  }
-  return { productCode, serial, batch, expiry };
 }
