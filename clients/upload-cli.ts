@@ -12,6 +12,7 @@ interface Globals {
   key: string;
   ca: string;
   receipts: string;
+  evidenceKey?: string;
 }
 
 /** `packtrust-upload`: a manufacturer's uploads to the hub, signed, with the receipts kept. */
@@ -23,6 +24,11 @@ export function createCli(): Command {
     .requiredOption('--key <file>', 'your private key (PEM)', process.env.PACKTRUST_UPLOAD_KEY)
     .requiredOption('--ca <file>', 'the packtrust CA chain (PEM)', process.env.PACKTRUST_UPLOAD_CA)
     .option('--receipts <dir>', 'where signed receipts are kept', './receipts')
+    .option(
+      '--evidence-key <key>',
+      "the hub's evidence log key as the operator published it: each receipt's checkpoint and inclusion proof are checked too",
+      process.env.PACKTRUST_EVIDENCE_KEY,
+    )
     .showHelpAfterError();
 
   const withClient = async (fn: (client: UploadClient) => Promise<UploadResponse>) => {
@@ -39,6 +45,7 @@ export function createCli(): Command {
       certPem: read(g.cert, 'certificate'),
       keyPem: read(g.key, 'key'),
       caPem: read(g.ca, 'CA chain'),
+      ...(g.evidenceKey ? { evidenceKey: g.evidenceKey } : {}),
     });
     try {
       const res = await fn(client);

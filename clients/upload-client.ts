@@ -7,6 +7,7 @@ import {
   parseSignatures,
   verifySignature,
 } from '../common/src/http-signatures/index.ts';
+import { checkReceiptEvidence, decodeReceiptEvidence, EVIDENCE_HEADER } from '../common/src/receipt-evidence.ts';
 import { keyidOf, RequestSigner } from '../common/src/signed-request.ts';
 
 export interface UploadClientOptions {
@@ -17,6 +18,11 @@ export interface UploadClientOptions {
   keyPem: string;
   /** Trust anchors for the hub's TLS certificate (the packtrust CA chain). */
   caPem: string;
+  /**
+   * The hub's evidence log key as its operator published it (`<origin>+<key hash>+<key>`): with
+   * it every receipt's `Packtrust-Evidence` is checked too (signed checkpoint, inclusion proof).
+   */
+  evidenceKey?: string;
 }
 
 export interface UploadResponse {
@@ -101,6 +107,11 @@ export class UploadClient {
     const alg = algorithmForKey(hub.publicKey);
     if (!alg) throw new Error('Unsupported hub key');
     verifySignature(response, sig, hub.publicKey, alg);
+    if (this.options.evidenceKey) {
+      const header = res.headers[EVIDENCE_HEADER];
+      if (typeof header !== 'string') throw new Error('The receipt carries no evidence (Packtrust-Evidence)');
+      checkReceiptEvidence(decodeReceiptEvidence(header), this.options.evidenceKey);
+    }
     const flat = (h: Record<string, string | string[] | undefined>) =>
       Object.fromEntries(
         Object.entries(h)

@@ -228,10 +228,15 @@ def read_evidence(path):
         raise Unreadable(f"cannot read the receipt {path}: {e}") from None
     evidence = receipt.get("evidence") if isinstance(receipt, dict) else None
     headers = (receipt.get("response") or {}).get("headers") if isinstance(receipt, dict) else None
-    if evidence is None and isinstance(headers, dict) and isinstance(headers.get("packtrust-evidence"), str):
-        value = headers["packtrust-evidence"]
+    header = headers.get("packtrust-evidence") if isinstance(headers, dict) else None
+    if header is not None:
+        # What the hub sent is what counts: a file with both could make two tools check two leaves.
+        if evidence is not None:
+            raise Unreadable("the receipt has both an 'evidence' object and a packtrust-evidence header")
+        if not isinstance(header, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", header):
+            raise Unreadable("the receipt's packtrust-evidence header is not base64url")
         try:
-            evidence = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+            evidence = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
         except (ValueError, binascii.Error) as e:
             raise Unreadable(f"the receipt's packtrust-evidence header cannot be read: {e}") from None
     if not isinstance(evidence, dict):

@@ -116,7 +116,8 @@ function profileOf(der: Buffer): ClientProfile | undefined {
   return policies ? PROFILE_BY_POLICIES.get(hex(policies.value)) : undefined;
 }
 
-function subjectFields(subject: string): Record<string, string> {
+/** The attributes of a certificate subject as node:crypto writes it (`KEY=value` lines). */
+export function subjectFields(subject: string): Record<string, string> {
   const fields: Record<string, string> = {};
   for (const line of subject.split('\n')) {
     const i = line.indexOf('=');

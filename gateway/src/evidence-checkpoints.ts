@@ -2,12 +2,11 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type CheckpointSigner, openCheckpoint, signCheckpoint, verifierKey } from '../../common/src/checkpoint.ts';
-import type { Logger } from '../../common/src/log.ts';
-import { verifyConsistency } from '../../common/src/merkle.ts';
-import type { components } from '../../openapi/generated/hub.ts';
+import { EMPTY_ROOT, verifyConsistency } from '../../common/src/merkle.ts';
+import type { ReceiptEvidence } from '../../common/src/receipt-evidence.ts';
+import type { Store } from '../../common/src/store.ts';
 import { EvidenceKeyInvalid, EvidenceTreeTampered } from './errors.ts';
 import type { EvidenceLog, InclusionEvidence } from './evidence.ts';
-import type { HubStore } from './hub-store.ts';
 
 /**
  * The evidence log's notary: signs checkpoints (C2SP signed notes, common/src/checkpoint.ts) of
@@ -17,7 +16,7 @@ import type { HubStore } from './hub-store.ts';
  */
 export class EvidenceNotary {
   private readonly signer: CheckpointSigner;
-  /** The largest tree this notary signed (or found signed at start): every later one must extend it. */
+  /** The tree this notary signed last (or found signed at start): the next one must be it plus one record. */
   private last: { size: number; root: Buffer } | undefined;
   /** The note verifier key (`<origin>+<key hash>+<key>`) that checks this notary's checkpoints. */
   readonly verifierKey: string;
@@ -60,13 +59,21 @@ export class EvidenceNotary {
   }
 
   /**
-   * At start: takes the newest checkpoint kept in the store as the last tree signed, once its
-   * signature is this notary's and the log still has that tree. A store changed while the gateway
-   * was down (records rewritten or removed under a kept checkpoint) stops the start here.
+   * At start, before the first write. The newest kept checkpoint must be this notary's and of the
+   * whole log as it stands: records added, removed or changed while the gateway was down stop the
+   * start (HUB_EVIDENCE_TREE_TAMPERED; `evidence verify` says what changed). A store without any
+   * checkpoint (written before the Merkle tree) gets its tree built and a first checkpoint.
    */
-  resume(log: Pick<EvidenceLog, 'latestCheckpoint' | 'treeSize' | 'root'>): void {
+  open(log: EvidenceLog, store: Store): void {
     const latest = log.latestCheckpoint();
-    if (!latest) return;
+    if (!latest) {
+      log.buildTree(store);
+      const size = log.treeSize();
+      const root = log.root(size);
+      if (size > 0) store.transactionSync(() => log.keepCheckpoint(size, this.sign(size, root)));
+      this.last = { size, root };
+      return;
+    }
     let cp: { size: number; root: Buffer };
     try {
       cp = openCheckpoint(latest.note, this.verifierKey);
@@ -75,97 +82,50 @@ export class EvidenceNotary {
         cause: err,
       });
     }
-    if (cp.size > log.treeSize() || !log.root(cp.size).equals(cp.root)) {
+    const size = log.treeSize();
+    if (cp.size !== size || log.lastSeq() !== size || !log.root(size).equals(cp.root)) {
       throw new EvidenceTreeTampered(
-        `the evidence log no longer has the tree of ${cp.size} records this gateway signed: run \`packtrust-gateway evidence verify\``,
+        `the evidence log (${log.lastSeq()} records, a tree of ${size}) is not the tree of ${cp.size} records this gateway signed last: run \`packtrust-gateway evidence verify\``,
       );
     }
-    this.last = { size: cp.size, root: cp.root };
+    this.last = { size, root: cp.root };
   }
 
   /**
-   * Signs a checkpoint of the log's tree of `size` records, after checking that it and the last
-   * tree this notary signed are one log (RFC 9162 §2.1.4, proof from the stored tree). A tree that
-   * is not is a store changed outside the gateway: nothing is signed, and the write fails.
+   * Inside the write transaction that appended `proof`'s record: what its receipt carries
+   * (`Packtrust-Evidence`), the record's leaf, its inclusion proof and a checkpoint of the tree it
+   * ends, which is kept in the store too (so every write is checkpointed). That tree must be the
+   * one this notary signed last plus this one record (RFC 9162 §2.1.4): a record the gateway did
+   * not append, or a tree changed under it, makes the write fail and nothing is signed. (Were a
+   * commit to fail after this, the next write would fail the same way, until a restart.)
    */
-  attest(log: Pick<EvidenceLog, 'consistency'>, size: number, root: Buffer): string {
-    const last = this.last;
-    if (last) {
-      const consistent =
-        size === last.size
-          ? root.equals(last.root)
-          : size < last.size
-            ? verifyConsistency(size, last.size, root, last.root, log.consistency(size, last.size))
-            : verifyConsistency(last.size, size, last.root, root, log.consistency(last.size, size));
-      if (!consistent) {
-        throw new EvidenceTreeTampered(
-          `the evidence tree of ${size} records is not consistent with the one of ${last.size} this gateway signed`,
-        );
-      }
+  receiptEvidence(log: EvidenceLog, proof: InclusionEvidence): ReceiptEvidence {
+    const last = this.last ?? { size: 0, root: EMPTY_ROOT };
+    const extends_ =
+      proof.treeSize === last.size + 1 &&
+      (last.size === 0 ||
+        verifyConsistency(
+          last.size,
+          proof.treeSize,
+          last.root,
+          proof.root,
+          log.consistency(last.size, proof.treeSize),
+        ));
+    if (!extends_) {
+      throw new EvidenceTreeTampered(
+        `the evidence tree of ${proof.treeSize} records is not the one of ${last.size} this gateway signed plus its own record`,
+      );
     }
-    if (!last || size > last.size) this.last = { size, root };
-    return this.sign(size, root);
-  }
-
-  /**
-   * What a receipt carries (`Packtrust-Evidence`): the record's leaf, its inclusion proof and the
-   * signed checkpoint of the tree it ends, so the holder can later prove a rewrite or a truncation.
-   */
-  receiptEvidence(log: Pick<EvidenceLog, 'consistency'>, proof: InclusionEvidence): ReceiptEvidence {
+    const checkpoint = this.sign(proof.treeSize, proof.root);
+    log.keepCheckpoint(proof.treeSize, checkpoint);
+    this.last = { size: proof.treeSize, root: proof.root };
     return {
       seq: proof.seq,
       leafIndex: proof.leafIndex,
       treeSize: proof.treeSize,
       leafHash: proof.leafHash.toString('base64'),
-      checkpoint: this.attest(log, proof.treeSize, proof.root),
+      checkpoint,
       inclusionProof: proof.inclusionProof.map((h) => h.toString('base64')),
     };
   }
-}
-
-/** The `Packtrust-Evidence` header of a receipt, decoded (openapi/hub.yaml `ReceiptEvidence`). */
-export type ReceiptEvidence = components['schemas']['ReceiptEvidence'];
-
-export const EVIDENCE_HEADER = 'packtrust-evidence';
-
-/** The header value: base64url of the JSON (a signed note spans several lines). */
-export const encodeReceiptEvidence = (e: ReceiptEvidence): string =>
-  Buffer.from(JSON.stringify(e)).toString('base64url');
-
-export const decodeReceiptEvidence = (value: string): ReceiptEvidence =>
-  JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as ReceiptEvidence;
-
-/** How often the newest tree is checkpointed and published while there are writes (issue: at least every second). */
-export const CHECKPOINT_INTERVAL_MS = 1000;
-
-/**
- * Every `intervalMs` while the log grows: signs a checkpoint of the whole tree and keeps it in the
- * store, whence `GET /v1/evidence/checkpoint` serves it and every feed answer carries it to the
- * verifier nodes, which keep the ones they verified out of the hub operator's reach. Returns a
- * stop function that waits for a round in progress.
- */
-export function startCheckpointing(
-  store: Pick<HubStore, 'evidence' | 'transaction'>,
-  notary: EvidenceNotary,
-  logger: Logger,
-  intervalMs = CHECKPOINT_INTERVAL_MS,
-): () => Promise<void> {
-  let round: Promise<void> = Promise.resolve();
-  const checkpoint = async () => {
-    const log: EvidenceLog = store.evidence;
-    const size = log.treeSize();
-    if (size === 0 || size <= (log.latestCheckpoint()?.size ?? 0)) return;
-    const note = notary.attest(log, size, log.root(size));
-    await store.transaction(() => {
-      if (size > (log.latestCheckpoint()?.size ?? 0)) log.keepCheckpoint(size, note);
-    });
-  };
-  const timer = setInterval(() => {
-    round = round.then(checkpoint).catch((err: unknown) => logger.error({ err }, 'evidence checkpoint failed'));
-  }, intervalMs);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await round;
-  };
 }

@@ -7,11 +7,17 @@ import {
   parseSignatures,
   verifySignature,
 } from '../../common/src/http-signatures/index.ts';
-import { appendLeaf, type Frontier, leafHash, rootFromFrontier, verifyInclusion } from '../../common/src/merkle.ts';
+import { appendLeaf, type Frontier, leafHash, rootFromFrontier } from '../../common/src/merkle.ts';
 import { bytes, derOf, fromPem, x509 } from '../../common/src/pki.ts';
+import {
+  checkReceiptEvidence,
+  decodeReceiptEvidence,
+  EVIDENCE_HEADER,
+  type ReceiptEvidence,
+} from '../../common/src/receipt-evidence.ts';
 import { normaliseSerial } from '../../common/src/vocabulary.ts';
+import { subjectFields } from './client-identity.ts';
 import { type EvidenceLog, type EvidenceRecord, leafData, sha256Hex } from './evidence.ts';
-import { decodeReceiptEvidence, EVIDENCE_HEADER, type ReceiptEvidence } from './evidence-checkpoints.ts';
 
 /**
  * What `packtrust-gateway evidence verify` can find (docs/operations.md, "Evidence"), each with
@@ -48,8 +54,8 @@ export interface TrustAnchors {
   root: X509Certificate;
   /** Normalised serial → revocation date. */
   revoked: Map<string, Date>;
-  /** The newest `thisUpdate` of the CRLs given: revocations after it are unknown to the verifier. */
-  crlThisUpdate: Date | undefined;
+  /** The latest `nextUpdate` of the CRLs given: past it, the CRLs say nothing about revocations. */
+  crlNextUpdate: Date | undefined;
 }
 
 /**
@@ -62,7 +68,7 @@ export async function loadTrustAnchors(chainPem: string, crls: Buffer[]): Promis
     throw new Error('The CA chain must hold the issuing CA, then the root that signed it');
   }
   const revoked = new Map<string, Date>();
-  let crlThisUpdate: Date | undefined;
+  let crlNextUpdate: Date | undefined;
   const issuingKey = await new x509.X509Certificate(bytes(issuing.raw)).publicKey.export();
   for (const input of crls) {
     const crl = new x509.X509Crl(bytes(derOf(input, 'X509 CRL')));
@@ -71,9 +77,10 @@ export async function loadTrustAnchors(chainPem: string, crls: Buffer[]): Promis
       const serial = normaliseSerial(e.serialNumber);
       if (serial) revoked.set(serial, e.revocationDate);
     }
-    if (!crlThisUpdate || crl.thisUpdate > crlThisUpdate) crlThisUpdate = crl.thisUpdate;
+    const next = crl.nextUpdate ?? new Date(8.64e15);
+    if (!crlNextUpdate || next > crlNextUpdate) crlNextUpdate = next;
   }
-  return { issuing, root, revoked, crlThisUpdate };
+  return { issuing, root, revoked, crlNextUpdate };
 }
 
 /** A receipt as `packtrust-upload` keeps it (clients/upload-client.ts `Receipt`): what the verifier reads of it. */
@@ -105,6 +112,8 @@ export interface EvidenceVerificationOptions {
   /** Signed checkpoints to hold the log to: the store's newest, files from nodes or auditors. */
   checkpoints?: { source: string; note: string }[];
   receipts?: ReceiptInput[];
+  /** The gateway's `signatureWindowSeconds`: how far a request's `created` may lie from the record's time. */
+  signatureWindowSeconds?: number;
 }
 
 export interface EvidenceReport {
@@ -118,6 +127,8 @@ export interface EvidenceReport {
   findings: Finding[];
   /** Findings beyond those listed (the list stops at {@link MAX_FINDINGS}). */
   moreFindings: number;
+  /** Records received after the CRLs given stopped being current (their nextUpdate): revocations then are unknown here. */
+  afterCrl: number;
 }
 
 const MAX_FINDINGS = 100;
@@ -135,11 +146,13 @@ export function verifyEvidence(log: EvidenceLog, options: EvidenceVerificationOp
   let moreFindings = 0;
   const find = (f: Finding) => (findings.length < MAX_FINDINGS ? findings.push(f) : moreFindings++);
 
-  /** Roots the log must have at a size, each with who vouches for it. */
-  const roots = new Map<number, { root: Buffer; source: string }[]>();
+  /** Roots the log must have at a size, each with who vouches for it and when it was signed. */
+  const roots = new Map<number, { root: Buffer; source: string; time: Date }[]>();
+  const origin = options.logKey.split('+')[0];
   /** Leaves the log must have at an index (receipts). */
   const leaves = new Map<number, ReceiptInput[]>();
   const vouch = (cp: Checkpoint, source: string) => {
+    if (cp.origin !== origin) throw new Error(`the checkpoint is of the log "${cp.origin}", not "${origin}"`);
     const list = roots.get(cp.size) ?? [];
     const other = list.find((r) => !r.root.equals(cp.root));
     if (other) {
@@ -148,7 +161,7 @@ export function verifyEvidence(log: EvidenceLog, options: EvidenceVerificationOp
         detail: `two trees of ${cp.size} records were signed: ${source} and ${other.source} differ`,
       });
     }
-    list.push({ root: cp.root, source });
+    list.push({ root: cp.root, source, time: cp.time });
     roots.set(cp.size, list);
   };
   let checkpoints = 0;
@@ -165,26 +178,23 @@ export function verifyEvidence(log: EvidenceLog, options: EvidenceVerificationOp
     const e = receipt.evidence;
     let cp: Checkpoint;
     try {
-      cp = openCheckpoint(e.checkpoint, options.logKey);
+      cp = checkReceiptEvidence(e, options.logKey);
+      vouch(cp, receipt.source);
     } catch (err) {
       find({ code: 'CHECKPOINT_INVALID', seq: e.seq, detail: `${receipt.source}: ${(err as Error).message}` });
       continue;
     }
-    const proof = e.inclusionProof.map((h) => Buffer.from(h, 'base64'));
-    const leaf = Buffer.from(e.leafHash, 'base64');
-    if (cp.size !== e.treeSize || !verifyInclusion(e.leafIndex, e.treeSize, leaf, proof, cp.root)) {
-      find({
-        code: 'CHECKPOINT_INVALID',
-        seq: e.seq,
-        detail: `${receipt.source}: its inclusion proof does not lead to its checkpoint`,
-      });
-      continue;
-    }
-    vouch(cp, receipt.source);
     leaves.set(e.leafIndex, [...(leaves.get(e.leafIndex) ?? []), receipt]);
     receipts++;
   }
 
+  // The earliest signed time of a tree holding each size: no record it holds can be younger.
+  const signedBy = [...roots].map(([n, list]) => ({ size: n, time: Math.min(...list.map((v) => v.time.getTime())) }));
+  signedBy.sort((a, b) => b.size - a.size);
+  const seen = new Map<string, number>();
+  const windowMs = (options.signatureWindowSeconds ?? 300) * 1000;
+  let previousAt = 0;
+  let afterCrl = 0;
   let frontier: Frontier = [];
   let size = 0;
   for (const entry of log.entries(1)) {
@@ -222,6 +232,27 @@ export function verifyEvidence(log: EvidenceLog, options: EvidenceVerificationOp
       }
     }
     for (const f of checkRecord(entry.seq, entry.body, log.body(entry.seq), options.trust)) find(f);
+    // Bindings the record's own checks leave open (a record the store's holder made of real parts).
+    const r = entry.body;
+    const at = Date.parse(r.receivedAt);
+    const invalid = (detail: string) => find({ code: 'RECORD_INVALID', seq: entry.seq, detail });
+    if (!(at >= previousAt)) invalid(`its time ${r.receivedAt} is before that of the record before it`);
+    previousAt = Math.max(previousAt, at || 0);
+    const signedAt = signedBy.filter((s) => s.size >= entry.seq).reduce((t, s) => Math.min(t, s.time), Infinity);
+    if (at > signedAt) invalid(`its time ${r.receivedAt} is after a checkpoint that holds it was signed`);
+    const signature = r.headers.find(([k]) => k.toLowerCase() === 'signature')?.[1] ?? '';
+    for (const key of [`nonce ${r.clientFingerprint} ${r.nonce}`, `signature ${signature}`]) {
+      const first = seen.get(key);
+      if (first !== undefined) invalid(`it repeats the request of record ${first} (same ${key.split(' ')[0]})`);
+      else seen.set(key, entry.seq);
+    }
+    const created = /;created=(\d+)/.exec(r.headers.find(([k]) => k.toLowerCase() === 'signature-input')?.[1] ?? '');
+    if (!created || Math.abs(Number(created[1]) * 1000 - at) > windowMs) {
+      invalid(`its request was signed at a time the gateway would not have accepted at ${r.receivedAt}`);
+    }
+    const bound = certificateBinding(r);
+    if (bound) invalid(bound);
+    if (!options.trust.crlNextUpdate || at > options.trust.crlNextUpdate.getTime()) afterCrl++;
   }
   let anchored = 0;
   for (const [vouchedSize, list] of roots) {
@@ -233,7 +264,16 @@ export function verifyEvidence(log: EvidenceLog, options: EvidenceVerificationOp
     } else anchored = Math.max(anchored, vouchedSize);
   }
   findings.sort((a, b) => order(a.code) - order(b.code));
-  return { ok: findings.length === 0, records: size, anchored, checkpoints, receipts, findings, moreFindings };
+  return {
+    ok: findings.length === 0,
+    records: size,
+    anchored,
+    checkpoints,
+    receipts,
+    findings,
+    moreFindings,
+    afterCrl,
+  };
 }
 
 const order = (code: FindingCode): number => Object.keys(FINDINGS).indexOf(code);
@@ -306,4 +346,23 @@ function checkRecord(seq: number, record: EvidenceRecord, body: Buffer | undefin
     return [...findings, ...invalid(`request signature: ${(err as Error).message}`)];
   }
   return findings;
+}
+
+/** Whether the record's organisation and fingerprint are its certificate's; a reason when not. */
+function certificateBinding(r: EvidenceRecord): string | undefined {
+  const der = r.clientCertificates[0];
+  if (!der) return undefined;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(Buffer.from(der, 'base64'));
+  } catch {
+    return undefined;
+  }
+  if (cert.fingerprint256.replaceAll(':', '').toLowerCase() !== r.clientFingerprint) {
+    return 'its client fingerprint is not that of its certificate';
+  }
+  if (subjectFields(cert.subject).organizationIdentifier !== r.org) {
+    return `its organisation "${r.org}" is not that of its certificate`;
+  }
+  return undefined;
 }

@@ -2,7 +2,7 @@ import { createHttpServer, type HttpServer } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { ActorProof } from './actors.ts';
 import type { ClientIdentifier } from './client-identity.ts';
-import { type EvidenceNotary, startCheckpointing } from './evidence-checkpoints.ts';
+import type { EvidenceNotary } from './evidence-checkpoints.ts';
 import { FeedNotifier } from './feed.ts';
 import type { HubStore } from './hub-store.ts';
 import { hubContract } from './master-data.ts';
@@ -53,10 +53,9 @@ const OAUTH_BODY_LIMIT = 64 * 1024;
  */
 export function createGatewayServer(options: GatewayOptions): HttpServer {
   const { store, identifier, oauth, notary } = options;
-  // A store from before the Merkle tree gets its tree now, before the first write (no-op after).
-  const added = store.evidence.buildTree(store.store);
-  if (added > 0) options.logger.info({ records: added }, 'evidence records added to the Merkle tree');
-  notary.resume(store.evidence);
+  // The evidence log must be the one the notary signed last (a store from before the Merkle tree
+  // gets its tree and first checkpoint here).
+  notary.open(store.evidence, store.store);
   const notifier = new FeedNotifier();
   const clients = clientsDb(store.store);
   const app = createHttpServer({
@@ -85,12 +84,9 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
       .catch((err: unknown) => options.logger.error({ err }, 'background upkeep of the hub store failed'));
   }, NONCE_PRUNE_INTERVAL_MS);
   pruneTimer.unref();
-  // Checkpoints of the evidence log, signed at least every second while it grows.
-  const stopCheckpointing = startCheckpointing(store, notary, options.logger);
   app.addHook('onClose', async () => {
     clearInterval(pruneTimer);
     await pruning;
-    await stopCheckpointing();
   });
 
   // OAuth requests are a form of a few hundred bytes; the uploads' limit would let anyone without

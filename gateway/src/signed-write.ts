@@ -2,10 +2,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PacktrustError, PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
 import { peerCertificateChain } from '../../common/src/http.ts';
 import type { HttpMessage } from '../../common/src/http-signatures/index.ts';
+import { EVIDENCE_HEADER, encodeReceiptEvidence } from '../../common/src/receipt-evidence.ts';
 import type { ClientIdentity } from './client-identity.ts';
 import { EvidenceSequenceMoved, SignatureReplayed } from './errors.ts';
 import { type EvidenceRecord, sha256Hex } from './evidence.ts';
-import { EVIDENCE_HEADER, type EvidenceNotary, encodeReceiptEvidence } from './evidence-checkpoints.ts';
+import type { EvidenceNotary } from './evidence-checkpoints.ts';
 import type { HubStore } from './hub-store.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
 import { verifyRequestSignature } from './signed-request.ts';
@@ -82,7 +83,6 @@ export function signedWrites(options: SignedWriteOptions): SignedWrite {
       if (!isRefusal(err)) throw err;
       outcome = refusal(err);
     }
-    const receivedAt = new Date().toISOString();
     const commit = async (outcome: WriteOutcome): Promise<SignedResponse> => {
       let response: SignedResponse | undefined;
       await store.transaction(() => {
@@ -91,6 +91,8 @@ export function signedWrites(options: SignedWriteOptions): SignedWrite {
           throw new SignatureReplayed(`Nonce "${verified.nonce}" was already used by this certificate`);
         }
         const seq = store.evidence.lastSeq() + 1;
+        // Taken inside the transaction, so the records' times rise with their numbers (evidence verify checks it).
+        const receivedAt = new Date().toISOString();
         const decided = outcome.apply(seq);
         const payload = { ...((outcome.payload ?? decided) as object), evidence: { seq } };
         response = signReceipt(

@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../ca/test/fixtures.ts';
+import { EvidenceNotary } from '../src/evidence-checkpoints.ts';
 import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 
 const UPLOAD = fileURLToPath(new URL('../../bin/packtrust-upload.js', import.meta.url));
@@ -53,6 +55,8 @@ const upload = (...args: string[]) =>
     files.ca,
     '--receipts',
     files.receipts,
+    '--evidence-key',
+    hub.notary.verifierKey,
     ...args,
   ]);
 
@@ -87,6 +91,17 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     expect(receipt).toMatchObject({ verified: true, response: { status: 201 } });
   });
 
+  it("refuses a receipt whose evidence does not verify with the operator's published key", async () => {
+    // Not under ACME's prefix: refused (403), and a refusal is evidence with a receipt too.
+    const productFile = join(work, 'product-2.json');
+    writeFileSync(productFile, JSON.stringify(productJson('09506001000014', ['DE'])));
+    const otherKey = new EvidenceNotary(hub.notary.origin, generateKeyPairSync('ed25519').privateKey).verifierKey;
+    const r = await upload('--evidence-key', otherKey, 'product', '--file', productFile);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^error: The note has no signature of 127\.0\.0\.1\/packtrust-evidence/);
+    expect(readdirSync(files.receipts)).toHaveLength(2);
+  });
+
   it('exits non-zero with the problem when the hub refuses', async () => {
     const serialsFile = join(work, 'dup.txt');
     writeFileSync(serialsFile, 'SAME\nSAME\n');
@@ -114,9 +129,9 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
       ...['--log-key', hub.notary.verifierKey, '--receipts', files.receipts],
     ]);
     expect(verify).toMatchObject({ status: 0, stderr: '' });
-    // The checkpointer may not have run yet; the receipts anchor both records anyway.
-    expect(verify.stdout).toMatch(
-      /^evidence intact: 2 records, 2 under a signed checkpoint; [01] checkpoints and 2 receipts checked\n$/,
+    // Three records: the third (a refusal) has a receipt the client refused to keep.
+    expect(verify.stdout).toBe(
+      'evidence intact: 3 records, 3 under a signed checkpoint; 1 checkpoints and 2 receipts checked\n',
     );
     const out = join(work, 'export');
     const exp = await run(GATEWAY, ['--data-dir', dataDir, 'evidence', 'export', '--seq', '2', '--out', out]);

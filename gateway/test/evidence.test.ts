@@ -9,9 +9,9 @@ import { openCheckpoint } from '../../common/src/checkpoint.ts';
 import { FMD_MARKETS } from '../../common/src/markets.ts';
 import { verifyInclusion } from '../../common/src/merkle.ts';
 import { toPem, x509 } from '../../common/src/pki.ts';
+import { decodeReceiptEvidence, EVIDENCE_HEADER } from '../../common/src/receipt-evidence.ts';
 import { RequestSigner } from '../../common/src/signed-request.ts';
-import { type EvidenceRecord, sha256Hex } from '../src/evidence.ts';
-import { decodeReceiptEvidence, EVIDENCE_HEADER } from '../src/evidence-checkpoints.ts';
+import { type EvidenceRecord, type InclusionEvidence, sha256Hex } from '../src/evidence.ts';
 import { HubStore } from '../src/hub-store.ts';
 import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 
@@ -205,30 +205,52 @@ describe('packtrust-gateway evidence verify', () => {
     await tamper(restore);
   });
 
-  it('the gateway signs nothing more, and does not start, once its signed tree was rewritten under it', async () => {
-    let restore: (into: HubStore) => void = () => {};
-    await tamper((store) => {
-      restore = snapshot(store);
-      const db = store.store.db<{ seq: number; body: EvidenceRecord }, number>('evidence');
-      const entry = db.get(3)!;
-      db.putSync(3, { ...entry, body: { ...entry.body, response: { ...entry.body.response, status: 500 } } });
-      const tree = store.store.db('evidence-tree', { encoding: 'binary' });
-      for (const key of [...tree.getKeys()]) tree.removeSync(key);
-    });
-    const rewritten = new HubStore(join(hub.dir, 'hub'), FMD_MARKETS);
-    try {
-      expect(rewritten.evidence.buildTree(rewritten.store)).toBe(9);
-      const fault = { code: 'HUB_EVIDENCE_TREE_TAMPERED' };
-      // What the running gateway does at its next receipt or checkpoint: the tree it signed last is 9 records.
-      expect(() => hub.notary.attest(rewritten.evidence, 9, rewritten.evidence.root(9))).toThrow(
-        expect.objectContaining(fault),
-      );
-      // What a restart does: the store's newest checkpoint is of a tree the log no longer has.
-      expect(() => hub.notary.resume(rewritten.evidence)).toThrow(expect.objectContaining(fault));
-    } finally {
-      await rewritten.close();
-    }
-    await tamper(restore);
+  it('the gateway signs nothing more, and does not start, once its log was changed under it', async () => {
+    const fault = expect.objectContaining({ code: 'HUB_EVIDENCE_TREE_TAMPERED' });
+    const attempt = async (change: (store: HubStore) => void, check: (store: HubStore) => void) => {
+      let restore: (into: HubStore) => void = () => {};
+      await tamper((store) => {
+        restore = snapshot(store);
+        change(store);
+      });
+      const changed = new HubStore(join(hub.dir, 'hub'), FMD_MARKETS);
+      try {
+        check(changed);
+      } finally {
+        await changed.close();
+      }
+      await tamper(restore);
+    };
+    const record = (store: HubStore) => store.evidence.record(2)!.body;
+    // A record slipped in by the store's holder: the gateway's next own record ends a tree that is
+    // not the one it signed last plus that record, so it signs nothing; a restart does not start.
+    await attempt(
+      (store) => store.evidence.append(record(store), store.evidence.body(2)!),
+      (store) => {
+        expect(() => hub.notary.open(store.evidence, store.store)).toThrow(fault);
+        // What the running gateway does at its next write (rolled back: only the refusal matters).
+        const ownWrite = () =>
+          store.store.transactionSync(() => {
+            const own: InclusionEvidence = store.evidence.append(record(store), store.evidence.body(2)!);
+            hub.notary.receiptEvidence(store.evidence, own);
+          });
+        expect(ownWrite).toThrow(fault);
+      },
+    );
+    // A record rewritten and the tree rebuilt to match: the kept checkpoint's root is not the log's.
+    await attempt(
+      (store) => {
+        const db = store.store.db<{ seq: number; body: EvidenceRecord }, number>('evidence');
+        const entry = db.get(3)!;
+        db.putSync(3, { ...entry, body: { ...entry.body, response: { ...entry.body.response, status: 500 } } });
+        const tree = store.store.db('evidence-tree', { encoding: 'binary' });
+        for (const key of [...tree.getKeys()]) tree.removeSync(key);
+      },
+      (store) => {
+        expect(store.evidence.buildTree(store.store)).toBe(9);
+        expect(() => hub.notary.open(store.evidence, store.store)).toThrow(fault);
+      },
+    );
   });
 
   it('(b) names a log whose newest five records were removed', async () => {
@@ -276,6 +298,24 @@ describe('packtrust-gateway evidence verify', () => {
     expect(r.stderr).toContain('was not issued by the packtrust CA');
     await tamper(restore);
     expect((await verify(...withReceipts)).status).toBe(0);
+  });
+
+  it('names a real request replayed by the store holder under another organisation and time', async () => {
+    let restore: (into: HubStore) => void = () => {};
+    await tamper((store) => {
+      restore = snapshot(store);
+      const original = store.evidence.record(2)!.body;
+      const earlier = new Date(Date.parse(store.evidence.record(1)!.body.receivedAt) - 60_000).toISOString();
+      store.evidence.append({ ...original, org: 'FORGED', receivedAt: earlier }, store.evidence.body(2)!);
+    });
+    const r = await verify(...withReceipts).finally(() => tamper(restore));
+    expect(r.status).toBe(3);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('RECORD_INVALID'))).toEqual([
+      expect.stringMatching(/^RECORD_INVALID \(record 10\): its time .* is before that of the record before it$/),
+      'RECORD_INVALID (record 10): it repeats the request of record 2 (same nonce)',
+      'RECORD_INVALID (record 10): it repeats the request of record 2 (same signature)',
+      'RECORD_INVALID (record 10): its organisation "FORGED" is not that of its certificate',
+    ]);
   });
 
   it('names a record whose certificate was revoked before it was received', async () => {

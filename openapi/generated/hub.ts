@@ -279,7 +279,7 @@ export interface paths {
         };
         /**
          * The newest signed checkpoint of the evidence log
-         * @description A C2SP signed note (tlog-checkpoint): origin, tree size, base64 root hash (RFC 9162 §2.1.1), then the time the hub signed it in one `time <RFC 3339>` extension line (common/src/checkpoint.ts), and an Ed25519 signature by the log's key (`GET /v1/evidence/key`). Signed at least every second while the log grows; every answer of `getFeedRecords` carries the newest in `Packtrust-Evidence-Checkpoint`. Any packtrust certificate (manufacturer, verifier node, operator) may read it.
+         * @description A C2SP signed note (tlog-checkpoint): origin, tree size, base64 root hash (RFC 9162 §2.1.1), then the time the hub signed it in one `time <RFC 3339>` extension line (common/src/checkpoint.ts), and an Ed25519 signature by the log's key (`GET /v1/evidence/key`). Every write's receipt carries one, and the newest is kept; every answer of `getFeedRecords` carries the newest in `Packtrust-Evidence-Checkpoint`. Any packtrust certificate (manufacturer, verifier node, operator) may read it.
          */
         get: operations["getEvidenceCheckpoint"];
         put?: never;

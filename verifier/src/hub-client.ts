@@ -6,6 +6,7 @@ import {
   type FeedRecordEntry,
   type SnapshotLine,
 } from '../../common/src/feed-format.ts';
+import { decodeReceiptEvidence, EVIDENCE_HEADER } from '../../common/src/receipt-evidence.ts';
 import { RequestSigner } from '../../common/src/signed-request.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 import { HubRefused, HubUnavailable } from './errors.ts';
@@ -39,6 +40,7 @@ export class HubClient {
   private readonly signer: RequestSigner;
   private refusal: HubRefused | undefined;
   private readonly refusalListeners: ((refusal: HubRefused) => void)[] = [];
+  private readonly checkpointListeners: ((note: string) => void)[] = [];
 
   constructor(private readonly options: HubClientOptions) {
     this.signer = new RequestSigner(options.certPem, options.keyPem);
@@ -61,7 +63,7 @@ export class HubClient {
     limit: number,
     waitMs: number,
     signal?: AbortSignal,
-  ): Promise<{ records: FeedRecordEntry[]; hubSeq: number; checkpoint?: string }> {
+  ): Promise<{ records: FeedRecordEntry[]; hubSeq: number }> {
     // The long-poll's own wait, plus the deadline of any call.
     const deadline = AbortSignal.timeout(waitMs + this.options.deadlineMs);
     const res = await this.get(
@@ -70,11 +72,8 @@ export class HubClient {
     );
     const records = decodeRecords(await readText(res.body));
     const checkpoint = res.headers[EVIDENCE_CHECKPOINT_HEADER];
-    return {
-      records,
-      hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0),
-      ...(typeof checkpoint === 'string' ? { checkpoint: Buffer.from(checkpoint, 'base64url').toString('utf8') } : {}),
-    };
+    if (typeof checkpoint === 'string') this.checkpointSeen(Buffer.from(checkpoint, 'base64url').toString('utf8'));
+    return { records, hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0) };
   }
 
   /** RFC 9162 §2.1.4 consistency proof between two sizes of the hub's evidence log. */
@@ -127,8 +126,21 @@ export class HubClient {
       throw new HubUnavailable(`hub unreachable: ${(err as Error).message}`);
     }
     const text = await readText(res.body);
+    // The receipt of this write (also of a 403 the hub kept as evidence) ends a checkpoint: the
+    // node holds the newest, so the hub cannot later take this write back unseen.
+    const evidence = res.headers[EVIDENCE_HEADER];
+    if (typeof evidence === 'string') this.checkpointSeen(decodeReceiptEvidence(evidence).checkpoint);
     if (res.statusCode < 200 || res.statusCode >= 300) throw this.failure(res.statusCode, path, text);
     return text;
+  }
+
+  /** Calls `listener` with every evidence checkpoint a hub answer carries (feed answers and write receipts). */
+  onCheckpoint(listener: (note: string) => void): void {
+    this.checkpointListeners.push(listener);
+  }
+
+  private checkpointSeen(note: string): void {
+    for (const listener of this.checkpointListeners) listener(note);
   }
 
   async close(): Promise<void> {

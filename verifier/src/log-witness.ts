@@ -7,7 +7,7 @@ import type { Replica } from './replica.ts';
 
 /** What the witness found wrong with a checkpoint; `at` is when (ISO). */
 export interface WitnessProblem {
-  code: 'CHECKPOINT_INVALID' | 'LOG_SHRANK' | 'LOG_FORKED' | 'LOG_INCONSISTENT';
+  code: 'CHECKPOINT_INVALID' | 'LOG_FORKED' | 'LOG_INCONSISTENT';
   detail: string;
   at: string;
 }
@@ -41,6 +41,7 @@ export class LogWitness {
   private lastSeen: string | undefined;
   /** The newest checkpoint a feed answer carried (the replicator hands it over). */
   private received: string | undefined;
+  private receivedSize = 0;
 
   constructor(
     private readonly replica: Pick<Replica, 'witnessedCheckpoint' | 'keepWitnessedCheckpoint'>,
@@ -69,56 +70,68 @@ export class LogWitness {
     await this.round;
   }
 
-  /** A checkpoint from a feed answer: checked at the next round. */
+  /**
+   * A checkpoint from a hub answer, checked at the next round; of those offered in between, the
+   * largest (feed answers and write receipts cross). A note whose size cannot be read is taken,
+   * and refused by the check.
+   */
   offer(note: string): void {
+    const size = Number(note.split('\n', 2)[1]);
+    if (note === this.lastSeen || (this.received !== undefined && size <= this.receivedSize)) return;
     this.received = note;
+    this.receivedSize = Number.isSafeInteger(size) ? size : 0;
   }
 
   /** Checks the newest offered checkpoint once (the timer calls it). */
   async check(): Promise<void> {
     const note = this.received;
-    if (!note || note === this.lastSeen) return;
+    if (!note) return;
     let next: Checkpoint;
     try {
       next = openCheckpoint(note, this.logKey);
     } catch (err) {
       return this.refuse(note, 'CHECKPOINT_INVALID', (err as Error).message);
     }
+    if (next.origin !== this.logKey.split('+')[0]) {
+      return this.refuse(note, 'CHECKPOINT_INVALID', `a checkpoint of the log "${next.origin}"`);
+    }
     const heldNote = this.replica.witnessedCheckpoint();
     const held = heldNote ? openCheckpoint(heldNote, this.logKey) : undefined;
     if (held) {
-      if (next.size < held.size) {
-        return this.refuse(note, 'LOG_SHRANK', `a checkpoint of ${next.size} records after one of ${held.size}`);
-      }
       if (next.size === held.size && !next.root.equals(held.root)) {
         return this.refuse(note, 'LOG_FORKED', `two different trees of ${next.size} records were signed`);
       }
-      if (next.size > held.size) {
+      if (next.size !== held.size) {
+        // An older checkpoint arriving late must be a prefix of the held one; a newer one extend it.
+        const [small, large] = next.size < held.size ? [next, held] : [held, next];
         let proof: Buffer[];
         try {
-          proof = await this.hub.consistencyProof(held.size, next.size);
+          proof = await this.hub.consistencyProof(small.size, large.size);
         } catch (err) {
           // Unreachable: thrown on, the next round tries the same checkpoint again. A refusal
           // (the hub holds no such sizes) means it cannot prove the checkpoint it signed.
           if (!(err instanceof HubRefused)) throw err;
           return this.refuse(note, 'LOG_INCONSISTENT', `the hub gives no consistency proof: ${err.message}`);
         }
-        if (!verifyConsistency(held.size, next.size, held.root, next.root, proof)) {
+        if (!verifyConsistency(small.size, large.size, small.root, large.root, proof)) {
           return this.refuse(
             note,
             'LOG_INCONSISTENT',
-            `the tree of ${next.size} records does not extend the one of ${held.size} the node witnessed`,
+            `the trees of ${small.size} and ${large.size} records (the node witnessed ${held.size}) are not one log`,
           );
         }
       }
     }
-    await this.replica.keepWitnessedCheckpoint(note);
     this.lastSeen = note;
+    this.received = undefined;
+    if (held && next.size <= held.size) return;
+    await this.replica.keepWitnessedCheckpoint(note);
     this.status.witnessedSize = next.size;
   }
 
   private refuse(note: string, code: WitnessProblem['code'], detail: string): void {
     this.lastSeen = note;
+    this.received = undefined;
     this.status.failures++;
     this.status.lastProblem = { code, detail, at: new Date().toISOString() };
     this.logger.error({ code, checkpoint: note }, `evidence checkpoint refused: ${detail}`);

@@ -44,16 +44,8 @@ export class Replicator {
     private readonly replica: Replica,
     private readonly hub: HubClient,
     private readonly logger: Logger,
-    /**
-     * Feed records per request, the long-poll wait and the pause after a failure
-     * (verifier/src/config.ts); and who gets the evidence checkpoint each feed answer carries.
-     */
-    private readonly options: {
-      pageSize: number;
-      waitMs: number;
-      retryMs: number;
-      onCheckpoint?: (note: string) => void;
-    },
+    /** Feed records per request, the long-poll wait and the pause after a failure (verifier/src/config.ts). */
+    private readonly options: { pageSize: number; waitMs: number; retryMs: number },
   ) {
     hub.onCertificateRefused((refusal) => this.certificateRefused(refusal));
   }
@@ -131,14 +123,13 @@ export class Replicator {
 
   private async followOnce(): Promise<void> {
     const after = this.replica.checkpoint()!.seq;
-    const { records, hubSeq, checkpoint } = await this.hub.records(
+    const { records, hubSeq } = await this.hub.records(
       after,
       this.options.pageSize,
       this.options.waitMs,
       this.aborter.signal,
     );
     this.status.hubSeq = Math.max(hubSeq, this.status.hubSeq);
-    if (checkpoint) this.options.onCheckpoint?.(checkpoint);
     if (records.length === 0) return;
     const c = await this.replica.applyRecords(records);
     this.status.appliedSeq = c.seq;

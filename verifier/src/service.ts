@@ -66,12 +66,12 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     caPem: o.caPem,
   });
   const witness = o.evidenceLogKey ? new LogWitness(replica, hub, o.evidenceLogKey, o.logger) : undefined;
-  if (!witness) o.logger.warn('no evidenceLogKey configured: the hub evidence log checkpoints are not witnessed');
+  if (witness) hub.onCheckpoint((note) => witness.offer(note));
+  else o.logger.warn('no evidenceLogKey configured: the hub evidence log checkpoints are not witnessed');
   const replicator = new Replicator(replica, hub, o.logger, {
     pageSize: o.feedPageSize ?? DEFAULT_FEED_PAGE_SIZE,
     waitMs: o.feedWaitMs ?? DEFAULT_FEED_WAIT_MS,
     retryMs: 500,
-    ...(witness ? { onCheckpoint: (note: string) => witness.offer(note) } : {}),
   });
   const validator = new TokenValidator({
     issuer: o.issuer,

@@ -29,13 +29,14 @@ import { AcceptSignatureInvalid } from './errors.ts';
 /** Covered by every signed answer. */
 const DEFAULT_COMPONENTS = ['"@status"', '"content-digest"', '"@method";req', '"@path";req'] as const;
 
-/** What else a pharmacy may ask to have covered: parts of its request, and the answer's type. */
+/**
+ * What else a pharmacy may ask to have covered: parts of its request, and the answer's type. Not
+ * the authority (`@authority`, `@target-uri`, `@scheme`): the node knows it only from the Host
+ * header the caller sent, so it would sign a name of the caller's choosing as its own.
+ */
 const COVERABLE = new Set<string>([
   ...DEFAULT_COMPONENTS,
   '"content-type"',
-  '"@target-uri";req',
-  '"@authority";req',
-  '"@scheme";req',
   '"@request-target";req',
   '"@query";req',
   '"content-type";req',

@@ -55,7 +55,6 @@ export function evidenceCommands(program: Command, context: CommandContext): voi
         readFileSync(o.caChain, 'utf8'),
         (o.crl as string[]).map((f) => readFileSync(f)),
       );
-      if ((o.crl as string[]).length === 0) console.error('no --crl given: revocation is not checked');
       const logKey = o.logKey ? readKey(o.logKey) : configuredNotary(context).verifierKey;
       await withStore((store) => {
         const latest = store.evidence.latestCheckpoint();
@@ -65,6 +64,11 @@ export function evidenceCommands(program: Command, context: CommandContext): voi
         ];
         const receipts = (o.receipts as string[]).flatMap(readReceipts);
         const report = verifyEvidence(store.evidence, { trust, logKey, checkpoints, receipts });
+        if (report.afterCrl > 0) {
+          console.error(
+            `${report.afterCrl} records are past the nextUpdate of the CRLs given (or no --crl was given): revocations then are not checked`,
+          );
+        }
         const summary = `${report.records} records, ${report.anchored} under a signed checkpoint; ${report.checkpoints} checkpoints and ${report.receipts} receipts checked`;
         if (report.ok) console.log(`evidence intact: ${summary}`);
         else {
