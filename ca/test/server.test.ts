@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
+import { postHead, rawRequest } from '../../common/test/fixtures/raw-http.ts';
 import { type RunningCaServer, startCaServer } from '../src/server.ts';
 import { createTestCa, httpsRequest, openssl, opensslCsr, P256, PASSPHRASE, run, type TestCa } from './fixtures.ts';
 
@@ -185,6 +186,26 @@ describe('admin listener (mutual TLS, operators only)', () => {
     expect(res.json()).toMatchObject({ code: 'CA_CLIENT_CERT_REQUIRED' });
   });
 
+  it('refuses a large body without a client certificate before reading it, and closes the connection', async () => {
+    // 60 MB announced, 16 KiB sent, the rest held back: the answer comes while the client holds it.
+    const answer = await rawRequest({
+      url: server.adminUrl,
+      tls: { ca: chain },
+      head: postHead('/admin/certificates', 60 * 1024 * 1024, 16 * 1024),
+    });
+    expect(answer).toMatchObject({
+      status: 401,
+      headers: { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close' },
+    });
+    expect(JSON.parse(answer.body)).toEqual({
+      type: 'https://packtrust.dev/problems/ca-client-cert-required',
+      title: 'A valid client certificate issued by this CA is required',
+      status: 401,
+      detail: 'No client certificate was presented',
+      code: 'CA_CLIENT_CERT_REQUIRED',
+    });
+  });
+
   it('audits the first refusals of each client one by one and counts the rest in one entry', async () => {
     // A listener of its own: closing it writes the count of its window.
     const second = await startCaServer(t.ca, {
@@ -283,5 +304,55 @@ describe('admin listener (mutual TLS, operators only)', () => {
     ]);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
+  });
+});
+
+describe('both listeners, with a client that sends slowly', () => {
+  let slow: RunningCaServer;
+  beforeAll(async () => {
+    slow = await startCaServer(t.ca, {
+      host: '127.0.0.1',
+      publicPort: 0,
+      adminPort: 0,
+      passphrase: PASSPHRASE,
+      crlRefreshMarginMinutes: 60,
+      timeouts: { headersTimeoutMs: 400, requestTimeoutMs: 800, keepAliveTimeoutMs: 400, idleTimeoutMs: 5000 },
+      logger: createLogger('ca-test', 'silent'),
+    });
+  });
+  afterAll(() => slow.close());
+
+  const timedOut = {
+    type: 'https://packtrust.dev/problems/request-timeout',
+    title: 'The request took too long to arrive',
+    status: 408,
+    detail: 'The request did not arrive within the time this listener allows',
+    code: 'REQUEST_TIMEOUT',
+  };
+
+  it('answers 408 to an OCSP request sent one byte at a time', async () => {
+    const answer = await rawRequest({
+      url: slow.publicUrl,
+      head: postHead('/ocsp', 1000, 0, 'application/ocsp-request'),
+      drip: { data: Buffer.alloc(1000, 0x30), everyMs: 20 },
+    });
+    expect(answer).toMatchObject({
+      status: 408,
+      headers: { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close' },
+    });
+    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(answer.dripped).toBeLessThan(500);
+  });
+
+  it('answers 408 to an operator whose request to the admin API arrives one byte at a time', async () => {
+    const answer = await rawRequest({
+      url: slow.adminUrl,
+      tls: { ca: chain, cert: op.cert, key: op.key },
+      head: postHead('/admin/certificates', 1000, 0),
+      drip: { data: Buffer.alloc(1000, 0x20), everyMs: 20 },
+    });
+    expect(answer.status).toBe(408);
+    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(answer.dripped).toBeLessThan(500);
   });
 });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { AUDIENCE_TEMPLATE } from '../../common/src/access-tokens.ts';
 import { loadConfig } from '../../common/src/config.ts';
+import { httpTimeoutsSchema } from '../../common/src/http.ts';
 import { FMD_MARKETS, marketListSchema } from '../../common/src/markets.ts';
 import { ConfigInvalid } from './errors.ts';
 
@@ -51,6 +52,8 @@ const gatewayConfigSchema = z.object({
   tokenBurstPerClient: z.coerce.number().int().min(1).default(20),
   tokenRatePerAddress: z.coerce.number().positive().default(100),
   tokenBurstPerAddress: z.coerce.number().int().min(1).default(200),
+  /** How long a client may take (headers, whole request, idle): common/src/http.ts. */
+  ...httpTimeoutsSchema.shape,
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;

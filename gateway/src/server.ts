@@ -1,4 +1,4 @@
-import { createHttpServer, type HttpServer } from '../../common/src/http.ts';
+import { createHttpServer, type HttpServer, type HttpTimeouts } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { ActorProof } from './actors.ts';
 import type { ClientIdentifier } from './client-identity.ts';
@@ -21,6 +21,8 @@ export interface GatewayOptions {
   tls: { key: string | Buffer; cert: string | Buffer; ca: string };
   signatureWindowSeconds: number;
   maxBodyBytes: number;
+  /** How long a client may take (configuration; common/src/http.ts). */
+  timeouts?: Partial<HttpTimeouts>;
   /** `reject`: uploads whose serials break the regulation are refused; `warn`: accepted with the report. */
   randomisationPolicy: 'reject' | 'warn';
   randomisation?: RandomisationOptions;
@@ -54,6 +56,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   const app = createHttpServer({
     logger: options.logger,
     bodyLimit: options.maxBodyBytes,
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
     binaryContentTypes: ['application/json', 'text/plain', 'application/x-www-form-urlencoded'],
     tls: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, requestCert: true },
   });

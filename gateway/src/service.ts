@@ -70,6 +70,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     tls: { key: keyPem, cert: certPem, ca: chainPem },
     signatureWindowSeconds: config.signatureWindowSeconds,
     maxBodyBytes: config.maxBodyMb * 1024 * 1024,
+    timeouts: config,
     randomisationPolicy: config.randomisationPolicy,
     randomisation: { ...DEFAULT_RANDOMISATION_OPTIONS, minSample: config.randomisationMinSample },
     oauth,

@@ -6,7 +6,7 @@ import { type RunningCaServer, startCaServer } from '../../ca/src/server.ts';
 import { createTestCa, opensslCsr, P256, PASSPHRASE, type TestCa } from '../../ca/test/fixtures.ts';
 import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { UploadClient } from '../../clients/upload-client.ts';
-import { type HttpServer, listen } from '../../common/src/http.ts';
+import { type HttpServer, type HttpTimeouts, listen } from '../../common/src/http.ts';
 import type { SignatureParameters } from '../../common/src/http-signatures/index.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { FMD_MARKETS } from '../../common/src/markets.ts';
@@ -76,6 +76,8 @@ export async function startTestHub(
     offlineWindowSeconds?: number;
     /** The markets the hub serves; default the FMD markets, as the gateway's configuration. */
     markets?: readonly string[];
+    /** How long a client may take; default the configuration's defaults. */
+    timeouts?: Partial<HttpTimeouts>;
   } = {},
 ): Promise<TestHub> {
   const tokenTtlSeconds = options.tokenTtlSeconds ?? 600;
@@ -142,6 +144,7 @@ export async function startTestHub(
       signatureWindowSeconds: 300,
       randomisationPolicy: 'reject',
       maxBodyBytes: 64 * 1024 * 1024,
+      ...(options.timeouts ? { timeouts: options.timeouts } : {}),
       oauth,
       offlineWindowSeconds: options.offlineWindowSeconds ?? 86_400,
       logger,
