@@ -98,12 +98,14 @@ async function main() {
     logger,
   });
   await new PrefixRegistry(store, 'bench').add('ACME', PREFIX);
+  let publicUrl = 'https://127.0.0.1';
   const app = createGatewayServer({
     store,
     identifier: new ClientIdentifier(trust),
     receiptSigner: { key: createPrivateKey(gw.keyPem), keyid: gw.fingerprint },
     tls: { key: gw.keyPem, cert: gw.certPem, ca: ca.chainPem() },
     signatureWindowSeconds: 300,
+    publicUrl: () => publicUrl,
     maxBodyBytes: 64 * 1024 * 1024,
     randomisationPolicy: 'reject',
     oauth,
@@ -111,6 +113,7 @@ async function main() {
     logger,
   });
   const url = await listen(app, '127.0.0.1', 0);
+  publicUrl = url;
   const client = new UploadClient({ baseUrl: url, certPem: maker.certPem, keyPem: maker.keyPem, caPem: ca.chainPem() });
   const product = {
     productCode: PRODUCT,

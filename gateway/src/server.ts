@@ -20,6 +20,12 @@ export interface GatewayOptions {
   receiptSigner: ReceiptSigner;
   tls: { key: string | Buffer; cert: string | Buffer; ca: string };
   signatureWindowSeconds: number;
+  /**
+   * The URL clients reach the hub at (configuration `publicUrl`, by default `https://host:port`):
+   * every signed write's `@target-uri` is read with it (signed-request.ts). Asked at each write,
+   * as a listener on port 0 learns its port only once it listens.
+   */
+  publicUrl(): string;
   maxBodyBytes: number;
   /** How long a client may take (configuration; common/src/http.ts). */
   timeouts?: Partial<HttpTimeouts>;
@@ -60,6 +66,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     binaryContentTypes: ['application/json', 'text/plain', 'application/x-www-form-urlencoded'],
     tls: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, requestCert: true },
   });
+  app.decorate('hubPublicUrl', options.publicUrl);
   // Long-polls of the verifier nodes would otherwise hold the close for up to their wait.
   app.addHook('preClose', async () => notifier.shutdown());
 

@@ -47,7 +47,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     );
   }
   const keys = await openSigningKeys(store, oauthPassphrase(config), config.tokenTtlSeconds, config.markets);
-  const publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
+  let publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
   const oauth = new OAuthService({
     issuer: `${publicUrl}${OAUTH_PREFIX}`,
     markets: store.markets,
@@ -69,6 +69,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     },
     tls: { key: keyPem, cert: certPem, ca: chainPem },
     signatureWindowSeconds: config.signatureWindowSeconds,
+    publicUrl: () => publicUrl,
     maxBodyBytes: config.maxBodyMb * 1024 * 1024,
     timeouts: config,
     randomisationPolicy: config.randomisationPolicy,
@@ -80,8 +81,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   let url: string;
   try {
     url = await listen(app, config.host, config.port);
-    // Port 0 (tests): the issuer follows the port actually bound.
-    if (!config.publicUrl && config.port === 0) oauth.setIssuer(`${url}${OAUTH_PREFIX}`);
+    // Port 0 (tests): the public URL, and with it the issuer, follows the port actually bound.
+    if (!config.publicUrl && config.port === 0) {
+      publicUrl = url;
+      oauth.setIssuer(`${url}${OAUTH_PREFIX}`);
+    }
   } catch (err) {
     trust.stop();
     await oauth.close();

@@ -58,6 +58,11 @@ export interface TestHub {
    * `count` random serials as batch B1, expiry 291200, through the real signed API; the serials.
    */
   seedProduct(code: string, markets: string[], count: number): Promise<string[]>;
+  /**
+   * Tells the gateway it is published at `url` from now on (configuration `publicUrl`), as for a
+   * relay in front of it: signed writes' `@target-uri` is read with it. Default: `hubUrl`.
+   */
+  publishAt(url: string): void;
   /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
   restart(): Promise<void>;
   /** Stops the gateway (the hub is down) until `start()`; the CA keeps running. */
@@ -115,8 +120,11 @@ export async function startTestHub(
   };
   const gw = await credential('gateway', 'HUB', P256, { dns: ['localhost'], ip: ['127.0.0.1'] });
   const cookieKeys = [randomBytes(32).toString('base64url')];
+  /** Where clients reach the gateway: its own address unless a test publishes it elsewhere. */
+  let published: string | undefined;
   /** The gateway on a store directory: what a process start does (used again by restart). */
   const boot = async (port: number) => {
+    let listening = 'https://127.0.0.1';
     const store = new HubStore(join(dir, 'hub'), options.markets ?? FMD_MARKETS);
     const keys = await openSigningKeys(
       store,
@@ -142,6 +150,7 @@ export async function startTestHub(
       receiptSigner: { key: createPrivateKey(gw.keyPem), keyid: gw.fingerprint },
       tls: { key: gw.keyPem, cert: gw.certPem, ca: t.ca.chainPem() },
       signatureWindowSeconds: 300,
+      publicUrl: () => published ?? listening,
       randomisationPolicy: 'reject',
       maxBodyBytes: 64 * 1024 * 1024,
       ...(options.timeouts ? { timeouts: options.timeouts } : {}),
@@ -150,6 +159,7 @@ export async function startTestHub(
       logger,
     });
     const hubUrl = await listen(gateway, '127.0.0.1', port);
+    listening = hubUrl;
     oauth.setIssuer(`${hubUrl}/oauth`);
     return { store, keys, oauth, gateway, hubUrl };
   };
@@ -184,6 +194,9 @@ export async function startTestHub(
       const tokens = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: t.ca.chainPem() });
       tokenClients.push(tokens);
       return { clientId, token: async () => (await tokens.token()).accessToken };
+    },
+    publishAt(url) {
+      published = url;
     },
     async registerPrefix(org, prefix) {
       await new PrefixRegistry(hub.store, 'test').add(org, prefix);

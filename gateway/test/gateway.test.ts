@@ -136,6 +136,47 @@ describe('refusals write nothing', () => {
     await refused(() => rawPost(acme, '/v1/products', headers, body), 401, 'HUB_SIGNATURE_REPLAYED');
   });
 
+  it('honours expires: refuses an expired signature and one that expires before it was created', async () => {
+    const body = Buffer.from(JSON.stringify(product('09506000135007')));
+    const now = Math.floor(Date.now() / 1000);
+    const expired = signedHeaders(acme, `${hubUrl}/v1/products`, body, { created: now - 20, expires: now - 10 });
+    const res = await rawPost(acme, '/v1/products', expired, body);
+    expect(res).toMatchObject({ status: 401, contentType: 'application/problem+json; charset=utf-8' });
+    expect(res.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-signature-expired',
+      title: 'The signature has expired',
+      status: 401,
+      detail: `The signature expired at ${new Date((now - 10) * 1000).toISOString()}`,
+      code: 'HUB_SIGNATURE_EXPIRED',
+    });
+    const backwards = signedHeaders(acme, `${hubUrl}/v1/products`, body, { created: now, expires: now - 1 });
+    await refused(() => rawPost(acme, '/v1/products', backwards, body), 401, 'HUB_SIGNATURE_INVALID');
+    expect(store.products.get('09506000135007')).toBeUndefined();
+    // Not yet expired: accepted.
+    const fresh = signedHeaders(acme, `${hubUrl}/v1/products`, body, { created: now, expires: now + 60 });
+    expect((await rawPost(acme, '/v1/products', fresh, body)).status).toBe(201);
+  });
+
+  it("builds @target-uri from the hub's public URL, never from the client's Host header", async () => {
+    const body = Buffer.from(JSON.stringify(product('09506000135014')));
+    const port = new URL(hubUrl).port;
+    // Signed for another authority, and sent with that Host: the hub is not that authority.
+    const elsewhere = `https://localhost:${port}/v1/products`;
+    const headers = { ...signedHeaders(acme, elsewhere, body), host: `localhost:${port}` };
+    const res = await rawPost(acme, '/v1/products', headers, body);
+    expect(res.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-signature-invalid',
+      title: 'The HTTP message signature does not verify',
+      status: 401,
+      detail: `signature "sig1" does not verify (the hub signs and verifies @target-uri as ${hubUrl}/v1/products)`,
+      code: 'HUB_SIGNATURE_INVALID',
+    });
+    expect(store.products.get('09506000135014')).toBeUndefined();
+    // Signed for the hub's public URL: the Host header the client sent does not matter.
+    const right = { ...signedHeaders(acme, `${hubUrl}/v1/products`, body), host: 'hub.invalid' };
+    expect((await rawPost(acme, '/v1/products', right, body)).status).toBe(201);
+  });
+
   it('refuses a signature that omits a required component or is made by another key', async () => {
     const body = Buffer.from(JSON.stringify(product('09506000134383')));
     const targetUri = `${hubUrl}/v1/products`;
@@ -582,19 +623,25 @@ describe('evidence', () => {
 
 /** A raw mTLS POST with the given headers, for replays and hand-made signatures. */
 function rawPost(cred: Credential | undefined, path: string, headers: Record<string, string>, body: Buffer) {
-  return new Promise<{ status: number; json(): Record<string, unknown> }>((resolve, reject) => {
+  return new Promise<{ status: number; contentType?: string; json(): Record<string, unknown> }>((resolve, reject) => {
     const req = request(
       `${hubUrl}${path}`,
       {
         method: 'POST',
         agent: new Agent({ ca: t.ca.chainPem(), ...(cred ? { cert: cred.certPem, key: cred.keyPem } : {}) }),
+        // The TLS name, whatever Host header a test sends.
+        servername: 'localhost',
         headers: { ...headers, 'content-length': body.length },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, json: () => JSON.parse(Buffer.concat(chunks).toString()) }),
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: res.headers['content-type'],
+            json: () => JSON.parse(Buffer.concat(chunks).toString()),
+          }),
         );
       },
     );
