@@ -231,6 +231,45 @@ describe('OAuth provider', () => {
     expect([...hub.oauth.audit.entries()].some((e) => e.body.event === 'rate-limited')).toBe(true);
   });
 
+  it('limits failures naming a client per source: a flood from one address gets that address 429, and the client keeps getting tokens', async () => {
+    const { clientId, client } = await pharmacy('DE');
+    const thief = await generateClientKey();
+    // Another source address on this machine: the flood comes from 127.0.0.2.
+    const elsewhere = new Agent({ localAddress: '127.0.0.2', connect: { ca: hub.t.ca.chainPem() } });
+    const answers: { status: number; type: string | null; body: unknown }[] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        const res = await fetch(`${issuer}/token`, {
+          method: 'POST',
+          dispatcher: elsewhere,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: await assertion(clientId, thief.privateJwk),
+          }).toString(),
+        });
+        answers.push({ status: res.status, type: res.headers.get('content-type'), body: await res.json() });
+      }
+    } finally {
+      await elsewhere.close();
+    }
+    // The per-client burst (7) of failures from that address, then 429 for that address.
+    expect(answers.map((a) => a.status)).toEqual([...Array(7).fill(401), ...Array(3).fill(429)]);
+    expect(answers[7]).toEqual({
+      status: 429,
+      type: 'application/json; charset=utf-8',
+      body: {
+        error: 'invalid_request',
+        error_description: `too many failed token requests for client ${clientId} from 127.0.0.2`,
+      },
+    });
+    // The client itself, from its own address, is not locked out by what others sent in its name.
+    const { accessToken } = await client.token();
+    expect(accessToken).toMatch(/^ey/);
+    await client.close();
+  });
+
   it('keeps no rate-limit bucket for a client id no one registered: it counts against its address only', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 9; i++) {
