@@ -180,6 +180,30 @@ describe('admin listener (mutual TLS, operators only)', () => {
     expect(reason.status).toBe(400);
   });
 
+  it('refuses a key its profile may not hold: P-384 signs no HTTP message, so no manufacturer gets one', async () => {
+    const { csr } = opensslCsr(t.dir, 'p384-maker', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']);
+    const refused = await admin('/admin/certificates', {
+      method: 'POST',
+      body: { csr: csr.toString(), profile: 'manufacturer', org: 'P384-MAKER' },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(refused.json()).toEqual({
+      type: 'https://packtrust.dev/problems/ca-key-rejected',
+      title: 'The public key is weak or of an unsupported type',
+      status: 400,
+      detail:
+        'A manufacturer certificate holds a P-256, Ed25519 or RSA key (it signs HTTP messages); this key is P-384',
+      code: 'CA_KEY_REJECTED',
+    });
+    // An operator only authenticates over TLS: P-384 serves.
+    const operator = await admin('/admin/certificates', {
+      method: 'POST',
+      body: { csr: csr.toString(), profile: 'operator', org: 'P384-OPS' },
+    });
+    expect(operator.status).toBe(201);
+  });
+
   it('refuses a request without a client certificate (401)', async () => {
     const res = await httpsRequest(`${server.adminUrl}/admin/certificates`, { ca: chain });
     expect(res.status).toBe(401);

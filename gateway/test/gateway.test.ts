@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkCsr } from '../../ca/src/csr.ts';
+import type { Issuer } from '../../ca/src/issuance.ts';
+import { PROFILES, validateOnboarding } from '../../ca/src/profiles.ts';
 import { createTestCa, opensslCsr, P256, run, type TestCa } from '../../ca/test/fixtures.ts';
 import { contentDigest } from '../../common/src/content-digest.ts';
 import { signMessage } from '../../common/src/http-signatures/index.ts';
@@ -285,6 +288,35 @@ describe('refusals write nothing', () => {
       401,
       'HUB_CLIENT_CERT_REQUIRED',
     );
+  });
+
+  it('refuses a manufacturer certificate for a key that signs no accepted algorithm (P-384), reads included', async () => {
+    // Such certificates were issued before the CA checked keys against profiles: made here the
+    // way the CA's issuer made them then, past today's check.
+    const { csr, keyPath } = opensslCsr(t.dir, 'p384-maker', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']);
+    const issuer = (t.ca as unknown as { issuer: Issuer }).issuer;
+    const issued = await issuer.issue(
+      checkCsr(csr),
+      validateOnboarding(PROFILES.manufacturer, { org: 'ACME' }),
+      'an older CA',
+    );
+    const agent = new Agent({
+      ca: t.ca.chainPem(),
+      cert: issued.certificatePem + issued.chainPem,
+      key: readFileSync(keyPath, 'utf8'),
+    });
+    const read = await rawGet(agent, '/v1/products/09506000134352');
+    agent.destroy();
+    expect(read.status).toBe(401);
+    expect(read.contentType).toBe('application/problem+json; charset=utf-8');
+    expect(read.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-client-cert-untrusted',
+      title: 'The client certificate is not one the packtrust CA issued',
+      status: 401,
+      detail:
+        'A manufacturer certificate holds a P-256, Ed25519 or RSA key (it signs HTTP messages); this key is P-384',
+      code: 'HUB_CLIENT_CERT_UNTRUSTED',
+    });
   });
 
   it('refuses a certificate revoked after the TLS session was set up, on the same kept-alive connection', async () => {
@@ -651,18 +683,25 @@ function rawPost(cred: Credential | undefined, path: string, headers: Record<str
 }
 
 function rawGet(agent: Agent, path: string) {
-  return new Promise<{ status: number; resumed: boolean; json(): Record<string, unknown> }>((resolve, reject) => {
-    const req = request(`${hubUrl}${path}`, { agent }, (res) => {
-      const chunks: Buffer[] = [];
-      const resumed = (res.socket as import('node:tls').TLSSocket).isSessionReused();
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, resumed, json: () => JSON.parse(Buffer.concat(chunks).toString()) }),
-      );
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return new Promise<{ status: number; resumed: boolean; contentType?: string; json(): Record<string, unknown> }>(
+    (resolve, reject) => {
+      const req = request(`${hubUrl}${path}`, { agent }, (res) => {
+        const chunks: Buffer[] = [];
+        const resumed = (res.socket as import('node:tls').TLSSocket).isSessionReused();
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            resumed,
+            contentType: res.headers['content-type'],
+            json: () => JSON.parse(Buffer.concat(chunks).toString()),
+          }),
+        );
+      });
+      req.on('error', reject);
+      req.end();
+    },
+  );
 }
 
 describe('feed of a market without any data yet', () => {
