@@ -142,6 +142,23 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   return app;
 }
 
+/**
+ * A `preParsing` hook for a route whose body has one of `mediaTypes` (compared without
+ * parameters, case-insensitively): any other is refused 415 before the body is read. A parser
+ * that takes several types for the listener (the gateway's raw bodies) does not let a route be
+ * sent the wrong one.
+ */
+export function acceptOnly(mediaTypes: readonly string[]) {
+  const accepted = mediaTypes.map((t) => t.toLowerCase());
+  return async (request: FastifyRequest): Promise<void> => {
+    const sent = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (sent && accepted.includes(sent)) return;
+    throw new UnsupportedMediaType(
+      `${request.method} ${request.routeOptions.url} takes ${accepted.join(' or ')}, not ${sent || 'a body without a content type'}`,
+    );
+  };
+}
+
 const notFound = (request: FastifyRequest) => new NotFound(`No route for ${request.method} ${request.url}`);
 
 /** Whether the request announced a body that has not been read (yet). */

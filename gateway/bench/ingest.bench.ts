@@ -108,6 +108,7 @@ async function main() {
     publicUrl: () => publicUrl,
     maxBodyBytes: 64 * 1024 * 1024,
     randomisationPolicy: 'reject',
+    acceptExpiredBatches: false,
     oauth,
     offlineWindowSeconds: 86_400,
     logger,

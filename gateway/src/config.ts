@@ -30,6 +30,11 @@ const gatewayConfigSchema = z.object({
   randomisationPolicy: z.enum(['reject', 'warn']).default('reject'),
   randomisationMinSample: z.coerce.number().int().min(10).default(1000),
   maxBodyMb: z.coerce.number().int().min(1).max(512).default(64),
+  /**
+   * Whether packs of a batch whose expiry date has passed are registered; by default such an
+   * upload is refused (`HUB_BATCH_EXPIRED`). `true` for loading the history of another system.
+   */
+  acceptExpiredBatches: z.union([z.boolean(), z.stringbool()]).default(false),
   /** Base URL clients use (the OAuth issuer is `<publicUrl>/oauth`); default https://host:port. */
   publicUrl: z.url().optional(),
   /** Passphrase that encrypts the token signing keys: a file, else PACKTRUST_GATEWAY_OAUTH_PASSPHRASE. */

@@ -99,6 +99,8 @@ export const DuplicateSerials = defineError(
   409,
   'Serial numbers must be unique per product for life',
 );
+/** An upload of packs for a batch whose expiry date has passed (unless `acceptExpiredBatches`). */
+export const BatchExpired = defineError('HUB_BATCH_EXPIRED', 422, 'The batch has expired');
 /** Packs for a recalled or withdrawn batch or a withdrawn product, or a recall or withdrawal made twice. */
 export const BatchClosed = defineError('HUB_BATCH_CLOSED', 409, 'The batch is recalled or withdrawn');
 /** The serials fail the randomisation checks (policy `reject`); with the `randomisation` report. */

@@ -32,6 +32,8 @@ export interface GatewayOptions {
   /** `reject`: uploads whose serials break the regulation are refused; `warn`: accepted with the report. */
   randomisationPolicy: 'reject' | 'warn';
   randomisation?: RandomisationOptions;
+  /** Whether packs of a batch whose expiry date has passed are registered (configuration). */
+  acceptExpiredBatches: boolean;
   /**
    * The OAuth provider for pharmacies, mounted under /oauth. Its tokens are also the proof of who
    * acted in the pack events and alerts nodes forward; its public keys travel in every snapshot.
@@ -115,6 +117,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     signedWrite,
     randomisationPolicy: options.randomisationPolicy,
     randomisation: options.randomisation ?? DEFAULT_RANDOMISATION_OPTIONS,
+    acceptExpiredBatches: options.acceptExpiredBatches,
   });
   const actors = new ActorProof({
     issuer: () => oauth.issuer,

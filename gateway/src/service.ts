@@ -73,6 +73,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     maxBodyBytes: config.maxBodyMb * 1024 * 1024,
     timeouts: config,
     randomisationPolicy: config.randomisationPolicy,
+    acceptExpiredBatches: config.acceptExpiredBatches,
     randomisation: { ...DEFAULT_RANDOMISATION_OPTIONS, minSample: config.randomisationMinSample },
     oauth,
     offlineWindowSeconds: config.offlineWindowSeconds,

@@ -152,6 +152,7 @@ export async function startTestHub(
       signatureWindowSeconds: 300,
       publicUrl: () => published ?? listening,
       randomisationPolicy: 'reject',
+      acceptExpiredBatches: false,
       maxBodyBytes: 64 * 1024 * 1024,
       ...(options.timeouts ? { timeouts: options.timeouts } : {}),
       oauth,

@@ -9,6 +9,7 @@ import { PROFILES, validateOnboarding } from '../../ca/src/profiles.ts';
 import { createTestCa, opensslCsr, P256, run, type TestCa } from '../../ca/test/fixtures.ts';
 import { contentDigest } from '../../common/src/content-digest.ts';
 import { signMessage } from '../../common/src/http-signatures/index.ts';
+import { checkBatchFields } from '../src/batches.ts';
 import { verifyEvidence } from '../src/evidence.ts';
 import type { HubStore } from '../src/hub-store.ts';
 import type { CaTrust } from '../src/trust.ts';
@@ -419,6 +420,53 @@ describe('batches and packs', () => {
     expect(evidenceCount()).toBe(before);
   });
 
+  it('refuses a body of another media type than its operation takes (415), before reading it', async () => {
+    const before = evidenceCount();
+    const asText = await client(acme).write('POST', '/v1/products', JSON.stringify(product(code, ['DE'])), {
+      contentType: 'text/plain',
+    });
+    expect(asText.status).toBe(415);
+    expect(asText.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(asText.json()).toEqual({
+      type: 'https://packtrust.dev/problems/unsupported-media-type',
+      title: 'Unsupported content type',
+      status: 415,
+      detail: 'POST /v1/products takes application/json, not text/plain',
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+    });
+    const packsAsJson = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-JSON/packs?expiry=281200`,
+      JSON.stringify(randomSerials(10)),
+    );
+    expect(packsAsJson.json()).toMatchObject({
+      status: 415,
+      detail: 'POST /v1/products/:productCode/batches/:batch/packs takes text/plain, not application/json',
+    });
+    expect(evidenceCount()).toBe(before);
+  });
+
+  it('refuses a batch whose expiry date has passed', async () => {
+    const before = evidenceCount();
+    const res = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-2024/packs?expiry=241200`,
+      randomSerials(10).join('\n'),
+      { contentType: 'text/plain' },
+    );
+    expect(res.status).toBe(422);
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(res.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-batch-expired',
+      title: 'The batch has expired',
+      status: 422,
+      detail: 'Batch B-2024 expired on 2024-12-31; packs of an expired batch are not registered',
+      code: 'HUB_BATCH_EXPIRED',
+    });
+    expect(store.batch(code, 'B-2024')).toBeUndefined();
+    expect(evidenceCount()).toBe(before);
+  });
+
   it('refuses malformed serials, batch ids and expiry dates with the items that failed', async () => {
     const bad = await client(acme).write(
       'POST',
@@ -718,5 +766,21 @@ describe('feed of a market without any data yet', () => {
     expect(lines[1]).toEqual({ type: 'signing-keys', keys: hub.keys.publicJwks() });
     expect(lines[1].keys[0]).not.toHaveProperty('d');
     expect(lines.at(-1)).toMatchObject({ type: 'end', packs: 0 });
+  });
+});
+
+describe('checkBatchFields', () => {
+  it('takes a batch that expires today, and an expired one only when the configuration accepts them', () => {
+    const today = '2026-11-30';
+    expect(checkBatchFields('B1', '261130', { acceptExpired: false, today })).toEqual({
+      expiry: '261130',
+      expiryDate: '2026-11-30',
+    });
+    // Day 00: the end of the month, so November 2026 has not expired on its 30th.
+    expect(checkBatchFields('B1', '261100', { acceptExpired: false, today }).expiryDate).toBe('2026-11-30');
+    expect(() => checkBatchFields('B1', '261129', { acceptExpired: false, today })).toThrow(
+      'Batch B1 expired on 2026-11-29; packs of an expired batch are not registered',
+    );
+    expect(checkBatchFields('B1', '241200', { acceptExpired: true, today }).expiryDate).toBe('2024-12-31');
   });
 });

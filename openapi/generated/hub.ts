@@ -186,7 +186,7 @@ export interface paths {
         put?: never;
         /**
          * Add the serial numbers of a batch (creates the batch on the first upload)
-         * @description The body is text, one serial number per line (LF or CRLF), at most 1,000,000 per upload; split larger batches into several uploads. The whole upload is refused, writing nothing, when any serial is malformed, repeated in the upload or already registered for the product, or when the randomisation report finds a breach of Art. 4 under the reject policy.
+         * @description The body is text, one serial number per line (LF or CRLF), at most 1,000,000 per upload; split larger batches into several uploads. The whole upload is refused, writing nothing, when any serial is malformed, repeated in the upload or already registered for the product, or when the randomisation report finds a breach of Art. 4 under the reject policy. A batch whose expiry date has passed is refused (422 `HUB_BATCH_EXPIRED`) unless the hub is configured to accept expired batches (`acceptExpiredBatches`).
          */
         post: operations["uploadPacks"];
         delete?: never;
@@ -947,6 +947,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
         };
     };
