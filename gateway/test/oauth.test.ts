@@ -118,7 +118,39 @@ describe('OAuth provider', () => {
       client_id: clientId,
       client_secret: 'not-the-secret',
     });
-    expect(wrong.json.error).toBe('invalid_client');
+    expect(wrong).toEqual({
+      status: 401,
+      json: { error: 'invalid_client', error_description: 'client authentication failed' },
+    });
+  });
+
+  it('stores no client secret, only its hash: what a stolen store holds authenticates no one', async () => {
+    const { clientId, clientSecret } = await registry.add({
+      market: 'DE',
+      role: 'wholesaler',
+      location: 'W-2',
+      org: 'GROSS-2',
+      secret: true,
+      secretMethod: 'post',
+    });
+    const stored = () =>
+      hub.store.store.db<{ payload: Record<string, unknown> }, string>('oauth-Client').get(clientId)!;
+    const record = JSON.stringify(stored());
+    expect(record).not.toContain(clientSecret!);
+    expect(record).not.toContain(Buffer.from(clientSecret!, 'base64url').toString('hex'));
+    const kept = String(stored().payload.client_secret);
+    const attempt = (secret: string) =>
+      tokenRequest({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret });
+    expect(await attempt(kept)).toEqual({
+      status: 401,
+      json: { error: 'invalid_client', error_description: 'client authentication failed' },
+    });
+    expect((await attempt(clientSecret!)).status).toBe(200);
+    // A new secret is shown once and stored as a hash too; the old one stops working.
+    const rotated = await registry.rotateSecret(clientId);
+    expect(JSON.stringify(stored())).not.toContain(rotated);
+    expect((await attempt(clientSecret!)).status).toBe(401);
+    expect((await attempt(rotated)).status).toBe(200);
   });
 
   it('issues tokens to a client_secret_basic client', async () => {
@@ -294,6 +326,34 @@ describe('OAuth provider', () => {
     });
     const after = (await fresh.token()).accessToken;
     expect(decodeProtectedHeader(after).kid).toBe(newKid);
+  });
+
+  it('hashes, at start, a secret that a registration made before kept in clear; its client keeps it', async () => {
+    const { clientId, clientSecret } = await registry.add({
+      market: 'DE',
+      role: 'wholesaler',
+      location: 'W-3',
+      org: 'GROSS-3',
+      secret: true,
+      secretMethod: 'post',
+    });
+    const clients = () => hub.store.store.db<{ payload: Record<string, unknown> }, string>('oauth-Client');
+    // As such a registration stored it.
+    await hub.store.store.transaction(() =>
+      clients().putSync(clientId, {
+        ...clients().get(clientId)!,
+        payload: { ...clients().get(clientId)!.payload, client_secret: clientSecret },
+      }),
+    );
+    await hub.restart();
+    registry = new ClientRegistry(hub.store);
+    expect(JSON.stringify(clients().get(clientId))).not.toContain(clientSecret!);
+    const res = await tokenRequest({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: clientSecret!,
+    });
+    expect(res.status).toBe(200);
   });
 
   it('keeps clients, signing keys and replay records across a restart', async () => {

@@ -7,7 +7,7 @@ import type { Store } from '../../../common/src/store.ts';
 import { NotFound } from '../errors.ts';
 import { removeExpiredEntries } from './adapter.ts';
 import { OAuthAudit, type OAuthAuditRecord } from './audit.ts';
-import { clientsDb } from './clients.ts';
+import { clientSecretMatches, clientsDb, hashStoredSecrets } from './clients.ts';
 import { providerConfiguration } from './configuration.ts';
 import { clientIdOf, type TokenRateLimits, type TokenRequest, TokenRequestLimiter } from './rate-limit.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -65,6 +65,8 @@ export class OAuthService {
 
   constructor(private readonly options: OAuthOptions) {
     const clients = clientsDb(options.store);
+    const hashed = hashStoredSecrets(options.store);
+    if (hashed > 0) options.logger.info({ clients: hashed }, 'client secrets kept in clear are now stored hashed');
     this.limits = new TokenRequestLimiter(options, (clientId) => clients.get(clientId) !== undefined);
     this.refusals = new OAuthAudit(options.store, options.logger);
     this.audit = this.refusals.log;
@@ -151,6 +153,11 @@ export class OAuthService {
       o.issuer,
       providerConfiguration({ ...o, audience: (market) => this.audience(market), models: this.models }),
     );
+    // Clients hold the hash of their secret (clients.ts): the presented secret is compared with
+    // it. Replacing this method is oidc-provider's way of checking secrets it is not given in clear.
+    provider.Client.prototype.compareClientSecret = function (this: { clientSecret?: string }, actual: string) {
+      return clientSecretMatches(this.clientSecret, actual);
+    };
     provider.on('grant.error', (ctx: KoaContextWithOIDC, error: errors.OIDCProviderError) =>
       this.recordFailure(ctx, error),
     );
