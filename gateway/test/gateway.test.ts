@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -782,5 +782,17 @@ describe('checkBatchFields', () => {
       'Batch B1 expired on 2026-11-29; packs of an expired batch are not registered',
     );
     expect(checkBatchFields('B1', '241200', { acceptExpired: true, today }).expiryDate).toBe('2024-12-31');
+  });
+});
+
+describe('the hub store on disk', () => {
+  it("is its owner's alone: directory 0700, files 0600", () => {
+    const env = join(hub.dir, 'hub');
+    const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+    expect([mode(env), ...readdirSync(env).map((f) => `${f} ${mode(join(env, f))}`)]).toEqual([
+      '700',
+      'data.mdb 600',
+      'lock.mdb 600',
+    ]);
   });
 });
