@@ -141,6 +141,34 @@ describe('public listener', () => {
   });
 });
 
+describe('monitoring', () => {
+  it('says on the public /health only whether the CA serves', async () => {
+    const res = await fetch(`${server.publicUrl}/health`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await res.text()).toBe('{"status":"ok"}');
+    expect((await fetch(`${server.publicUrl}/metrics`)).status).toBe(404);
+  });
+
+  it('shows /metrics on the admin listener, to operators only', async () => {
+    const res = await admin('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; version=0.0.4');
+    const meta = t.ca.meta();
+    const text = res.body.toString();
+    expect(text).toContain(
+      `# HELP packtrust_ca_crl_number Number of the current CRL of the issuing CA.\n# TYPE packtrust_ca_crl_number gauge\npacktrust_ca_crl_number ${meta.crlNumber}\n`,
+    );
+    expect(text).toContain(`\npacktrust_ca_crl_next_update_seconds ${meta.crlNextUpdate / 1000}\n`);
+    expect(text).toContain(`\npacktrust_ca_certificates ${t.ca.inventory.count()}\n`);
+    expect(text).toMatch(/\npacktrust_ca_certificates_revoked \d+\n/);
+    expect(text).toMatch(/\npacktrust_ca_audit_entries \d+\n/);
+    const anonymous = await httpsRequest(`${server.adminUrl}/metrics`, { ca: chain });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.json()).toMatchObject({ code: 'CA_CLIENT_CERT_REQUIRED' });
+  });
+});
+
 describe('admin listener (mutual TLS, operators only)', () => {
   it('lets an operator issue, show, list and revoke', async () => {
     const m = await issueViaApi('manufacturer', 'ADMIN-1', { name: 'Admin One' });

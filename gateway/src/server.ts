@@ -12,6 +12,7 @@ import type { ReceiptSigner } from './receipt.ts';
 import { feedRoutes } from './routes/feed.ts';
 import { manufacturerRoutes } from './routes/manufacturer.ts';
 import { nodeRoutes } from './routes/nodes.ts';
+import { operatorRoutes } from './routes/operator.ts';
 import { signedWrites } from './signed-write.ts';
 
 export interface GatewayOptions {
@@ -99,11 +100,11 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   app.all(OAUTH_PREFIX, { bodyLimit: OAUTH_BODY_LIMIT }, oauth.handle);
   app.all(`${OAUTH_PREFIX}/*`, { bodyLimit: OAUTH_BODY_LIMIT }, oauth.handle);
 
-  app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async () => ({
-    status: 'ok',
-    evidence: store.evidence.lastSeq(),
-    crl: identifier.trust.crlStatus(),
-  }));
+  // Public: whether the gateway serves, nothing more (docs/operations.md, "Monitoring"); it serves
+  // no client without a current CRL. The figures are on the operators' /metrics (routes/operator.ts).
+  app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async (_request, reply) =>
+    identifier.trust.crlCurrent() ? { status: 'ok' } : reply.code(503).send({ status: 'unavailable' }),
+  );
 
   const signedWrite = signedWrites({
     store,
@@ -127,6 +128,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     disabledSince: (clientId) => disabledSince(clients, clientId),
   });
   app.register(nodeRoutes, { store, identifier, signedWrite, actors });
+  app.register(operatorRoutes, { store, identifier });
   app.register(feedRoutes, {
     store,
     identifier,

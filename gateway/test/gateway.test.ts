@@ -796,3 +796,63 @@ describe('the hub store on disk', () => {
     ]);
   });
 });
+
+describe('monitoring', () => {
+  const get = async (path: string, cred?: Pick<Credential, 'certPem' | 'keyPem'>) => {
+    const agent = new Agent({ ca: t.ca.chainPem(), ...(cred ? { cert: cred.certPem, key: cred.keyPem } : {}) });
+    try {
+      const res = await new Promise<{ status: number; type?: string; body: string }>((resolve, reject) => {
+        const req = request(`${hubUrl}${path}`, { agent }, (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () =>
+            resolve({
+              status: r.statusCode ?? 0,
+              type: r.headers['content-type'],
+              body: Buffer.concat(chunks).toString(),
+            }),
+          );
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      return res;
+    } finally {
+      agent.destroy();
+    }
+  };
+
+  it('says on /health, to anyone, only whether the gateway serves', async () => {
+    expect(await get('/health')).toEqual({
+      status: 200,
+      type: 'application/json; charset=utf-8',
+      body: '{"status":"ok"}',
+    });
+  });
+
+  it('shows /metrics to operators only, over mutual TLS', async () => {
+    const anonymous = await get('/metrics');
+    expect(anonymous.status).toBe(401);
+    expect(JSON.parse(anonymous.body)).toEqual({
+      type: 'https://packtrust.dev/problems/hub-client-cert-required',
+      title: 'A client certificate is required',
+      status: 401,
+      detail: 'Present a client certificate issued by the packtrust CA (mutual TLS)',
+      code: 'HUB_CLIENT_CERT_REQUIRED',
+    });
+    const maker = await get('/metrics', acme);
+    expect(maker.status).toBe(403);
+    expect(JSON.parse(maker.body)).toMatchObject({ code: 'HUB_PROFILE_NOT_ALLOWED' });
+    const operator = await get('/metrics', { certPem: t.operatorCertPem, keyPem: t.operatorKeyPem });
+    expect(operator).toMatchObject({ status: 200, type: 'text/plain; version=0.0.4' });
+    const crl = trust.crlStatus();
+    expect(operator.body).toContain(
+      `# HELP packtrust_evidence_seq Number of the last evidence record.\n# TYPE packtrust_evidence_seq gauge\npacktrust_evidence_seq ${store.evidence.lastSeq()}\n`,
+    );
+    expect(operator.body).toContain(`\npacktrust_crl_number ${crl.number}\n`);
+    expect(operator.body).toContain(`\npacktrust_crl_revoked ${crl.revoked}\n`);
+    expect(operator.body).toContain(`\npacktrust_crl_next_update_seconds ${Date.parse(crl.nextUpdate!) / 1000}\n`);
+    expect(operator.body).toContain('\npacktrust_serving 1\n');
+    expect(operator.body).toMatch(/\nprocess_resident_memory_bytes \d+\n/);
+  });
+});
