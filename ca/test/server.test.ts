@@ -368,7 +368,7 @@ describe('both listeners, with a client that sends slowly', () => {
       adminPort: 0,
       passphrase: PASSPHRASE,
       crlRefreshMarginMinutes: 60,
-      timeouts: { headersTimeoutMs: 400, requestTimeoutMs: 800, keepAliveTimeoutMs: 400, idleTimeoutMs: 5000 },
+      timeouts: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 10_000 },
       logger: createLogger('ca-test', 'silent'),
     });
   });

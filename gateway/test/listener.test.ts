@@ -10,7 +10,7 @@ let maker: Credential;
 
 beforeAll(async () => {
   hub = await startTestHub({
-    timeouts: { headersTimeoutMs: 400, requestTimeoutMs: 800, keepAliveTimeoutMs: 400, idleTimeoutMs: 5000 },
+    timeouts: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 10_000 },
   });
   maker = await hub.credential('manufacturer', 'ACME');
 }, 60_000);
