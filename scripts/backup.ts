@@ -3,7 +3,7 @@
  * under the data directory (LMDB's own copy, from a read transaction, so services may keep running),
  * plus the encrypted key files. The passphrases are not copied.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { open } from 'lmdb';
@@ -32,12 +32,15 @@ if (existsSync(out)) {
   console.error(`${out} exists; choose a new directory for each backup`);
   process.exit(1);
 }
+// The copy holds what the data directory holds: it is its owner's alone (0700, files 0600).
+mkdirSync(out, { recursive: true, mode: 0o700 });
 for (const env of lmdbEnvironments(dataDir)) {
   const target = join(out, relative(dataDir, env));
-  mkdirSync(target, { recursive: true });
+  mkdirSync(target, { recursive: true, mode: 0o700 });
   const db = open({ path: env, readOnly: true });
   await db.backup(target, false);
   await db.close();
+  chmodSync(join(target, 'data.mdb'), 0o600);
   console.log(`copied ${env}`);
 }
 for (const keys of ['ca/keys']) {

@@ -441,15 +441,21 @@ async function main(): Promise<void> {
     say(`de-1 -> ${recalled.json.returnCode} (${recalled.json.inactiveReason}): ${recalled.json.detail}`);
 
     step("Onboarding staff revoke the manufacturer's certificate");
-    const crlBefore = ((await call(publicAgent, 'GET', `${urls.gateway}/health`)).json.crl as { number: number })
-      .number;
+    // The CRL the gateway holds is on its operators' /metrics (an operator certificate).
+    const gatewayCrl = async () => {
+      const metrics = await call(operatorAgent, 'GET', `${urls.gateway}/metrics`);
+      const held = /^packtrust_crl_number (-?\d+)$/m.exec(String(metrics.json.text));
+      check(metrics.status === 200 && held !== null, "the gateway's metrics show the CRL it holds", metrics.json);
+      return { number: Number(held![1]) };
+    };
+    const crlBefore = (await gatewayCrl()).number;
     const revoked = await call(operatorAgent, 'POST', `${urls.caAdmin}/admin/certificates/${serialHex}/revoke`, {
       reason: 'keyCompromise',
     });
     check(revoked.status === 200 && revoked.json.status === 'revoked', 'the CA revokes it', revoked.json);
     const revokedAt = performance.now();
     const crl = await eventually('the gateway picking up the new CRL', async () => {
-      const c = (await call(publicAgent, 'GET', `${urls.gateway}/health`)).json.crl as { number: number };
+      const c = await gatewayCrl();
       return c.number > crlBefore ? c : undefined;
     });
     say(

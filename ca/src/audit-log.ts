@@ -27,6 +27,11 @@ export class AuditLog {
     return this.chain.append({ time: new Date().toISOString(), ...record });
   }
 
+  /** Number of the last entry; 0 for an empty log. */
+  lastSeq(): number {
+    return this.chain.last()?.seq ?? 0;
+  }
+
   entries(fromSeq = 1): Iterable<ChainEntry<AuditRecord>> {
     return this.chain.entries(fromSeq);
   }

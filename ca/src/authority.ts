@@ -20,7 +20,7 @@ import { type CaMeta, type CertRecord, type CertStatus, Inventory } from './inve
 import { type IssuedCertificate, type IssueRequest, Issuer, successorOf } from './issuance.ts';
 import { generateKeyPair } from './keys.ts';
 import { OcspResponder, serialStatusOf } from './ocsp.ts';
-import { PROFILES, profileByName, validateOnboarding } from './profiles.ts';
+import { checkProfileKey, PROFILES, profileByName, validateOnboarding } from './profiles.ts';
 import { Revocation } from './revocation.ts';
 import { Signer } from './signer.ts';
 
@@ -171,7 +171,9 @@ export class CertificateAuthority {
   async issue(request: IssueRequest, actor: string): Promise<IssuedCertificate> {
     return this.audited('issue', actor, undefined, async () => {
       const data = validateOnboarding(profileByName(request.profile), request);
-      return this.issuer.issue(checkCsr(request.csr), data, actor);
+      const key = checkCsr(request.csr);
+      checkProfileKey(data.profile, key);
+      return this.issuer.issue(key, data, actor);
     });
   }
 

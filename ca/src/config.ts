@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { loadConfig } from '../../common/src/config.ts';
+import { httpTimeoutsSchema } from '../../common/src/http.ts';
 import { KEY_ALGORITHMS } from './keys.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -23,6 +24,8 @@ const caConfigSchema = z.object({
     .default(24),
   /** A new CRL is produced this long before the current one's nextUpdate. */
   crlRefreshMarginMinutes: z.coerce.number().int().min(1).default(60),
+  /** How long a client may take on either listener (headers, whole request, idle): common/src/http.ts. */
+  ...httpTimeoutsSchema.shape,
 });
 
 export type CaConfig = z.output<typeof caConfigSchema>;

@@ -16,14 +16,23 @@ export interface CheckedCsr {
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 8192;
 
-const SIGNATURE_HASHES: Record<string, 'sha256' | 'sha384' | 'sha512' | null> = {
-  '1.2.840.10045.4.3.2': 'sha256', // ecdsa-with-SHA256
-  '1.2.840.10045.4.3.3': 'sha384',
-  '1.2.840.10045.4.3.4': 'sha512',
-  '1.2.840.113549.1.1.11': 'sha256', // sha256WithRSAEncryption
-  '1.2.840.113549.1.1.12': 'sha384',
-  '1.2.840.113549.1.1.13': 'sha512',
-  '1.3.101.112': null, // Ed25519 signs the message itself
+/**
+ * The CSR signature algorithms accepted (RFC 5758 §3.2, RFC 4055 §5, RFC 8410 §6): the hash, and
+ * the key type that makes them. node:crypto's `verify` takes its algorithm from the key, so an
+ * RSA signature declared as ECDSA (or the reverse) would verify if the two were not compared.
+ */
+const SIGNATURE_ALGORITHMS: Record<
+  string,
+  { name: string; hash: 'sha256' | 'sha384' | 'sha512' | null; key: 'ec' | 'rsa' | 'ed25519' }
+> = {
+  '1.2.840.10045.4.3.2': { name: 'ecdsa-with-SHA256', hash: 'sha256', key: 'ec' },
+  '1.2.840.10045.4.3.3': { name: 'ecdsa-with-SHA384', hash: 'sha384', key: 'ec' },
+  '1.2.840.10045.4.3.4': { name: 'ecdsa-with-SHA512', hash: 'sha512', key: 'ec' },
+  '1.2.840.113549.1.1.11': { name: 'sha256WithRSAEncryption', hash: 'sha256', key: 'rsa' },
+  '1.2.840.113549.1.1.12': { name: 'sha384WithRSAEncryption', hash: 'sha384', key: 'rsa' },
+  '1.2.840.113549.1.1.13': { name: 'sha512WithRSAEncryption', hash: 'sha512', key: 'rsa' },
+  // Ed25519 signs the message itself.
+  '1.3.101.112': { name: 'Ed25519', hash: null, key: 'ed25519' },
 };
 
 const WEAK_OR_UNSUPPORTED: Record<string, string> = {
@@ -50,10 +59,16 @@ export function checkCsr(input: Buffer): CheckedCsr {
   if (sigOid in WEAK_OR_UNSUPPORTED) {
     throw new CsrSignatureInvalid(`The CSR is signed with ${WEAK_OR_UNSUPPORTED[sigOid]}, which is not accepted`);
   }
-  if (!(sigOid in SIGNATURE_HASHES)) throw new CsrSignatureInvalid(`Unsupported CSR signature algorithm ${sigOid}`);
+  const algorithm = SIGNATURE_ALGORITHMS[sigOid];
+  if (!algorithm) throw new CsrSignatureInvalid(`Unsupported CSR signature algorithm ${sigOid}`);
+  if (publicKey.asymmetricKeyType !== algorithm.key) {
+    throw new CsrSignatureInvalid(
+      `The CSR declares ${algorithm.name} but its key is ${keyType}: the signature must be the key's own algorithm`,
+    );
+  }
   let ok = false;
   try {
-    ok = verify(SIGNATURE_HASHES[sigOid] ?? null, parts.tbs, publicKey, parts.signature);
+    ok = verify(algorithm.hash, parts.tbs, publicKey, parts.signature);
   } catch {
     ok = false;
   }

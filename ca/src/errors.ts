@@ -10,13 +10,19 @@ import { defineError } from '../../common/src/errors.ts';
 
 /** The CSR is not PEM or DER PKCS#10, or its structure is broken (csr.ts). */
 export const CsrMalformed = defineError('CA_CSR_MALFORMED', 400, 'The certificate signing request cannot be parsed');
-/** The CSR's signature fails, or uses a broken or unsupported algorithm: no proof of possession (csr.ts). */
+/**
+ * The CSR's signature fails, uses a broken or unsupported algorithm, or declares an algorithm its
+ * key does not make: no proof of possession (csr.ts).
+ */
 export const CsrSignatureInvalid = defineError(
   'CA_CSR_SIGNATURE_INVALID',
   400,
   'The CSR signature does not verify (no proof of possession)',
 );
-/** The key is not P-256, P-384, RSA of 2048 to 8192 bits or Ed25519 (csr.ts). */
+/**
+ * The key is not P-256, P-384, RSA of 2048 to 8192 bits or Ed25519 (csr.ts), or not one its
+ * profile may hold: P-384 for operators only (profiles.ts, common/src/vocabulary.ts).
+ */
 export const KeyRejected = defineError('CA_KEY_REJECTED', 400, 'The public key is weak or of an unsupported type');
 
 // ── Onboarding data ────────────────────────────────────────────────────────────────────────────

@@ -136,4 +136,9 @@ export class Inventory {
   count(): number {
     return this.certs.getCount();
   }
+
+  /** Certificates revoked (the revoked set the CRLs are made from). */
+  revokedCount(): number {
+    return this.revoked.getCount();
+  }
 }

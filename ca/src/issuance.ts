@@ -6,7 +6,7 @@ import { keyIdOf, type LeafCertificateBuilder, newSerial } from './certificate.t
 import { type CheckedCsr, checkCsr, checkSpki, subjectPublicKeyBits } from './csr.ts';
 import { NotRenewable } from './errors.ts';
 import type { CertRecord, Inventory } from './inventory.ts';
-import { type OnboardingData, PROFILES, subjectOf } from './profiles.ts';
+import { checkProfileKey, type OnboardingData, PROFILES, subjectOf } from './profiles.ts';
 import { BACKDATE_MS, DAY_MS } from './validity.ts';
 
 /** An issuance request: a CSR and the onboarding data, unchecked (both are checked on issuance). */
@@ -93,5 +93,6 @@ export function successorOf(old: CertRecord, csr: Buffer | undefined): { key: Ch
   if (old.profile === 'ca-server') throw new NotRenewable('The admin listener certificate is renewed by init');
   const { profile, org, name, market, dns, ip } = old;
   const key = csr ? checkCsr(csr) : checkSpki(Buffer.from(new x509.X509Certificate(bytes(old.der)).publicKey.rawData));
+  checkProfileKey(profile, key);
   return { key, data: { profile, org, name, market, dns, ip } };
 }

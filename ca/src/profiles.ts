@@ -6,14 +6,16 @@ import {
   isProfileName,
   ORGANIZATION_IDENTIFIER_OID,
   PROFILE_NAMES,
+  profileKeyProblem,
 } from '../../common/src/vocabulary.ts';
-import { OnboardingInvalid, ProfileUnknown } from './errors.ts';
+import type { CheckedCsr } from './csr.ts';
+import { KeyRejected, OnboardingInvalid, ProfileUnknown } from './errors.ts';
 
 /**
  * What the CA puts into the certificate of each profile: its validity, key usages and which
- * onboarding fields it takes are the CA's own policy. The profile names and their policy OIDs are
- * shared with the services, which recognise a certificate's profile by its policy OID
- * (common/src/vocabulary.ts).
+ * onboarding fields it takes are the CA's own policy. The profile names, their policy OIDs and
+ * the keys each may hold are shared with the services, which recognise a certificate's profile by
+ * its policy OID (common/src/vocabulary.ts).
  */
 export interface Profile {
   name: AnyProfileName;
@@ -70,6 +72,15 @@ export function profileByName(name: string): Profile {
     throw new ProfileUnknown(`Unknown profile "${name}"; expected one of ${PROFILE_NAMES.join(', ')}`);
   }
   return PROFILES[name];
+}
+
+/**
+ * Refuses a key the profile may not hold (common/src/vocabulary.ts `PROFILE_KEY_TYPES`, which the
+ * gateway checks too): a manufacturer's P-384 key signs no algorithm the hub accepts.
+ */
+export function checkProfileKey(profile: AnyProfileName, key: Pick<CheckedCsr, 'publicKey'>): void {
+  const problem = profileKeyProblem(profile, key.publicKey);
+  if (problem) throw new KeyRejected(problem);
 }
 
 /** What onboarding staff say about the certificate holder; the subject is built from this only. */

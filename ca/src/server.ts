@@ -1,4 +1,4 @@
-import { createHttpServer, type HttpServer, listen } from '../../common/src/http.ts';
+import { createHttpServer, type HttpServer, type HttpTimeouts, listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { OpenApiContract } from '../../common/src/openapi.ts';
 import { addOperatorGate } from './admin-access.ts';
@@ -15,6 +15,8 @@ export interface CaServerOptions {
   /** Decrypts the admin listener's TLS key. */
   passphrase: string;
   crlRefreshMarginMinutes: number;
+  /** How long a client may take on either listener (configuration; common/src/http.ts). */
+  timeouts?: Partial<HttpTimeouts>;
   logger: Logger;
 }
 
@@ -26,7 +28,7 @@ export interface RunningCaServer {
 
 /** Starts the public listener (certificates, CRLs, OCSP) and the operator-only admin listener. */
 export async function startCaServer(ca: CertificateAuthority, options: CaServerOptions): Promise<RunningCaServer> {
-  const publicApp = createPublicApp(ca, options.logger);
+  const publicApp = createPublicApp(ca, options);
   const adminApp = createAdminApp(ca, options);
   let publicUrl: string;
   let adminUrl: string;
@@ -63,8 +65,12 @@ function startCrlRefresh(ca: CertificateAuthority, options: CaServerOptions): No
   return timer;
 }
 
-function createPublicApp(ca: CertificateAuthority, logger: Logger): HttpServer {
-  const app = createHttpServer({ logger, binaryContentTypes: ['application/ocsp-request'] });
+function createPublicApp(ca: CertificateAuthority, options: CaServerOptions): HttpServer {
+  const app = createHttpServer({
+    logger: options.logger,
+    binaryContentTypes: ['application/ocsp-request'],
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+  });
   app.register(publicRoutes, { ca, contract });
   return app;
 }
@@ -74,6 +80,7 @@ function createAdminApp(ca: CertificateAuthority, options: CaServerOptions): Htt
   const tls = ca.serverCredentials(options.passphrase);
   const app = createHttpServer({
     logger: options.logger,
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
     tls: {
       key: tls.key.export({ type: 'pkcs8', format: 'pem' }),
       cert: tls.certPem,

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toPem, x509 } from '../../common/src/pki.ts';
@@ -218,6 +218,14 @@ describe('CA keys', () => {
       const { readFileSync } = await import('node:fs');
       const pem = readFileSync(join(other.dir, 'ca', 'keys', 'issuing-ca.key.pem'), 'utf8');
       expect(pem).toContain('BEGIN ENCRYPTED PRIVATE KEY');
+      // Keys and the store (inventory, audit log) are the CA's owner's alone.
+      const modes = (...path: string[]) => {
+        const dir = join(other.dir, 'ca', ...path);
+        const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+        return [mode(dir), ...readdirSync(dir).map((f) => `${f} ${mode(join(dir, f))}`)];
+      };
+      expect(modes('keys')).toEqual(['700', 'ca-server.key.pem 600', 'issuing-ca.key.pem 600', 'root-ca.key.pem 600']);
+      expect(modes('store')).toEqual(['700', 'data.mdb 600', 'lock.mdb 600']);
       await other.ca.close();
       await expect(CertificateAuthority.open(join(other.dir, 'ca'), 'wrong passphrase!!')).rejects.toThrow(
         PassphraseInvalid,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkCsr } from '../src/csr.ts';
+import { children, oid, rawOf, readRoot, sequence } from '../src/der.ts';
 import { CsrMalformed, CsrSignatureInvalid, KeyRejected } from '../src/errors.ts';
 import { openssl, opensslCsr, P256 } from './fixtures.ts';
 
@@ -62,6 +63,17 @@ describe('checkCsr with CSRs made by openssl req', () => {
     expect(() => checkCsr(der)).toThrow(CsrSignatureInvalid);
   });
 
+  it.each([
+    ['an RSA key', ['-newkey', 'rsa:2048'], '1.2.840.10045.4.3.2'],
+    ['a P-256 key', P256, '1.2.840.113549.1.1.11'],
+  ])('refuses %s whose CSR declares another algorithm than its key makes', (name, args, otherOid) => {
+    const { csrPath } = opensslCsr(dir, `mismatch-${name}`, args);
+    expect(openssl(['req', '-in', csrPath, '-outform', 'DER', '-out', `${csrPath}.der`]).status).toBe(0);
+    const der = withSignatureAlgorithm(readFileSync(`${csrPath}.der`), otherOid);
+    expect(() => checkCsr(der)).toThrow(CsrSignatureInvalid);
+    expect(() => checkCsr(der)).toThrow(/declares .* but its key is/);
+  });
+
   it('refuses input that is not a CSR', () => {
     expect(() => checkCsr(Buffer.from('hello, I am not a CSR'))).toThrow(CsrMalformed);
     expect(() =>
@@ -69,3 +81,12 @@ describe('checkCsr with CSRs made by openssl req', () => {
     ).toThrow(CsrMalformed);
   });
 });
+
+/**
+ * The same CSR with its signatureAlgorithm (RFC 2986 §4.2) replaced by `oid` and no parameters:
+ * the signature bytes stay those the key made.
+ */
+function withSignatureAlgorithm(der: Buffer, algorithm: string): Buffer {
+  const [info, , signature] = children(der, readRoot(der));
+  return sequence(rawOf(der, info!), sequence(oid(algorithm)), rawOf(der, signature!));
+}

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
+import { postHead, rawRequest } from '../../common/test/fixtures/raw-http.ts';
 import { type RunningCaServer, startCaServer } from '../src/server.ts';
 import { createTestCa, httpsRequest, openssl, opensslCsr, P256, PASSPHRASE, run, type TestCa } from './fixtures.ts';
 
@@ -140,6 +141,34 @@ describe('public listener', () => {
   });
 });
 
+describe('monitoring', () => {
+  it('says on the public /health only whether the CA serves', async () => {
+    const res = await fetch(`${server.publicUrl}/health`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await res.text()).toBe('{"status":"ok"}');
+    expect((await fetch(`${server.publicUrl}/metrics`)).status).toBe(404);
+  });
+
+  it('shows /metrics on the admin listener, to operators only', async () => {
+    const res = await admin('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; version=0.0.4');
+    const meta = t.ca.meta();
+    const text = res.body.toString();
+    expect(text).toContain(
+      `# HELP packtrust_ca_crl_number Number of the current CRL of the issuing CA.\n# TYPE packtrust_ca_crl_number gauge\npacktrust_ca_crl_number ${meta.crlNumber}\n`,
+    );
+    expect(text).toContain(`\npacktrust_ca_crl_next_update_seconds ${meta.crlNextUpdate / 1000}\n`);
+    expect(text).toContain(`\npacktrust_ca_certificates ${t.ca.inventory.count()}\n`);
+    expect(text).toMatch(/\npacktrust_ca_certificates_revoked \d+\n/);
+    expect(text).toMatch(/\npacktrust_ca_audit_entries \d+\n/);
+    const anonymous = await httpsRequest(`${server.adminUrl}/metrics`, { ca: chain });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.json()).toMatchObject({ code: 'CA_CLIENT_CERT_REQUIRED' });
+  });
+});
+
 describe('admin listener (mutual TLS, operators only)', () => {
   it('lets an operator issue, show, list and revoke', async () => {
     const m = await issueViaApi('manufacturer', 'ADMIN-1', { name: 'Admin One' });
@@ -179,10 +208,54 @@ describe('admin listener (mutual TLS, operators only)', () => {
     expect(reason.status).toBe(400);
   });
 
+  it('refuses a key its profile may not hold: P-384 signs no HTTP message, so no manufacturer gets one', async () => {
+    const { csr } = opensslCsr(t.dir, 'p384-maker', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']);
+    const refused = await admin('/admin/certificates', {
+      method: 'POST',
+      body: { csr: csr.toString(), profile: 'manufacturer', org: 'P384-MAKER' },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(refused.json()).toEqual({
+      type: 'https://packtrust.dev/problems/ca-key-rejected',
+      title: 'The public key is weak or of an unsupported type',
+      status: 400,
+      detail:
+        'A manufacturer certificate holds a P-256, Ed25519 or RSA key (it signs HTTP messages); this key is P-384',
+      code: 'CA_KEY_REJECTED',
+    });
+    // An operator only authenticates over TLS: P-384 serves.
+    const operator = await admin('/admin/certificates', {
+      method: 'POST',
+      body: { csr: csr.toString(), profile: 'operator', org: 'P384-OPS' },
+    });
+    expect(operator.status).toBe(201);
+  });
+
   it('refuses a request without a client certificate (401)', async () => {
     const res = await httpsRequest(`${server.adminUrl}/admin/certificates`, { ca: chain });
     expect(res.status).toBe(401);
     expect(res.json()).toMatchObject({ code: 'CA_CLIENT_CERT_REQUIRED' });
+  });
+
+  it('refuses a large body without a client certificate before reading it, and closes the connection', async () => {
+    // 60 MB announced, 16 KiB sent, the rest held back: the answer comes while the client holds it.
+    const answer = await rawRequest({
+      url: server.adminUrl,
+      tls: { ca: chain },
+      head: postHead('/admin/certificates', 60 * 1024 * 1024, 16 * 1024),
+    });
+    expect(answer).toMatchObject({
+      status: 401,
+      headers: { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close' },
+    });
+    expect(JSON.parse(answer.body)).toEqual({
+      type: 'https://packtrust.dev/problems/ca-client-cert-required',
+      title: 'A valid client certificate issued by this CA is required',
+      status: 401,
+      detail: 'No client certificate was presented',
+      code: 'CA_CLIENT_CERT_REQUIRED',
+    });
   });
 
   it('audits the first refusals of each client one by one and counts the rest in one entry', async () => {
@@ -283,5 +356,55 @@ describe('admin listener (mutual TLS, operators only)', () => {
     ]);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
+  });
+});
+
+describe('both listeners, with a client that sends slowly', () => {
+  let slow: RunningCaServer;
+  beforeAll(async () => {
+    slow = await startCaServer(t.ca, {
+      host: '127.0.0.1',
+      publicPort: 0,
+      adminPort: 0,
+      passphrase: PASSPHRASE,
+      crlRefreshMarginMinutes: 60,
+      timeouts: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 10_000 },
+      logger: createLogger('ca-test', 'silent'),
+    });
+  });
+  afterAll(() => slow.close());
+
+  const timedOut = {
+    type: 'https://packtrust.dev/problems/request-timeout',
+    title: 'The request took too long to arrive',
+    status: 408,
+    detail: 'The request did not arrive within the time this listener allows',
+    code: 'REQUEST_TIMEOUT',
+  };
+
+  it('answers 408 to an OCSP request sent one byte at a time', async () => {
+    const answer = await rawRequest({
+      url: slow.publicUrl,
+      head: postHead('/ocsp', 1000, 0, 'application/ocsp-request'),
+      drip: { data: Buffer.alloc(1000, 0x30), everyMs: 20 },
+    });
+    expect(answer).toMatchObject({
+      status: 408,
+      headers: { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close' },
+    });
+    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(answer.dripped).toBeLessThan(500);
+  });
+
+  it('answers 408 to an operator whose request to the admin API arrives one byte at a time', async () => {
+    const answer = await rawRequest({
+      url: slow.adminUrl,
+      tls: { ca: chain, cert: op.cert, key: op.key },
+      head: postHead('/admin/certificates', 1000, 0),
+      drip: { data: Buffer.alloc(1000, 0x20), everyMs: 20 },
+    });
+    expect(answer.status).toBe(408);
+    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(answer.dripped).toBeLessThan(500);
   });
 });

@@ -81,6 +81,8 @@ export const Unauthenticated = defineError('UNAUTHENTICATED', 401, 'Authenticati
 export const NotFound = defineError('NOT_FOUND', 404, 'Not found');
 export const PayloadTooLarge = defineError('PAYLOAD_TOO_LARGE', 413, 'The request body is too large');
 export const UnsupportedMediaType = defineError('UNSUPPORTED_MEDIA_TYPE', 415, 'Unsupported content type');
+/** The client took longer than the listener allows to send a request's headers, or the whole request (http.ts). */
+export const RequestTimeout = defineError('REQUEST_TIMEOUT', 408, 'The request took too long to arrive');
 const InternalError = defineError('INTERNAL', 500, 'Internal error');
 export const ConfigInvalid = defineError('CONFIG_INVALID', 500, 'Invalid configuration');
 

@@ -57,6 +57,14 @@ export class OpenApiContract {
     return schema;
   }
 
+  /** The media types the operation's request body may have (its `requestBody.content`). */
+  requestMediaTypes(operationId: string): string[] {
+    const op = this.operations.get(operationId);
+    if (!op) throw new Error(`operationId ${operationId} is not in the contract`);
+    const body = this.resolve(op.requestBody ?? null) as JsonObject | null;
+    return Object.keys((body?.content as JsonObject | undefined) ?? {});
+  }
+
   /**
    * A parser for a JSON request body that a route reads raw (signed requests are hashed as bytes
    * before they are parsed): validates against the contract's schema, listing every problem in

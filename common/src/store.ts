@@ -1,11 +1,15 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
-import { type Database, type Key, open, type RootDatabase } from 'lmdb';
+import { type Database, type Key, open, type RootDatabase, type RootDatabaseOptionsWithPath } from 'lmdb';
 
 export type { Database, Key, RootDatabase };
 
+/** The files of an LMDB environment (in its directory). */
+const ENVIRONMENT_FILES = ['data.mdb', 'lock.mdb'];
+
 export interface StoreOptions {
-  /** Directory of the LMDB environment; created if missing. */
+  /** Directory of the LMDB environment; created if missing, readable by its owner only. */
   path: string;
   /** Upper bound of the memory map (bytes); LMDB grows the file up to it. */
   mapSize?: number;
@@ -33,15 +37,27 @@ export class Store {
     this.path = path;
   }
 
+  /**
+   * Opens (or creates) the environment at `options.path`. The stores hold what must not leak (the
+   * evidence, OAuth clients, encrypted keys, the CA's inventory): the directory, and any parent it
+   * creates, is 0700 and the files 0600, also for an environment created readable before.
+   */
   static open(options: StoreOptions): Store {
-    mkdirSync(options.path, { recursive: true });
+    mkdirSync(options.path, { recursive: true, mode: 0o700 });
+    chmodSync(options.path, 0o700);
     const root = open({
       path: options.path,
       maxDbs: options.maxDbs ?? 32,
       mapSize: options.mapSize ?? 64 * 1024 ** 3,
       // Values are written once and read many times; compression costs CPU on the read path.
       compression: false,
-    });
+      // The mode LMDB creates its files with (mdb_env_open; lmdb-js passes it on, untyped).
+      permissionsMode: 0o600,
+    } as RootDatabaseOptionsWithPath);
+    for (const file of ENVIRONMENT_FILES) {
+      const path = join(options.path, file);
+      if (existsSync(path)) chmodSync(path, 0o600);
+    }
     return new Store(root, options.path);
   }
 

@@ -1,7 +1,10 @@
+import type { KeyObject } from 'node:crypto';
+
 /**
  * The names the CA, the hub and the verifier nodes share about who is calling: certificate
- * profiles and their policy OIDs, the organisation id, and the one way to write a certificate
- * serial number. The CA writes these into certificates; the services read them back.
+ * profiles, their policy OIDs and the keys each may hold, the organisation id, and the one way to
+ * write a certificate serial number. The CA writes these into certificates; the services read
+ * them back.
  *
  * Roles and operations, the vocabulary of packs, live in `pack-rules.ts`, beside the state
  * machine that gives them their meaning. What each profile's certificate contains (validity, key
@@ -38,6 +41,65 @@ export const POLICY_OIDS: Readonly<Record<AnyProfileName, string>> = {
 
 export function isProfileName(value: string): value is ProfileName {
   return (PROFILE_NAMES as readonly string[]).includes(value);
+}
+
+/**
+ * The kinds of key a packtrust certificate may hold: the NIST curves P-256 and P-384 (RFC 5480),
+ * RSA (the CA takes 2048 to 8192 bits) and Ed25519 (RFC 8410).
+ */
+export const KEY_TYPES = ['P-256', 'P-384', 'RSA', 'Ed25519'] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+
+/**
+ * The keys that sign packtrust's HTTP messages (RFC 9421): a manufacturer's and a verifier node's
+ * writes, the gateway's receipts. Each has its one signature algorithm in
+ * common/src/http-signatures/algorithms.ts, whose table must cover exactly these.
+ */
+export const SIGNING_KEY_TYPES = ['P-256', 'Ed25519', 'RSA'] as const satisfies readonly KeyType[];
+export type SigningKeyType = (typeof SIGNING_KEY_TYPES)[number];
+
+/**
+ * The keys a certificate of each profile may hold: the CA issues no other (ca/src/profiles.ts),
+ * and the gateway accepts no other (gateway/src/client-identity.ts). The profiles that sign HTTP
+ * messages need a signing key; operators and the CA's admin listener only authenticate over TLS.
+ */
+export const PROFILE_KEY_TYPES: Readonly<Record<AnyProfileName, readonly KeyType[]>> = {
+  manufacturer: SIGNING_KEY_TYPES,
+  'verifier-node': SIGNING_KEY_TYPES,
+  gateway: SIGNING_KEY_TYPES,
+  operator: KEY_TYPES,
+  'ca-server': KEY_TYPES,
+};
+
+/** The kind of a public or private key; undefined for any other (another curve, Ed448, DSA…). */
+export function keyTypeOf(key: KeyObject): KeyType | undefined {
+  switch (key.asymmetricKeyType) {
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      return curve === 'prime256v1' ? 'P-256' : curve === 'secp384r1' ? 'P-384' : undefined;
+    }
+    case 'rsa':
+    case 'rsa-pss':
+      return 'RSA';
+    case 'ed25519':
+      return 'Ed25519';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Why a key may not be in a certificate of `profile`, or undefined when it may: one wording for
+ * the CA's refusal and the gateway's.
+ */
+export function profileKeyProblem(profile: AnyProfileName, key: KeyObject): string | undefined {
+  const type = keyTypeOf(key);
+  const allowed = PROFILE_KEY_TYPES[profile];
+  if (type && allowed.includes(type)) return undefined;
+  const signs = allowed === SIGNING_KEY_TYPES ? ' (it signs HTTP messages)' : '';
+  const list = `${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}`;
+  const article = /^[aeiou]/.test(profile) ? 'An' : 'A';
+  return `${article} ${profile} certificate holds a ${list} key${signs}; this key is ${type ?? key.asymmetricKeyType ?? 'unknown'}`;
 }
 
 const ORGANISATION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;

@@ -1,7 +1,18 @@
-import { X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { algorithmForKey } from '../src/http-signatures/index.ts';
 import { x509 } from '../src/pki.ts';
-import { isOrganisationId, isProfileName, normaliseSerial, PROFILE_NAMES } from '../src/vocabulary.ts';
+import {
+  isOrganisationId,
+  isProfileName,
+  KEY_TYPES,
+  keyTypeOf,
+  normaliseSerial,
+  PROFILE_KEY_TYPES,
+  PROFILE_NAMES,
+  profileKeyProblem,
+  SIGNING_KEY_TYPES,
+} from '../src/vocabulary.ts';
 
 describe('normaliseSerial', () => {
   it('writes lower-case hex without leading zeros', () => {
@@ -76,5 +87,46 @@ describe('isOrganisationId', () => {
     for (const id of ['', 'a'.repeat(65), '-ACME', '.acme', 'ACME 1', 'ACME/1', 'ACMÉ', 'acme\n']) {
       expect(isOrganisationId(id), JSON.stringify(id)).toBe(false);
     }
+  });
+});
+
+const KEYS = {
+  'P-256': () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey,
+  'P-384': () => generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey,
+  RSA: () => generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey,
+  Ed25519: () => generateKeyPairSync('ed25519').publicKey,
+} as const;
+
+describe('keyTypeOf', () => {
+  it('names the four key types and nothing else', () => {
+    for (const type of KEY_TYPES) expect(keyTypeOf(KEYS[type]())).toBe(type);
+    expect(keyTypeOf(generateKeyPairSync('ec', { namedCurve: 'P-521' }).publicKey)).toBeUndefined();
+    expect(keyTypeOf(generateKeyPairSync('ed448').publicKey)).toBeUndefined();
+  });
+});
+
+describe('PROFILE_KEY_TYPES', () => {
+  it('gives every profile that signs HTTP messages only keys with a signature algorithm the hub accepts', () => {
+    for (const type of KEY_TYPES) {
+      const hasAlgorithm = algorithmForKey(KEYS[type]()) !== undefined;
+      expect(hasAlgorithm).toBe((SIGNING_KEY_TYPES as readonly string[]).includes(type));
+    }
+    for (const profile of ['manufacturer', 'verifier-node', 'gateway'] as const) {
+      expect(PROFILE_KEY_TYPES[profile]).toEqual(SIGNING_KEY_TYPES);
+    }
+    expect(PROFILE_KEY_TYPES.operator).toEqual(KEY_TYPES);
+  });
+});
+
+describe('profileKeyProblem', () => {
+  it('says why a key may not be in a certificate of a profile', () => {
+    expect(profileKeyProblem('manufacturer', KEYS['P-256']())).toBeUndefined();
+    expect(profileKeyProblem('operator', KEYS['P-384']())).toBeUndefined();
+    expect(profileKeyProblem('verifier-node', KEYS['P-384']())).toBe(
+      'A verifier-node certificate holds a P-256, Ed25519 or RSA key (it signs HTTP messages); this key is P-384',
+    );
+    expect(profileKeyProblem('operator', generateKeyPairSync('ed448').publicKey)).toBe(
+      'An operator certificate holds a P-256, P-384, RSA or Ed25519 key; this key is ed448',
+    );
   });
 });

@@ -99,6 +99,7 @@ async function main() {
     logger,
   });
   await new PrefixRegistry(store, 'bench').add('ACME', PREFIX);
+  let publicUrl = 'https://127.0.0.1';
   const app = createGatewayServer({
     store,
     identifier: new ClientIdentifier(trust),
@@ -106,13 +107,16 @@ async function main() {
     notary: new EvidenceNotary('127.0.0.1/packtrust-evidence', generateKeyPairSync('ed25519').privateKey),
     tls: { key: gw.keyPem, cert: gw.certPem, ca: ca.chainPem() },
     signatureWindowSeconds: 300,
+    publicUrl: () => publicUrl,
     maxBodyBytes: 64 * 1024 * 1024,
     randomisationPolicy: 'reject',
+    acceptExpiredBatches: false,
     oauth,
     offlineWindowSeconds: 86_400,
     logger,
   });
   const url = await listen(app, '127.0.0.1', 0);
+  publicUrl = url;
   const client = new UploadClient({ baseUrl: url, certPem: maker.certPem, keyPem: maker.keyPem, caPem: ca.chainPem() });
   const product = {
     productCode: PRODUCT,

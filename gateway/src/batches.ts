@@ -1,5 +1,5 @@
 import { charset82Problem, expiryDate } from '../../common/src/gs1.ts';
-import { BadRequest, MasterDataInvalid, PayloadTooLarge } from './errors.ts';
+import { BadRequest, BatchExpired, MasterDataInvalid, PayloadTooLarge } from './errors.ts';
 
 const MAX_SERIALS_PER_UPLOAD = 1_000_000;
 /** How many failed items an error lists; the count covers them all. */
@@ -65,8 +65,16 @@ export function parseSerials(body: Buffer): string[] {
   return serials;
 }
 
-/** Checks the batch id and expiry of an upload, listing both problems at once. */
-export function checkBatchFields(batch: string, expiry: string | undefined): { expiry: string; expiryDate: string } {
+/**
+ * Checks the batch id and expiry of an upload, listing both problems at once; then refuses a
+ * batch whose expiry date is before `today` (YYYY-MM-DD, UTC), unless `acceptExpired`: its packs
+ * could never be dispensed, and an upload of them is more likely a wrong date than a wish.
+ */
+export function checkBatchFields(
+  batch: string,
+  expiry: string | undefined,
+  options: { acceptExpired: boolean; today: string },
+): { expiry: string; expiryDate: string } {
   const problems: string[] = [];
   const batchProblem = charset82Problem(batch);
   if (batchProblem) problems.push(`batch ${batchProblem}`);
@@ -76,5 +84,8 @@ export function checkBatchFields(batch: string, expiry: string | undefined): { e
       `expiry must be a YYMMDD date (DD=00 for the end of the month), got ${JSON.stringify(expiry ?? null)}`,
     );
   if (problems.length > 0) throw new MasterDataInvalid(problems.join('; '));
+  if (!options.acceptExpired && date! < options.today) {
+    throw new BatchExpired(`Batch ${batch} expired on ${date}; packs of an expired batch are not registered`);
+  }
   return { expiry: expiry!, expiryDate: date! };
 }

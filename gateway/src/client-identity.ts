@@ -3,7 +3,13 @@ import type { FastifyRequest } from 'fastify';
 import { peerCertificateChain } from '../../common/src/http.ts';
 import { bytes, x509 } from '../../common/src/pki.ts';
 import { keyidOf } from '../../common/src/signed-request.ts';
-import { normaliseSerial, POLICY_OIDS, PROFILE_NAMES, type ProfileName } from '../../common/src/vocabulary.ts';
+import {
+  normaliseSerial,
+  POLICY_OIDS,
+  PROFILE_NAMES,
+  type ProfileName,
+  profileKeyProblem,
+} from '../../common/src/vocabulary.ts';
 import {
   CertificateExpired,
   CertificateRequired,
@@ -80,6 +86,10 @@ export class ClientIdentifier {
     if (!profile || subject.OU !== profile || !org || !serial) {
       throw new CertificateUntrusted('The client certificate has no packtrust profile or organisation');
     }
+    // The keys each profile may hold are the CA's rule too (common/src/vocabulary.ts); a
+    // certificate issued before the CA checked them is refused here, not at its first signature.
+    const keyProblem = profileKeyProblem(profile, cert.publicKey);
+    if (keyProblem) throw new CertificateUntrusted(keyProblem);
     const identity: ClientIdentity = {
       serial,
       org,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { AUDIENCE_TEMPLATE } from '../../common/src/access-tokens.ts';
 import { loadConfig } from '../../common/src/config.ts';
+import { httpTimeoutsSchema } from '../../common/src/http.ts';
 import { FMD_MARKETS, marketListSchema } from '../../common/src/markets.ts';
 import { ConfigInvalid } from './errors.ts';
 
@@ -45,6 +46,11 @@ const gatewayConfigSchema = z.object({
   randomisationPolicy: z.enum(['reject', 'warn']).default('reject'),
   randomisationMinSample: z.coerce.number().int().min(10).default(1000),
   maxBodyMb: z.coerce.number().int().min(1).max(512).default(64),
+  /**
+   * Whether packs of a batch whose expiry date has passed are registered; by default such an
+   * upload is refused (`HUB_BATCH_EXPIRED`). `true` for loading the history of another system.
+   */
+  acceptExpiredBatches: z.union([z.boolean(), z.stringbool()]).default(false),
   /** Base URL clients use (the OAuth issuer is `<publicUrl>/oauth`); default https://host:port. */
   publicUrl: z.url().optional(),
   /** Passphrase that encrypts the token signing keys: a file, else PACKTRUST_GATEWAY_OAUTH_PASSPHRASE. */
@@ -67,6 +73,8 @@ const gatewayConfigSchema = z.object({
   tokenBurstPerClient: z.coerce.number().int().min(1).default(20),
   tokenRatePerAddress: z.coerce.number().positive().default(100),
   tokenBurstPerAddress: z.coerce.number().int().min(1).default(200),
+  /** How long a client may take (headers, whole request, idle): common/src/http.ts. */
+  ...httpTimeoutsSchema.shape,
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;

@@ -57,7 +57,10 @@ export const SignatureMissing = defineError(
   401,
   'The request carries no valid HTTP message signature',
 );
-/** The signature does not verify with the certificate's key, or names another algorithm than the key's. */
+/**
+ * The signature does not verify with the certificate's key (its `@target-uri` is read with the
+ * hub's public URL), names another algorithm than the key's, or has an `expires` before `created`.
+ */
 export const SignatureInvalid = defineError('HUB_SIGNATURE_INVALID', 401, 'The HTTP message signature does not verify');
 /** `created` lies outside ±`signatureWindowSeconds` of the gateway's clock. */
 export const SignatureStale = defineError(
@@ -65,6 +68,8 @@ export const SignatureStale = defineError(
   401,
   'The signature was created outside the accepted window',
 );
+/** The signature's `expires` parameter (RFC 9421 §2.3) lies in the past. */
+export const SignatureExpired = defineError('HUB_SIGNATURE_EXPIRED', 401, 'The signature has expired');
 /** The signature's nonce was already used by this certificate (checked again inside the write transaction). */
 export const SignatureReplayed = defineError('HUB_SIGNATURE_REPLAYED', 401, 'The signature nonce was already used');
 /** `Content-Digest` is missing, of no accepted algorithm, or does not match the body as received. */
@@ -94,6 +99,8 @@ export const DuplicateSerials = defineError(
   409,
   'Serial numbers must be unique per product for life',
 );
+/** An upload of packs for a batch whose expiry date has passed (unless `acceptExpiredBatches`). */
+export const BatchExpired = defineError('HUB_BATCH_EXPIRED', 422, 'The batch has expired');
 /** Packs for a recalled or withdrawn batch or a withdrawn product, or a recall or withdrawal made twice. */
 export const BatchClosed = defineError('HUB_BATCH_CLOSED', 409, 'The batch is recalled or withdrawn');
 /** The serials fail the randomisation checks (policy `reject`); with the `randomisation` report. */

@@ -1,4 +1,4 @@
-import { createHttpServer, type HttpServer } from '../../common/src/http.ts';
+import { createHttpServer, type HttpServer, type HttpTimeouts } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { ActorProof } from './actors.ts';
 import type { ClientIdentifier } from './client-identity.ts';
@@ -14,6 +14,7 @@ import { evidenceRoutes } from './routes/evidence.ts';
 import { feedRoutes } from './routes/feed.ts';
 import { manufacturerRoutes } from './routes/manufacturer.ts';
 import { nodeRoutes } from './routes/nodes.ts';
+import { operatorRoutes } from './routes/operator.ts';
 import { signedWrites } from './signed-write.ts';
 
 export interface GatewayOptions {
@@ -24,10 +25,20 @@ export interface GatewayOptions {
   notary: EvidenceNotary;
   tls: { key: string | Buffer; cert: string | Buffer; ca: string };
   signatureWindowSeconds: number;
+  /**
+   * The URL clients reach the hub at (configuration `publicUrl`, by default `https://host:port`):
+   * every signed write's `@target-uri` is read with it (signed-request.ts). Asked at each write,
+   * as a listener on port 0 learns its port only once it listens.
+   */
+  publicUrl(): string;
   maxBodyBytes: number;
+  /** How long a client may take (configuration; common/src/http.ts). */
+  timeouts?: Partial<HttpTimeouts>;
   /** `reject`: uploads whose serials break the regulation are refused; `warn`: accepted with the report. */
   randomisationPolicy: 'reject' | 'warn';
   randomisation?: RandomisationOptions;
+  /** Whether packs of a batch whose expiry date has passed are registered (configuration). */
+  acceptExpiredBatches: boolean;
   /**
    * The OAuth provider for pharmacies, mounted under /oauth. Its tokens are also the proof of who
    * acted in the pack events and alerts nodes forward; its public keys travel in every snapshot.
@@ -61,9 +72,11 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   const app = createHttpServer({
     logger: options.logger,
     bodyLimit: options.maxBodyBytes,
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
     binaryContentTypes: ['application/json', 'text/plain', 'application/x-www-form-urlencoded'],
     tls: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, requestCert: true },
   });
+  app.decorate('hubPublicUrl', options.publicUrl);
   // Long-polls of the verifier nodes would otherwise hold the close for up to their wait.
   app.addHook('preClose', async () => notifier.shutdown());
 
@@ -94,11 +107,11 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   app.all(OAUTH_PREFIX, { bodyLimit: OAUTH_BODY_LIMIT }, oauth.handle);
   app.all(`${OAUTH_PREFIX}/*`, { bodyLimit: OAUTH_BODY_LIMIT }, oauth.handle);
 
-  app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async () => ({
-    status: 'ok',
-    evidence: store.evidence.lastSeq(),
-    crl: identifier.trust.crlStatus(),
-  }));
+  // Public: whether the gateway serves, nothing more (docs/operations.md, "Monitoring"); it serves
+  // no client without a current CRL. The figures are on the operators' /metrics (routes/operator.ts).
+  app.get('/health', { schema: hubContract.routeSchema('getHealth') }, async (_request, reply) =>
+    identifier.trust.crlCurrent() ? { status: 'ok' } : reply.code(503).send({ status: 'unavailable' }),
+  );
 
   const signedWrite = signedWrites({
     store,
@@ -113,6 +126,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
     signedWrite,
     randomisationPolicy: options.randomisationPolicy,
     randomisation: options.randomisation ?? DEFAULT_RANDOMISATION_OPTIONS,
+    acceptExpiredBatches: options.acceptExpiredBatches,
   });
   const actors = new ActorProof({
     issuer: () => oauth.issuer,
@@ -123,6 +137,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   });
   app.register(nodeRoutes, { store, identifier, signedWrite, actors });
   app.register(evidenceRoutes, { store, identifier, notary });
+  app.register(operatorRoutes, { store, identifier });
   app.register(feedRoutes, {
     store,
     identifier,

@@ -48,7 +48,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     );
   }
   const keys = await openSigningKeys(store, oauthPassphrase(config), config.tokenTtlSeconds, config.markets);
-  const publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
+  let publicUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
   const notary = EvidenceNotary.fromFile(evidenceOrigin(config), evidenceKeyFile(config));
   const oauth = new OAuthService({
     issuer: `${publicUrl}${OAUTH_PREFIX}`,
@@ -72,8 +72,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
     notary,
     tls: { key: keyPem, cert: certPem, ca: chainPem },
     signatureWindowSeconds: config.signatureWindowSeconds,
+    publicUrl: () => publicUrl,
     maxBodyBytes: config.maxBodyMb * 1024 * 1024,
+    timeouts: config,
     randomisationPolicy: config.randomisationPolicy,
+    acceptExpiredBatches: config.acceptExpiredBatches,
     randomisation: { ...DEFAULT_RANDOMISATION_OPTIONS, minSample: config.randomisationMinSample },
     oauth,
     offlineWindowSeconds: config.offlineWindowSeconds,
@@ -82,8 +85,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   let url: string;
   try {
     url = await listen(app, config.host, config.port);
-    // Port 0 (tests): the issuer follows the port actually bound.
-    if (!config.publicUrl && config.port === 0) oauth.setIssuer(`${url}${OAUTH_PREFIX}`);
+    // Port 0 (tests): the public URL, and with it the issuer, follows the port actually bound.
+    if (!config.publicUrl && config.port === 0) {
+      publicUrl = url;
+      oauth.setIssuer(`${url}${OAUTH_PREFIX}`);
+    }
   } catch (err) {
     trust.stop();
     await oauth.close();

@@ -9,7 +9,7 @@ import { type EvidenceRecord, sha256Hex } from './evidence.ts';
 import type { EvidenceNotary } from './evidence-checkpoints.ts';
 import type { HubStore } from './hub-store.ts';
 import { type ReceiptSigner, type SignedResponse, signReceipt } from './receipt.ts';
-import { verifyRequestSignature } from './signed-request.ts';
+import { targetUriOf, verifyRequestSignature } from './signed-request.ts';
 
 /** What a write does once its request is authenticated: validate (may throw), then write inside the transaction. */
 export interface WriteOutcome {
@@ -148,7 +148,7 @@ const isRefusal = (err: unknown): err is PacktrustError => err instanceof Packtr
 function messageOf(request: FastifyRequest): HttpMessage {
   return {
     method: request.method,
-    targetUri: `https://${request.headers.host ?? 'localhost'}${request.url}`,
+    targetUri: targetUriOf(request),
     headers: request.headers as HttpMessage['headers'],
   };
 }

@@ -62,9 +62,14 @@ export class CaTrust {
     };
   }
 
+  /** Whether a CRL is held and not past its nextUpdate: without one, no client certificate is accepted. */
+  crlCurrent(): boolean {
+    return this.crlNumber >= 0 && Date.now() <= this.crlNextUpdate;
+  }
+
   /** Whether the held CRL lists the serial (any hex form); throws when no CRL is held or it is past its nextUpdate. */
   isRevoked(serialHex: string): boolean {
-    if (this.crlNumber < 0 || Date.now() > this.crlNextUpdate) {
+    if (!this.crlCurrent()) {
       throw new RevocationUnavailable('The gateway holds no current CRL from the CA');
     }
     const serial = normaliseSerial(serialHex);

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { importJWK, SignJWT } from 'jose';
 import { Agent, fetch, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateClientKey } from '../../clients/token-client.ts';
 import { PacktrustError } from '../../common/src/errors.ts';
 import { SnapshotSlots } from '../src/feed.ts';
 import { removeExpiredEntries } from '../src/oauth/adapter.ts';
 import type { OAuthRefusalSummary } from '../src/oauth/audit.ts';
+import { ClientRegistry } from '../src/oauth/clients.ts';
 import { RateLimiter } from '../src/oauth/rate-limit.ts';
 import { type Credential, productJson, randomSerials, startTestHub, type TestHub } from './fixtures.ts';
 
@@ -124,6 +127,73 @@ describe('OAuth endpoints the hub does not offer', () => {
       .filter((name) => hub.store.store.db(name).getCount() > 0);
     expect(stored).toEqual(['oauth-audit', 'oauth-signing-keys']);
   });
+});
+
+describe('failed token requests of every kind', () => {
+  it('write nothing but the bounded audit: 400 failures and refusals, at most 101 records', async () => {
+    const { privateJwk, jwks } = await generateClientKey();
+    const signer = await new ClientRegistry(hub.store).add({
+      market: 'DE',
+      role: 'pharmacy',
+      location: 'B-1',
+      org: 'B',
+      jwks,
+    });
+    const secret = await new ClientRegistry(hub.store).add({
+      market: 'DE',
+      role: 'pharmacy',
+      location: 'B-2',
+      org: 'B',
+      secret: true,
+      secretMethod: 'post',
+    });
+    const thief = await generateClientKey();
+    await hub.restart(); // a fresh counting window
+    /** Entries per database of the hub store. */
+    const counts = () =>
+      Object.fromEntries(
+        [...hub.store.store.root.getKeys()].map((name) => [String(name), hub.store.store.db(String(name)).getCount()]),
+      );
+    const before = counts();
+    const form = (fields: Record<string, string>) =>
+      oauth('/token', {
+        method: 'POST',
+        body: new URLSearchParams({ grant_type: 'client_credentials', ...fields }).toString(),
+      });
+    const assertion = async (clientId: string, jwk: typeof privateJwk) =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer(clientId)
+        .setSubject(clientId)
+        .setAudience(`${hub.oauth.issuer}/token`)
+        .setJti(randomUUID())
+        .setIssuedAt()
+        .setExpirationTime('60s')
+        .sign(await importJWK(jwk, 'ES256'));
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 100; i++) {
+      for (const res of await Promise.all([
+        form({ client_id: `made-up-${i}`, client_secret: 'x' }),
+        form({ client_id: secret.clientId, client_secret: `wrong-${i}` }),
+        form({
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: await assertion(signer.clientId, thief.privateJwk),
+        }),
+        form({ client_id: signer.clientId }),
+      ])) {
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        await res.body?.cancel();
+      }
+    }
+    await hub.restart(); // closing the provider writes the window's count
+    const after = counts();
+    // Refused (401, 400), then rate-limited per client and address (429): none of it authenticated.
+    expect([...statuses.keys()].every((s) => s >= 400)).toBe(true);
+    expect([...statuses.values()].reduce((a, b) => a + b)).toBe(400);
+    const changed = Object.keys(after).filter((name) => after[name] !== before[name]);
+    expect(changed).toEqual(['oauth-audit']);
+    expect(after['oauth-audit']! - before['oauth-audit']!).toBeLessThanOrEqual(101);
+  }, 60_000);
 });
 
 describe('removeExpiredEntries', () => {

@@ -6,7 +6,7 @@ import { type RunningCaServer, startCaServer } from '../../ca/src/server.ts';
 import { createTestCa, opensslCsr, P256, PASSPHRASE, type TestCa } from '../../ca/test/fixtures.ts';
 import { generateClientKey, TokenClient } from '../../clients/token-client.ts';
 import { UploadClient } from '../../clients/upload-client.ts';
-import { type HttpServer, listen } from '../../common/src/http.ts';
+import { type HttpServer, type HttpTimeouts, listen } from '../../common/src/http.ts';
 import type { SignatureParameters } from '../../common/src/http-signatures/index.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { FMD_MARKETS } from '../../common/src/markets.ts';
@@ -67,6 +67,11 @@ export interface TestHub {
    * the store's newest checkpoint.
    */
   verifyEvidence(): Promise<EvidenceReport>;
+  /**
+   * Tells the gateway it is published at `url` from now on (configuration `publicUrl`), as for a
+   * relay in front of it: signed writes' `@target-uri` is read with it. Default: `hubUrl`.
+   */
+  publishAt(url: string): void;
   /** Stops the gateway and starts a new one on the same data and port, as a process restart would. */
   restart(): Promise<void>;
   /** Stops the gateway (the hub is down) until `start()`; the CA keeps running. */
@@ -85,6 +90,8 @@ export async function startTestHub(
     offlineWindowSeconds?: number;
     /** The markets the hub serves; default the FMD markets, as the gateway's configuration. */
     markets?: readonly string[];
+    /** How long a client may take; default the configuration's defaults. */
+    timeouts?: Partial<HttpTimeouts>;
   } = {},
 ): Promise<TestHub> {
   const tokenTtlSeconds = options.tokenTtlSeconds ?? 600;
@@ -123,8 +130,11 @@ export async function startTestHub(
   const gw = await credential('gateway', 'HUB', P256, { dns: ['localhost'], ip: ['127.0.0.1'] });
   const cookieKeys = [randomBytes(32).toString('base64url')];
   const notary = new EvidenceNotary('127.0.0.1/packtrust-evidence', generateKeyPairSync('ed25519').privateKey);
+  /** Where clients reach the gateway: its own address unless a test publishes it elsewhere. */
+  let published: string | undefined;
   /** The gateway on a store directory: what a process start does (used again by restart). */
   const boot = async (port: number) => {
+    let listening = 'https://127.0.0.1';
     const store = new HubStore(join(dir, 'hub'), options.markets ?? FMD_MARKETS);
     const keys = await openSigningKeys(
       store,
@@ -151,13 +161,17 @@ export async function startTestHub(
       notary,
       tls: { key: gw.keyPem, cert: gw.certPem, ca: t.ca.chainPem() },
       signatureWindowSeconds: 300,
+      publicUrl: () => published ?? listening,
       randomisationPolicy: 'reject',
+      acceptExpiredBatches: false,
       maxBodyBytes: 64 * 1024 * 1024,
+      ...(options.timeouts ? { timeouts: options.timeouts } : {}),
       oauth,
       offlineWindowSeconds: options.offlineWindowSeconds ?? 86_400,
       logger,
     });
     const hubUrl = await listen(gateway, '127.0.0.1', port);
+    listening = hubUrl;
     oauth.setIssuer(`${hubUrl}/oauth`);
     return { store, keys, oauth, gateway, hubUrl };
   };
@@ -193,6 +207,9 @@ export async function startTestHub(
       const tokens = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: t.ca.chainPem() });
       tokenClients.push(tokens);
       return { clientId, token: async () => (await tokens.token()).accessToken };
+    },
+    publishAt(url) {
+      published = url;
     },
     async registerPrefix(org, prefix) {
       await new PrefixRegistry(hub.store, 'test').add(org, prefix);

@@ -1,11 +1,15 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkCsr } from '../../ca/src/csr.ts';
+import type { Issuer } from '../../ca/src/issuance.ts';
+import { PROFILES, validateOnboarding } from '../../ca/src/profiles.ts';
 import { createTestCa, opensslCsr, P256, run, type TestCa } from '../../ca/test/fixtures.ts';
 import { contentDigest } from '../../common/src/content-digest.ts';
 import { signMessage } from '../../common/src/http-signatures/index.ts';
+import { checkBatchFields } from '../src/batches.ts';
 import type { HubStore } from '../src/hub-store.ts';
 import type { CaTrust } from '../src/trust.ts';
 import { type Credential, productJson, randomSerials, signedHeaders, startTestHub, type TestHub } from './fixtures.ts';
@@ -135,6 +139,47 @@ describe('refusals write nothing', () => {
     await refused(() => rawPost(acme, '/v1/products', headers, body), 401, 'HUB_SIGNATURE_REPLAYED');
   });
 
+  it('honours expires: refuses an expired signature and one that expires before it was created', async () => {
+    const body = Buffer.from(JSON.stringify(product('09506000135007')));
+    const now = Math.floor(Date.now() / 1000);
+    const expired = signedHeaders(acme, `${hubUrl}/v1/products`, body, { created: now - 20, expires: now - 10 });
+    const res = await rawPost(acme, '/v1/products', expired, body);
+    expect(res).toMatchObject({ status: 401, contentType: 'application/problem+json; charset=utf-8' });
+    expect(res.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-signature-expired',
+      title: 'The signature has expired',
+      status: 401,
+      detail: `The signature expired at ${new Date((now - 10) * 1000).toISOString()}`,
+      code: 'HUB_SIGNATURE_EXPIRED',
+    });
+    const backwards = signedHeaders(acme, `${hubUrl}/v1/products`, body, { created: now, expires: now - 1 });
+    await refused(() => rawPost(acme, '/v1/products', backwards, body), 401, 'HUB_SIGNATURE_INVALID');
+    expect(store.products.get('09506000135007')).toBeUndefined();
+    // Not yet expired: accepted.
+    const fresh = signedHeaders(acme, `${hubUrl}/v1/products`, body, { created: now, expires: now + 60 });
+    expect((await rawPost(acme, '/v1/products', fresh, body)).status).toBe(201);
+  });
+
+  it("builds @target-uri from the hub's public URL, never from the client's Host header", async () => {
+    const body = Buffer.from(JSON.stringify(product('09506000135014')));
+    const port = new URL(hubUrl).port;
+    // Signed for another authority, and sent with that Host: the hub is not that authority.
+    const elsewhere = `https://localhost:${port}/v1/products`;
+    const headers = { ...signedHeaders(acme, elsewhere, body), host: `localhost:${port}` };
+    const res = await rawPost(acme, '/v1/products', headers, body);
+    expect(res.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-signature-invalid',
+      title: 'The HTTP message signature does not verify',
+      status: 401,
+      detail: `signature "sig1" does not verify (the hub signs and verifies @target-uri as ${hubUrl}/v1/products)`,
+      code: 'HUB_SIGNATURE_INVALID',
+    });
+    expect(store.products.get('09506000135014')).toBeUndefined();
+    // Signed for the hub's public URL: the Host header the client sent does not matter.
+    const right = { ...signedHeaders(acme, `${hubUrl}/v1/products`, body), host: 'hub.invalid' };
+    expect((await rawPost(acme, '/v1/products', right, body)).status).toBe(201);
+  });
+
   it('refuses a signature that omits a required component or is made by another key', async () => {
     const body = Buffer.from(JSON.stringify(product('09506000134383')));
     const targetUri = `${hubUrl}/v1/products`;
@@ -245,6 +290,35 @@ describe('refusals write nothing', () => {
     );
   });
 
+  it('refuses a manufacturer certificate for a key that signs no accepted algorithm (P-384), reads included', async () => {
+    // Such certificates were issued before the CA checked keys against profiles: made here the
+    // way the CA's issuer made them then, past today's check.
+    const { csr, keyPath } = opensslCsr(t.dir, 'p384-maker', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']);
+    const issuer = (t.ca as unknown as { issuer: Issuer }).issuer;
+    const issued = await issuer.issue(
+      checkCsr(csr),
+      validateOnboarding(PROFILES.manufacturer, { org: 'ACME' }),
+      'an older CA',
+    );
+    const agent = new Agent({
+      ca: t.ca.chainPem(),
+      cert: issued.certificatePem + issued.chainPem,
+      key: readFileSync(keyPath, 'utf8'),
+    });
+    const read = await rawGet(agent, '/v1/products/09506000134352');
+    agent.destroy();
+    expect(read.status).toBe(401);
+    expect(read.contentType).toBe('application/problem+json; charset=utf-8');
+    expect(read.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-client-cert-untrusted',
+      title: 'The client certificate is not one the packtrust CA issued',
+      status: 401,
+      detail:
+        'A manufacturer certificate holds a P-256, Ed25519 or RSA key (it signs HTTP messages); this key is P-384',
+      code: 'HUB_CLIENT_CERT_UNTRUSTED',
+    });
+  });
+
   it('refuses a certificate revoked after the TLS session was set up, on the same kept-alive connection', async () => {
     const victim = await credential('manufacturer', 'ACME');
     const c = client(victim);
@@ -342,6 +416,53 @@ describe('batches and packs', () => {
     expect(stored.json()).toMatchObject({ code: 'HUB_DUPLICATE_SERIAL', failed: 2 });
     expect(store.batches.get(`${code}|B-002`)).toBeUndefined();
     expect(store.packs.get(code + fresh[1])).toBeUndefined();
+    expect(evidenceCount()).toBe(before);
+  });
+
+  it('refuses a body of another media type than its operation takes (415), before reading it', async () => {
+    const before = evidenceCount();
+    const asText = await client(acme).write('POST', '/v1/products', JSON.stringify(product(code, ['DE'])), {
+      contentType: 'text/plain',
+    });
+    expect(asText.status).toBe(415);
+    expect(asText.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(asText.json()).toEqual({
+      type: 'https://packtrust.dev/problems/unsupported-media-type',
+      title: 'Unsupported content type',
+      status: 415,
+      detail: 'POST /v1/products takes application/json, not text/plain',
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+    });
+    const packsAsJson = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-JSON/packs?expiry=281200`,
+      JSON.stringify(randomSerials(10)),
+    );
+    expect(packsAsJson.json()).toMatchObject({
+      status: 415,
+      detail: 'POST /v1/products/:productCode/batches/:batch/packs takes text/plain, not application/json',
+    });
+    expect(evidenceCount()).toBe(before);
+  });
+
+  it('refuses a batch whose expiry date has passed', async () => {
+    const before = evidenceCount();
+    const res = await client(acme).write(
+      'POST',
+      `/v1/products/${code}/batches/B-2024/packs?expiry=241200`,
+      randomSerials(10).join('\n'),
+      { contentType: 'text/plain' },
+    );
+    expect(res.status).toBe(422);
+    expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(res.json()).toEqual({
+      type: 'https://packtrust.dev/problems/hub-batch-expired',
+      title: 'The batch has expired',
+      status: 422,
+      detail: 'Batch B-2024 expired on 2024-12-31; packs of an expired batch are not registered',
+      code: 'HUB_BATCH_EXPIRED',
+    });
+    expect(store.batch(code, 'B-2024')).toBeUndefined();
     expect(evidenceCount()).toBe(before);
   });
 
@@ -581,19 +702,25 @@ describe('evidence', () => {
 
 /** A raw mTLS POST with the given headers, for replays and hand-made signatures. */
 function rawPost(cred: Credential | undefined, path: string, headers: Record<string, string>, body: Buffer) {
-  return new Promise<{ status: number; json(): Record<string, unknown> }>((resolve, reject) => {
+  return new Promise<{ status: number; contentType?: string; json(): Record<string, unknown> }>((resolve, reject) => {
     const req = request(
       `${hubUrl}${path}`,
       {
         method: 'POST',
         agent: new Agent({ ca: t.ca.chainPem(), ...(cred ? { cert: cred.certPem, key: cred.keyPem } : {}) }),
+        // The TLS name, whatever Host header a test sends.
+        servername: 'localhost',
         headers: { ...headers, 'content-length': body.length },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, json: () => JSON.parse(Buffer.concat(chunks).toString()) }),
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: res.headers['content-type'],
+            json: () => JSON.parse(Buffer.concat(chunks).toString()),
+          }),
         );
       },
     );
@@ -603,18 +730,25 @@ function rawPost(cred: Credential | undefined, path: string, headers: Record<str
 }
 
 function rawGet(agent: Agent, path: string) {
-  return new Promise<{ status: number; resumed: boolean; json(): Record<string, unknown> }>((resolve, reject) => {
-    const req = request(`${hubUrl}${path}`, { agent }, (res) => {
-      const chunks: Buffer[] = [];
-      const resumed = (res.socket as import('node:tls').TLSSocket).isSessionReused();
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, resumed, json: () => JSON.parse(Buffer.concat(chunks).toString()) }),
-      );
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return new Promise<{ status: number; resumed: boolean; contentType?: string; json(): Record<string, unknown> }>(
+    (resolve, reject) => {
+      const req = request(`${hubUrl}${path}`, { agent }, (res) => {
+        const chunks: Buffer[] = [];
+        const resumed = (res.socket as import('node:tls').TLSSocket).isSessionReused();
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            resumed,
+            contentType: res.headers['content-type'],
+            json: () => JSON.parse(Buffer.concat(chunks).toString()),
+          }),
+        );
+      });
+      req.on('error', reject);
+      req.end();
+    },
+  );
 }
 
 describe('feed of a market without any data yet', () => {
@@ -631,5 +765,93 @@ describe('feed of a market without any data yet', () => {
     expect(lines[1]).toEqual({ type: 'signing-keys', keys: hub.keys.publicJwks() });
     expect(lines[1].keys[0]).not.toHaveProperty('d');
     expect(lines.at(-1)).toMatchObject({ type: 'end', packs: 0 });
+  });
+});
+
+describe('checkBatchFields', () => {
+  it('takes a batch that expires today, and an expired one only when the configuration accepts them', () => {
+    const today = '2026-11-30';
+    expect(checkBatchFields('B1', '261130', { acceptExpired: false, today })).toEqual({
+      expiry: '261130',
+      expiryDate: '2026-11-30',
+    });
+    // Day 00: the end of the month, so November 2026 has not expired on its 30th.
+    expect(checkBatchFields('B1', '261100', { acceptExpired: false, today }).expiryDate).toBe('2026-11-30');
+    expect(() => checkBatchFields('B1', '261129', { acceptExpired: false, today })).toThrow(
+      'Batch B1 expired on 2026-11-29; packs of an expired batch are not registered',
+    );
+    expect(checkBatchFields('B1', '241200', { acceptExpired: true, today }).expiryDate).toBe('2024-12-31');
+  });
+});
+
+describe('the hub store on disk', () => {
+  it("is its owner's alone: directory 0700, files 0600", () => {
+    const env = join(hub.dir, 'hub');
+    const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+    expect([mode(env), ...readdirSync(env).map((f) => `${f} ${mode(join(env, f))}`)]).toEqual([
+      '700',
+      'data.mdb 600',
+      'lock.mdb 600',
+    ]);
+  });
+});
+
+describe('monitoring', () => {
+  const get = async (path: string, cred?: Pick<Credential, 'certPem' | 'keyPem'>) => {
+    const agent = new Agent({ ca: t.ca.chainPem(), ...(cred ? { cert: cred.certPem, key: cred.keyPem } : {}) });
+    try {
+      const res = await new Promise<{ status: number; type?: string; body: string }>((resolve, reject) => {
+        const req = request(`${hubUrl}${path}`, { agent }, (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () =>
+            resolve({
+              status: r.statusCode ?? 0,
+              type: r.headers['content-type'],
+              body: Buffer.concat(chunks).toString(),
+            }),
+          );
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      return res;
+    } finally {
+      agent.destroy();
+    }
+  };
+
+  it('says on /health, to anyone, only whether the gateway serves', async () => {
+    expect(await get('/health')).toEqual({
+      status: 200,
+      type: 'application/json; charset=utf-8',
+      body: '{"status":"ok"}',
+    });
+  });
+
+  it('shows /metrics to operators only, over mutual TLS', async () => {
+    const anonymous = await get('/metrics');
+    expect(anonymous.status).toBe(401);
+    expect(JSON.parse(anonymous.body)).toEqual({
+      type: 'https://packtrust.dev/problems/hub-client-cert-required',
+      title: 'A client certificate is required',
+      status: 401,
+      detail: 'Present a client certificate issued by the packtrust CA (mutual TLS)',
+      code: 'HUB_CLIENT_CERT_REQUIRED',
+    });
+    const maker = await get('/metrics', acme);
+    expect(maker.status).toBe(403);
+    expect(JSON.parse(maker.body)).toMatchObject({ code: 'HUB_PROFILE_NOT_ALLOWED' });
+    const operator = await get('/metrics', { certPem: t.operatorCertPem, keyPem: t.operatorKeyPem });
+    expect(operator).toMatchObject({ status: 200, type: 'text/plain; version=0.0.4' });
+    const crl = trust.crlStatus();
+    expect(operator.body).toContain(
+      `# HELP packtrust_evidence_seq Number of the last evidence record.\n# TYPE packtrust_evidence_seq gauge\npacktrust_evidence_seq ${store.evidence.lastSeq()}\n`,
+    );
+    expect(operator.body).toContain(`\npacktrust_crl_number ${crl.number}\n`);
+    expect(operator.body).toContain(`\npacktrust_crl_revoked ${crl.revoked}\n`);
+    expect(operator.body).toContain(`\npacktrust_crl_next_update_seconds ${Date.parse(crl.nextUpdate!) / 1000}\n`);
+    expect(operator.body).toContain('\npacktrust_serving 1\n');
+    expect(operator.body).toMatch(/\nprocess_resident_memory_bytes \d+\n/);
   });
 });

@@ -118,7 +118,39 @@ describe('OAuth provider', () => {
       client_id: clientId,
       client_secret: 'not-the-secret',
     });
-    expect(wrong.json.error).toBe('invalid_client');
+    expect(wrong).toEqual({
+      status: 401,
+      json: { error: 'invalid_client', error_description: 'client authentication failed' },
+    });
+  });
+
+  it('stores no client secret, only its hash: what a stolen store holds authenticates no one', async () => {
+    const { clientId, clientSecret } = await registry.add({
+      market: 'DE',
+      role: 'wholesaler',
+      location: 'W-2',
+      org: 'GROSS-2',
+      secret: true,
+      secretMethod: 'post',
+    });
+    const stored = () =>
+      hub.store.store.db<{ payload: Record<string, unknown> }, string>('oauth-Client').get(clientId)!;
+    const record = JSON.stringify(stored());
+    expect(record).not.toContain(clientSecret!);
+    expect(record).not.toContain(Buffer.from(clientSecret!, 'base64url').toString('hex'));
+    const kept = String(stored().payload.client_secret);
+    const attempt = (secret: string) =>
+      tokenRequest({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret });
+    expect(await attempt(kept)).toEqual({
+      status: 401,
+      json: { error: 'invalid_client', error_description: 'client authentication failed' },
+    });
+    expect((await attempt(clientSecret!)).status).toBe(200);
+    // A new secret is shown once and stored as a hash too; the old one stops working.
+    const rotated = await registry.rotateSecret(clientId);
+    expect(JSON.stringify(stored())).not.toContain(rotated);
+    expect((await attempt(clientSecret!)).status).toBe(401);
+    expect((await attempt(rotated)).status).toBe(200);
   });
 
   it('issues tokens to a client_secret_basic client', async () => {
@@ -231,6 +263,45 @@ describe('OAuth provider', () => {
     expect([...hub.oauth.audit.entries()].some((e) => e.body.event === 'rate-limited')).toBe(true);
   });
 
+  it('limits failures naming a client per source: a flood from one address gets that address 429, and the client keeps getting tokens', async () => {
+    const { clientId, client } = await pharmacy('DE');
+    const thief = await generateClientKey();
+    // Another source address on this machine: the flood comes from 127.0.0.2.
+    const elsewhere = new Agent({ localAddress: '127.0.0.2', connect: { ca: hub.t.ca.chainPem() } });
+    const answers: { status: number; type: string | null; body: unknown }[] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        const res = await fetch(`${issuer}/token`, {
+          method: 'POST',
+          dispatcher: elsewhere,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: await assertion(clientId, thief.privateJwk),
+          }).toString(),
+        });
+        answers.push({ status: res.status, type: res.headers.get('content-type'), body: await res.json() });
+      }
+    } finally {
+      await elsewhere.close();
+    }
+    // The per-client burst (7) of failures from that address, then 429 for that address.
+    expect(answers.map((a) => a.status)).toEqual([...Array(7).fill(401), ...Array(3).fill(429)]);
+    expect(answers[7]).toEqual({
+      status: 429,
+      type: 'application/json; charset=utf-8',
+      body: {
+        error: 'invalid_request',
+        error_description: `too many failed token requests for client ${clientId} from 127.0.0.2`,
+      },
+    });
+    // The client itself, from its own address, is not locked out by what others sent in its name.
+    const { accessToken } = await client.token();
+    expect(accessToken).toMatch(/^ey/);
+    await client.close();
+  });
+
   it('keeps no rate-limit bucket for a client id no one registered: it counts against its address only', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 9; i++) {
@@ -255,6 +326,34 @@ describe('OAuth provider', () => {
     });
     const after = (await fresh.token()).accessToken;
     expect(decodeProtectedHeader(after).kid).toBe(newKid);
+  });
+
+  it('hashes, at start, a secret that a registration made before kept in clear; its client keeps it', async () => {
+    const { clientId, clientSecret } = await registry.add({
+      market: 'DE',
+      role: 'wholesaler',
+      location: 'W-3',
+      org: 'GROSS-3',
+      secret: true,
+      secretMethod: 'post',
+    });
+    const clients = () => hub.store.store.db<{ payload: Record<string, unknown> }, string>('oauth-Client');
+    // As such a registration stored it.
+    await hub.store.store.transaction(() =>
+      clients().putSync(clientId, {
+        ...clients().get(clientId)!,
+        payload: { ...clients().get(clientId)!.payload, client_secret: clientSecret },
+      }),
+    );
+    await hub.restart();
+    registry = new ClientRegistry(hub.store);
+    expect(JSON.stringify(clients().get(clientId))).not.toContain(clientSecret!);
+    const res = await tokenRequest({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: clientSecret!,
+    });
+    expect(res.status).toBe(200);
   });
 
   it('keeps clients, signing keys and replay records across a restart', async () => {

@@ -8,8 +8,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness and the current CRL's number and nextUpdate */
+        /** Whether the CA serves; public, and nothing more (the figures are on the admin listener's /metrics) */
         get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The CA's figures for operators (admin listener)
+         * @description Prometheus text format, gauges: `packtrust_ca_crl_number`, `packtrust_ca_crl_next_update_seconds`, `packtrust_ca_certificates`, `packtrust_ca_certificates_revoked`, `packtrust_ca_audit_entries`, and the process's memory.
+         */
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -149,7 +169,7 @@ export interface paths {
         put?: never;
         /**
          * Issue a certificate from a CSR and onboarding data
-         * @description The CSR's signature must verify (proof of possession); RSA below 2048 bits, curves other than P-256/P-384 and other key types than Ed25519 are refused. The subject is built from the onboarding data, never from the CSR.
+         * @description The CSR's signature must verify (proof of possession) with the algorithm it declares, which must be its key's own (`CA_CSR_SIGNATURE_INVALID`); RSA below 2048 bits, curves other than P-256/P-384 and other key types than Ed25519 are refused, and P-384 serves `operator` certificates only: the other profiles sign HTTP messages, and the hub takes P-256, Ed25519 and RSA signatures (`CA_KEY_REJECTED`). The subject is built from the onboarding data, never from the CSR.
          */
         post: operations["issueCertificate"];
         delete?: never;
@@ -256,10 +276,7 @@ export interface components {
         };
         Health: {
             /** @enum {string} */
-            status: "ok";
-            crlNumber: number;
-            /** Format: date-time */
-            crlNextUpdate: string;
+            status: "ok" | "unavailable";
         };
         OrgId: string;
         /** @enum {string} */
@@ -374,6 +391,37 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description The current CRL is past its nextUpdate (its refresh fails); relying parties stop */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Metrics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
         };
     };
     getRootCertificate: {

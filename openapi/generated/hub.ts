@@ -96,7 +96,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Whether the gateway serves; public, and nothing more (the figures are on /metrics) */
         get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The gateway's figures for its operators (an `operator` certificate over mutual TLS)
+         * @description Prometheus text format, gauges: `packtrust_evidence_seq` (the last evidence record), `packtrust_crl_number`, `packtrust_crl_revoked` and `packtrust_crl_next_update_seconds` (the CRL held, polled from the CA), `packtrust_serving`, and the process's memory.
+         */
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -186,7 +207,7 @@ export interface paths {
         put?: never;
         /**
          * Add the serial numbers of a batch (creates the batch on the first upload)
-         * @description The body is text, one serial number per line (LF or CRLF), at most 1,000,000 per upload; split larger batches into several uploads. The whole upload is refused, writing nothing, when any serial is malformed, repeated in the upload or already registered for the product, or when the randomisation report finds a breach of Art. 4 under the reject policy.
+         * @description The body is text, one serial number per line (LF or CRLF), at most 1,000,000 per upload; split larger batches into several uploads. The whole upload is refused, writing nothing, when any serial is malformed, repeated in the upload or already registered for the product, or when the randomisation report finds a breach of Art. 4 under the reject policy. A batch whose expiry date has passed is refused (422 `HUB_BATCH_EXPIRED`) unless the hub is configured to accept expired batches (`acceptExpiredBatches`).
          */
         post: operations["uploadPacks"];
         delete?: never;
@@ -385,6 +406,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        Health: {
+            /** @enum {string} */
+            status: "ok" | "unavailable";
+        };
         Problem: {
             type: string;
             title: string;
@@ -880,23 +905,40 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        status: "ok";
-                        /** @description Number of the last evidence record */
-                        evidence: number;
-                        /** @description The CA's CRL the gateway checks every request against (polled from the CA) */
-                        crl: {
-                            /** @description CRL number; -1 before the first CRL arrived */
-                            number: number;
-                            /** @description Revoked certificates on it */
-                            revoked: number;
-                            /** Format: date-time */
-                            nextUpdate: string | null;
-                        };
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description The gateway holds no current CRL from the CA, so it refuses every request that needs a client certificate until it has one */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Metrics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
         };
     };
     createProduct: {
@@ -1048,6 +1090,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
         };
     };

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,10 @@ describe('npm run backup', () => {
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect(existsSync(join(target, 'ca', 'keys', 'issuing-ca.key.pem'))).toBe(true);
+      // Keys and stores are the owner's alone in the copy too.
+      const mode = (...path: string[]) => (statSync(join(target, ...path)).mode & 0o777).toString(8);
+      expect([mode(), mode('ca', 'keys'), mode('ca', 'keys', 'issuing-ca.key.pem')]).toEqual(['700', '700', '600']);
+      expect([mode('ca', 'store'), mode('ca', 'store', 'data.mdb')]).toEqual(['700', '600']);
       const restored = await CertificateAuthority.open(join(target, 'ca'), PASSPHRASE);
       try {
         expect(restored.show(issued.record.serial).org).toBe('BACKUP');

@@ -90,6 +90,8 @@ beforeAll(async () => {
   serials = await hub.seedProduct(CODE, ['DE'], 100);
   relay = new FreezableRelay(Number(new URL(hub.hubUrl).port));
   const relayPort = await relay.listen();
+  // The node reaches the hub through the relay: that is the hub's published URL now.
+  hub.publishAt(`https://127.0.0.1:${relayPort}`);
   node = await startTestNode(hub, 'DE', 'de-1', dir, {
     hubUrl: `https://127.0.0.1:${relayPort}`,
     hubDeadlineMs: DEADLINE_MS,

@@ -24,6 +24,7 @@ export function addServeCommand(program: Command, cli: CommandContext): void {
         adminPort: c.adminPort,
         passphrase: secret,
         crlRefreshMarginMinutes: c.crlRefreshMarginMinutes,
+        timeouts: c,
         logger,
       });
       logger.info({ public: server.publicUrl, admin: server.adminUrl }, 'CA listening');

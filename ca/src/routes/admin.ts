@@ -1,4 +1,5 @@
 import type { HttpServer } from '../../../common/src/http.ts';
+import { PROMETHEUS_CONTENT_TYPE, prometheusText } from '../../../common/src/metrics.ts';
 import type { OpenApiContract } from '../../../common/src/openapi.ts';
 import { toPem } from '../../../common/src/pki.ts';
 import type { components, operations } from '../../../openapi/generated/ca.ts';
@@ -16,7 +17,7 @@ type SerialParams = operations['getCertificate']['parameters']['path'];
 
 /**
  * The operators' admin API (openapi/ca.yaml, tag `admin`): issue, list, show, revoke and renew
- * certificates, read and verify the audit log. Who calls is settled before these run, by the
+ * certificates, read and verify the audit log, and the CA's metrics. Who calls is settled before these run, by the
  * listener's operator gate (admin-access.ts); every change is audited by the authority.
  */
 export async function adminRoutes(
@@ -82,6 +83,29 @@ export async function adminRoutes(
     },
   );
   app.get('/admin/audit/verify', { schema: contract.routeSchema('verifyAudit') }, async () => ca.audit.verify());
+  app.get('/metrics', async (_request, reply) => {
+    const meta = ca.meta();
+    const text = prometheusText([
+      {
+        name: 'packtrust_ca_crl_number',
+        help: 'Number of the current CRL of the issuing CA.',
+        value: meta.crlNumber,
+      },
+      {
+        name: 'packtrust_ca_crl_next_update_seconds',
+        help: 'nextUpdate of the current CRL, Unix time.',
+        value: meta.crlNextUpdate / 1000,
+      },
+      { name: 'packtrust_ca_certificates', help: 'Certificates issued.', value: ca.inventory.count() },
+      {
+        name: 'packtrust_ca_certificates_revoked',
+        help: 'Certificates revoked.',
+        value: ca.inventory.revokedCount(),
+      },
+      { name: 'packtrust_ca_audit_entries', help: 'Entries of the audit log.', value: ca.audit.lastSeq() },
+    ]);
+    return reply.type(PROMETHEUS_CONTENT_TYPE).send(text);
+  });
 }
 
 function certificateView(r: CertRecord): CertificateView {

@@ -10,10 +10,12 @@ export async function publicRoutes(
   app: HttpServer,
   { ca, contract }: { ca: CertificateAuthority; contract: OpenApiContract },
 ): Promise<void> {
-  app.get('/health', { schema: contract.routeSchema('getHealth') }, async () => {
-    const meta = ca.meta();
-    return { status: 'ok', crlNumber: meta.crlNumber, crlNextUpdate: new Date(meta.crlNextUpdate).toISOString() };
-  });
+  // Whether the CA serves, nothing more (docs/operations.md, "Monitoring"): a CRL past its
+  // nextUpdate (its refresh failing) stops every relying party. The figures are on the admin
+  // listener's /metrics (routes/admin.ts), for operators.
+  app.get('/health', { schema: contract.routeSchema('getHealth') }, async (_request, reply) =>
+    Date.now() <= ca.meta().crlNextUpdate ? { status: 'ok' } : reply.code(503).send({ status: 'unavailable' }),
+  );
   app.get('/ca/root.der', async (_req, reply) => reply.type('application/pkix-cert').send(ca.rootCertificate()));
   app.get('/ca/issuing.der', async (_req, reply) => reply.type('application/pkix-cert').send(ca.issuingCertificate()));
   app.get('/ca/chain.pem', async (_req, reply) => reply.type('application/x-pem-file').send(ca.chainPem()));

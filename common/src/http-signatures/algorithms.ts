@@ -1,4 +1,5 @@
 import { constants, type KeyObject, sign, verify } from 'node:crypto';
+import { keyTypeOf, type SigningKeyType } from '../vocabulary.ts';
 
 /** The RFC 9421 §3.3 algorithms packtrust accepts; all asymmetric, so a receipt proves its signer. */
 const SIGNATURE_ALGORITHMS = ['ecdsa-p256-sha256', 'ed25519', 'rsa-pss-sha512'] as const;
@@ -8,19 +9,20 @@ export function isSignatureAlgorithm(value: unknown): value is SignatureAlgorith
   return (SIGNATURE_ALGORITHMS as readonly unknown[]).includes(value);
 }
 
+/**
+ * The one algorithm of each signing key type (common/src/vocabulary.ts `SIGNING_KEY_TYPES`, the
+ * keys the CA gives the profiles that sign): a record over that type, so the two cannot disagree.
+ */
+const ALGORITHM_OF: Readonly<Record<SigningKeyType, SignatureAlgorithm>> = {
+  'P-256': 'ecdsa-p256-sha256',
+  Ed25519: 'ed25519',
+  RSA: 'rsa-pss-sha512',
+};
+
 /** The algorithm a key can make, from its type: the key decides, never the message (RFC 9421 §7.3.6). */
 export function algorithmForKey(key: KeyObject): SignatureAlgorithm | undefined {
-  switch (key.asymmetricKeyType) {
-    case 'ec':
-      return key.asymmetricKeyDetails?.namedCurve === 'prime256v1' ? 'ecdsa-p256-sha256' : undefined;
-    case 'ed25519':
-      return 'ed25519';
-    case 'rsa':
-    case 'rsa-pss':
-      return 'rsa-pss-sha512';
-    default:
-      return undefined;
-  }
+  const type = keyTypeOf(key);
+  return type && type in ALGORITHM_OF ? ALGORITHM_OF[type as SigningKeyType] : undefined;
 }
 
 export function signBase(alg: SignatureAlgorithm, base: Buffer, key: KeyObject): Buffer {

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { ROLES, type Role } from '../../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../../common/src/store.ts';
 import { isOrganisationId } from '../../../common/src/vocabulary.ts';
@@ -31,7 +31,9 @@ export interface ClientSummary {
 
 /**
  * The pharmacies', hospitals' and wholesalers' OAuth clients, registered by onboarding staff
- * (never by dynamic registration), stored where oidc-provider's adapter reads them.
+ * (never by dynamic registration), stored where oidc-provider's adapter reads them. A client
+ * secret is shown once, when it is made (`add`, `rotateSecret`), and stored only as its hash
+ * ({@link hashClientSecret}): a copy of the store authenticates no one.
  */
 export class ClientRegistry {
   private readonly db: Database<Stored, string>;
@@ -65,7 +67,7 @@ export class ClientRegistry {
       redirect_uris: [],
       scope: 'verify',
       token_endpoint_auth_method: reg.jwks ? 'private_key_jwt' : `client_secret_${reg.secretMethod ?? 'basic'}`,
-      ...(reg.jwks ? { jwks: reg.jwks } : { client_secret: clientSecret }),
+      ...(reg.jwks ? { jwks: reg.jwks } : { client_secret: hashClientSecret(clientSecret!) }),
       'urn:packtrust:market': reg.market,
       'urn:packtrust:role': reg.role,
       'urn:packtrust:location': reg.location,
@@ -98,7 +100,7 @@ export class ClientRegistry {
     const secret = randomBytes(32).toString('base64url');
     await this.update(clientId, (s) => {
       if (s.payload.jwks) throw new BadRequest(`${clientId} authenticates with private_key_jwt; it has no secret`);
-      return { ...s, payload: { ...s.payload, client_secret: secret } };
+      return { ...s, payload: { ...s.payload, client_secret: hashClientSecret(secret) } };
     });
     return secret;
   }
@@ -110,6 +112,46 @@ export class ClientRegistry {
       this.db.putSync(clientId, change(found));
     });
   }
+}
+
+const SECRET_HASH = 'sha256:';
+
+/**
+ * What is stored of a client secret: its SHA-256, base64url, marked `sha256:`. The secrets are 256
+ * random bits, so no dictionary can find one from its hash and a slow password hash would only
+ * slow down every token request (RFC 6819 §5.1.4.1.3 asks for the hash, not for the secret).
+ * oidc-provider sees this value as the client's `client_secret`; the hub offers no method that
+ * needs the secret itself (client_secret_jwt, symmetric signing or encryption).
+ */
+export function hashClientSecret(secret: string): string {
+  return SECRET_HASH + createHash('sha256').update(secret, 'utf8').digest('base64url');
+}
+
+/** Whether `presented` is the secret whose hash is `stored`, compared in constant time. */
+export function clientSecretMatches(stored: string | undefined, presented: string): boolean {
+  if (!stored?.startsWith(SECRET_HASH)) return false;
+  const expected = Buffer.from(stored.slice(SECRET_HASH.length), 'base64url');
+  const actual = createHash('sha256').update(presented, 'utf8').digest();
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
+/**
+ * Replaces the secrets that registrations made before secrets were hashed still hold in clear by
+ * their hash (at the gateway's start, in one transaction); returns how many. Their clients keep
+ * their secrets.
+ */
+export function hashStoredSecrets(store: Store): number {
+  const db = clientsDb(store);
+  return store.transactionSync(() => {
+    let n = 0;
+    for (const { key, value } of db.getRange()) {
+      const secret = value.payload.client_secret;
+      if (typeof secret !== 'string' || secret.startsWith(SECRET_HASH)) continue;
+      db.putSync(key, { ...value, payload: { ...value.payload, client_secret: hashClientSecret(secret) } });
+      n++;
+    }
+    return n;
+  });
 }
 
 /** Where oidc-provider's adapter keeps clients (its model name). */

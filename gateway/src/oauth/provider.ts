@@ -7,9 +7,9 @@ import type { Store } from '../../../common/src/store.ts';
 import { NotFound } from '../errors.ts';
 import { removeExpiredEntries } from './adapter.ts';
 import { OAuthAudit, type OAuthAuditRecord } from './audit.ts';
-import { clientsDb } from './clients.ts';
+import { clientSecretMatches, clientsDb, hashStoredSecrets } from './clients.ts';
 import { providerConfiguration } from './configuration.ts';
-import { clientIdOf, type TokenRateLimits, TokenRequestLimiter } from './rate-limit.ts';
+import { clientIdOf, type TokenRateLimits, type TokenRequest, TokenRequestLimiter } from './rate-limit.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 export const OAUTH_PREFIX = '/oauth';
@@ -65,6 +65,8 @@ export class OAuthService {
 
   constructor(private readonly options: OAuthOptions) {
     const clients = clientsDb(options.store);
+    const hashed = hashStoredSecrets(options.store);
+    if (hashed > 0) options.logger.info({ clients: hashed }, 'client secrets kept in clear are now stored hashed');
     this.limits = new TokenRequestLimiter(options, (clientId) => clients.get(clientId) !== undefined);
     this.refusals = new OAuthAudit(options.store, options.logger);
     this.audit = this.refusals.log;
@@ -110,14 +112,23 @@ export class OAuthService {
       throw new NotFound(`No OAuth endpoint ${OAUTH_PREFIX}${path.split('?')[0]}`);
     // Every endpoint that authenticates a client (token, introspection, revocation) costs a
     // signature check and a durable replay record: all are limited alike.
+    let admitted: TokenRequest | undefined;
     if (path.startsWith('/token') && request.method === 'POST') {
-      const limited = await this.rateLimit(request);
-      if (limited) {
-        reply.code(429).header('retry-after', '1').send({ error: 'invalid_request', error_description: limited });
+      const decision = await this.rateLimit(request);
+      if ('refused' in decision) {
+        reply
+          .code(429)
+          .header('retry-after', '1')
+          .send({ error: 'invalid_request', error_description: decision.refused });
         return;
       }
+      admitted = decision;
     }
     const provider = await this.current();
+    if (admitted) {
+      const settle = admitted.settle;
+      reply.raw.once('finish', () => settle(reply.raw.statusCode < 300));
+    }
     reply.hijack();
     raw.originalUrl = raw.url;
     raw.url = path;
@@ -142,6 +153,11 @@ export class OAuthService {
       o.issuer,
       providerConfiguration({ ...o, audience: (market) => this.audience(market), models: this.models }),
     );
+    // Clients hold the hash of their secret (clients.ts): the presented secret is compared with
+    // it. Replacing this method is oidc-provider's way of checking secrets it is not given in clear.
+    provider.Client.prototype.compareClientSecret = function (this: { clientSecret?: string }, actual: string) {
+      return clientSecretMatches(this.clientSecret, actual);
+    };
     provider.on('grant.error', (ctx: KoaContextWithOIDC, error: errors.OIDCProviderError) =>
       this.recordFailure(ctx, error),
     );
@@ -165,20 +181,20 @@ export class OAuthService {
     });
   }
 
-  /** Limits token requests per source address and per client (rate-limit.ts); returns why when refused. */
-  private async rateLimit(request: FastifyRequest): Promise<string | undefined> {
+  /** Limits token requests per source address and per client (rate-limit.ts); audits a refusal. */
+  private async rateLimit(request: FastifyRequest): Promise<{ refused: string } | TokenRequest> {
     const named = clientIdOf(request);
-    const why = this.limits.take(request.ip, named);
-    if (why) {
+    const decision = this.limits.admit(request.ip, named);
+    if ('refused' in decision) {
       await this.refusals.refuse({
         time: new Date().toISOString(),
         event: 'rate-limited',
         ...(named ? { clientId: named.slice(0, 128) } : {}),
         address: request.ip,
         error: 'rate_limited',
-        description: why.slice(0, 500),
+        description: decision.refused.slice(0, 500),
       });
     }
-    return why;
+    return decision;
   }
 }

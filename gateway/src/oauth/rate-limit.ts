@@ -22,6 +22,25 @@ export class RateLimiter {
 
   /** Takes a token for `key`; false when the bucket is empty. */
   take(key: string, now = Date.now()): boolean {
+    const b = this.bucket(key, now);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Whether `key` has a token, taking none. */
+  has(key: string, now = Date.now()): boolean {
+    return this.bucket(key, now).tokens >= 1;
+  }
+
+  /** Gives back a token taken for `key` (a reservation that was not used), up to the burst. */
+  giveBack(key: string, now = Date.now()): void {
+    const b = this.bucket(key, now);
+    b.tokens = Math.min(this.burst, b.tokens + 1);
+  }
+
+  /** The bucket of `key`, refilled up to now and made the most recently used. */
+  private bucket(key: string, now: number): { tokens: number; at: number } {
     let b = this.buckets.get(key);
     if (b) this.buckets.delete(key);
     else {
@@ -31,9 +50,7 @@ export class RateLimiter {
     this.buckets.set(key, b);
     b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.ratePerSecond);
     b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
+    return b;
   }
 }
 
@@ -43,12 +60,22 @@ export interface TokenRateLimits {
 }
 
 /**
- * The limits of token requests, per source address and per client. A client id is read before
- * authentication, so only a registered client gets a bucket of its own: ids made up by the
- * caller count against the address alone and take no memory.
+ * The limits of token requests. The client a request names is read before authentication, so
+ * anyone can name any client: what others send in a client's name must not lock it out.
+ *
+ * - Per source address: every request.
+ * - Per client: the requests that authenticated as it (answered 2xx), so only the client itself
+ *   spends its allowance; a request is refused when the client has none left.
+ * - Per client and source address: every request naming the client, given back when it
+ *   authenticates, so failures from one address (a flood, a guessed secret) end in 429 for that
+ *   address while the client, from its own, keeps getting tokens.
+ *
+ * Only a registered client gets buckets: ids made up by the caller count against the address
+ * alone and take no memory.
  */
 export class TokenRequestLimiter {
   private readonly byClient: RateLimiter;
+  private readonly failuresBySource: RateLimiter;
   private readonly byAddress: RateLimiter;
 
   constructor(
@@ -57,16 +84,36 @@ export class TokenRequestLimiter {
     private readonly registered: (clientId: string) => boolean,
   ) {
     this.byClient = new RateLimiter(limits.perClient.ratePerSecond, limits.perClient.burst);
+    this.failuresBySource = new RateLimiter(limits.perClient.ratePerSecond, limits.perClient.burst);
     this.byAddress = new RateLimiter(limits.perAddress.ratePerSecond, limits.perAddress.burst);
   }
 
-  /** Takes a token for a request from `address` naming client `named`; returns why when refused. */
-  take(address: string, named: string | undefined): string | undefined {
+  /**
+   * Admits a request from `address` naming client `named`, or says why not. An admitted request
+   * must be told how it ended ({@link TokenRequest.settle}).
+   */
+  admit(address: string, named: string | undefined): { refused: string } | TokenRequest {
     const clientId = named && this.registered(named) ? named : undefined;
-    if (!this.byAddress.take(`a:${address}`)) return `too many token requests from ${address}`;
-    if (clientId && !this.byClient.take(`c:${clientId}`)) return `too many token requests for client ${clientId}`;
-    return undefined;
+    if (!this.byAddress.take(`a:${address}`)) return { refused: `too many token requests from ${address}` };
+    if (!clientId) return { settle: () => {} };
+    if (!this.byClient.has(clientId)) return { refused: `too many token requests for client ${clientId}` };
+    const source = `${clientId}\n${address}`;
+    if (!this.failuresBySource.take(source)) {
+      return { refused: `too many failed token requests for client ${clientId} from ${address}` };
+    }
+    return {
+      settle: (authenticated) => {
+        if (!authenticated) return;
+        this.failuresBySource.giveBack(source);
+        this.byClient.take(clientId);
+      },
+    };
   }
+}
+
+/** An admitted token request: `settle` says whether the client authenticated (the provider answered 2xx). */
+export interface TokenRequest {
+  settle(authenticated: boolean): void;
 }
 
 /** The client a token request names, read before authentication (only to key the rate limit). */

@@ -11,7 +11,7 @@ import {
   RandomisationRejected,
 } from '../errors.ts';
 import { type Batch, type HubStore, PACKS_PER_FEED_RECORD, type Product } from '../hub-store.ts';
-import { hubContract, parseProductInput, parseReason } from '../master-data.ts';
+import { hubContract, parseProductInput, parseReason, writeOf } from '../master-data.ts';
 import { checkNewProductCode } from '../prefixes.ts';
 import { analyseSerials, type RandomisationOptions } from '../randomisation.ts';
 import type { SignedWrite, WriteOutcome } from '../signed-write.ts';
@@ -24,6 +24,8 @@ interface ManufacturerRoutesOptions {
   /** `reject`: uploads whose serials break the regulation are refused; `warn`: accepted with the report. */
   randomisationPolicy: 'reject' | 'warn';
   randomisation: RandomisationOptions;
+  /** Whether packs of a batch whose expiry date has passed are registered (configuration). */
+  acceptExpiredBatches: boolean;
 }
 
 type BatchParams = { productCode: string; batch: string };
@@ -52,6 +54,7 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
 
   app.post(
     '/v1/products',
+    writeOf('createProduct'),
     signedWrite((client, body) => {
       const input = parseProductInput(body);
       // A market is a feed (an LMDB database) and the nodes' tokens: only the configured ones.
@@ -104,9 +107,13 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
 
   app.post(
     '/v1/products/:productCode/batches/:batch/packs',
+    writeOf('uploadPacks'),
     signedWrite((client, body, request) => {
       const { productCode: code, batch: batchId } = request.params as BatchParams;
-      const fields = checkBatchFields(batchId, (request.query as { expiry?: string }).expiry);
+      const fields = checkBatchFields(batchId, (request.query as { expiry?: string }).expiry, {
+        acceptExpired: o.acceptExpiredBatches,
+        today: new Date().toISOString().slice(0, 10),
+      });
       /** The product and the batch as stored now; refused if either no longer takes packs. */
       const current = () => {
         const product = ownProduct(client, code);
@@ -212,11 +219,12 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
         return { markets: product.markets, change: { type: 'batch', batch: updated } };
       });
     });
-  app.post('/v1/products/:productCode/batches/:batch/recall', closeBatch('RECALLED'));
-  app.post('/v1/products/:productCode/batches/:batch/withdraw', closeBatch('WITHDRAWN'));
+  app.post('/v1/products/:productCode/batches/:batch/recall', writeOf('recallBatch'), closeBatch('RECALLED'));
+  app.post('/v1/products/:productCode/batches/:batch/withdraw', writeOf('withdrawBatch'), closeBatch('WITHDRAWN'));
 
   app.post(
     '/v1/products/:productCode/withdraw',
+    writeOf('withdrawProduct'),
     signedWrite((client, body, request) => {
       const { productCode: code } = request.params as { productCode: string };
       const { reason } = parseReason(body);

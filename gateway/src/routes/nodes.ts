@@ -4,7 +4,7 @@ import type { ActorProof, EventRefusal } from '../actors.ts';
 import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
 import { BadRequest, WrongMarket } from '../errors.ts';
 import type { HubStore, StoredAlert } from '../hub-store.ts';
-import { hubContract } from '../master-data.ts';
+import { hubContract, writeOf } from '../master-data.ts';
 import { RateLimiter } from '../oauth/rate-limit.ts';
 import { applyPackEvent, type ForwardedEvent, type PackEvent, type PackEventResult } from '../pack-events.ts';
 import type { SignedWrite } from '../signed-write.ts';
@@ -51,6 +51,7 @@ export async function nodeRoutes(app: FastifyInstance, o: NodeRoutesOptions): Pr
 
   app.post(
     '/v1/packs/events',
+    writeOf('postPackEvents'),
     signedWrite(async (node, body, request) => {
       const { events } = parseEvents(body);
       const now = Date.now();
@@ -85,6 +86,7 @@ export async function nodeRoutes(app: FastifyInstance, o: NodeRoutesOptions): Pr
 
   app.post(
     '/v1/alerts',
+    writeOf('postAlerts'),
     signedWrite(async (node, body, request) => {
       const { alerts } = parseAlerts(body);
       const receivedAt = new Date().toISOString();
