@@ -47,6 +47,7 @@ export function createCli(): Command {
         feedWaitMs: c.feedWaitMs,
         hubDeadlineMs: c.hubDeadlineMs,
         feedPageSize: c.feedPageSize,
+        timeouts: c,
         ...(c.evidenceLogKey ? { evidenceLogKey: c.evidenceLogKey } : {}),
         alertWindowMs: c.alertWindowMs,
         logger,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AUDIENCE_TEMPLATE } from '../../common/src/access-tokens.ts';
 import { loadConfig } from '../../common/src/config.ts';
+import { httpTimeoutsSchema } from '../../common/src/http.ts';
 
 /**
  * Feed records per request and per transaction. Pack-state records (one per decommissioned pack)
@@ -64,6 +65,8 @@ const verifierConfigSchema = z.object({
   alertWindowMs: z.coerce.number().int().min(1000).max(3_600_000).default(DEFAULT_ALERT_WINDOW_MS),
   /** Feed records per request (and per transaction); pack records hold up to 10,000 packs each. */
   feedPageSize: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_FEED_PAGE_SIZE),
+  /** Time limits of the pharmacy listener (common/src/http.ts `httpTimeoutsSchema`). */
+  ...httpTimeoutsSchema.shape,
 });
 
 export type VerifierConfig = z.output<typeof verifierConfigSchema>;

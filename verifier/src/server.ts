@@ -1,4 +1,4 @@
-import { createHttpServer, type HttpServer } from '../../common/src/http.ts';
+import { createHttpServer, type HttpServer, type HttpTimeouts } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import type { AlertOutbox } from './alerts.ts';
 import type { LogWitness } from './log-witness.ts';
@@ -23,6 +23,8 @@ export interface VerifierServerOptions {
   /** The node's certificate (leaf first, chain after) and key: TLS, and the pharmacies' signed answers. */
   certPem: string;
   keyPem: string;
+  /** The listener's time limits (config); the factory's defaults where not given. */
+  timeouts?: Partial<HttpTimeouts> | undefined;
   logger: Logger;
 }
 
@@ -36,6 +38,7 @@ export function createVerifierServer(options: VerifierServerOptions): HttpServer
     logger: options.logger,
     bodyLimit: 4 * 1024 * 1024,
     tls: { key: options.keyPem, cert: options.certPem },
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
   });
   app.register(pharmacyRoutes, { ...options, answers: new AnswerSigner(options.certPem, options.keyPem) });
   app.register(monitoringRoutes, options);

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { listen } from '../../common/src/http.ts';
+import { type HttpTimeouts, listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
@@ -34,6 +34,8 @@ export interface VerifierNodeOptions {
   feedWaitMs?: number;
   feedPageSize?: number;
   hubDeadlineMs?: number;
+  /** The pharmacy listener's time limits (config); the factory's defaults where not given. */
+  timeouts?: Partial<HttpTimeouts>;
   /** The hub's evidence log key (config `evidenceLogKey`): the node witnesses the log with it. */
   evidenceLogKey?: string;
   alertWindowMs?: number;
@@ -106,6 +108,7 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     alerts,
     stateChanges,
     witness,
+    timeouts: o.timeouts,
     certPem: o.certPem,
     keyPem: o.keyPem,
     logger: o.logger,
