@@ -1,59 +1,35 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gs1CheckDigit } from '../../common/src/gs1.ts';
 import type { StoredAlert } from '../../gateway/src/hub-store.ts';
-import { type Pharmacy, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
-import type { RunningVerifierNode } from '../src/service.ts';
-import { startTestNode } from './fixtures.ts';
+import type { Pharmacy } from '../../gateway/test/fixtures.ts';
+import { CODE, type NodeHarness, startNodeHarness } from './fixtures.ts';
 
 // A client's alerts are bounded (docs/domain.md §5, "Alert floods"): a bulk request of 10,000
 // invented serials raised 10,000 alerts to the manufacturer. The pharmacy still gets each pack's
 // answer; the owner gets a few alerts and one that counts the rest.
 
-const dir = mkdtempSync(join(tmpdir(), 'packtrust-alert-floods-'));
-const CODE = '09506000134352';
 const WINDOW_MS = 1000;
-let hub: TestHub;
-let node: RunningVerifierNode;
-let dispatcher: Agent;
+let h: NodeHarness;
 
 beforeAll(async () => {
-  hub = await startTestHub();
-  await hub.seedProduct(CODE, ['DE'], 10);
-  node = await startTestNode(hub, 'DE', 'de-1', dir, { alertWindowMs: WINDOW_MS });
-  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
-  await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
+  h = await startNodeHarness({ name: 'alert-floods', seed: 10, node: { alertWindowMs: WINDOW_MS } });
 }, 90_000);
 
-afterAll(async () => {
-  await dispatcher?.close();
-  await node?.close();
-  await hub?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => h?.close());
 
 async function verifyBulk(p: Pharmacy, packs: unknown[]) {
-  const res = await request(`${node.url}/v1/packs/verify-bulk`, {
-    method: 'POST',
-    dispatcher,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${await p.token()}` },
-    body: JSON.stringify({ packs }),
-  });
-  expect(res.statusCode).toBe(200);
-  return ((await res.body.json()) as { results: { returnCode: string; alert?: { code: string; id: string } }[] })
-    .results;
+  const res = await h.call('/v1/packs/verify-bulk', { packs }, await p.token());
+  expect(res.status).toBe(200);
+  return (res.json as { results: { returnCode: string; alert?: { code: string; id: string } }[] }).results;
 }
 
 /** The alerts the hub keeps for `owner` raised by `clientId`, once the node has sent them all. */
 async function keptAtHub(owner: string, clientId: string, expected: number): Promise<StoredAlert[]> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const kept = hub.store.alertsOf(owner, 100_000).filter((a) => a.raisedBy.clientId === clientId);
-    if ((kept.length >= expected && node.alerts.pending() === 0) || Date.now() > deadline) return kept;
+    const kept = h.hub.store.alertsOf(owner, 100_000).filter((a) => a.raisedBy.clientId === clientId);
+    if ((kept.length >= expected && h.node.alerts.pending() === 0) || Date.now() > deadline) return kept;
     await sleep(50);
   }
 }
@@ -62,7 +38,7 @@ const pack = (productCode: string, serial: string) => ({ productCode, serial, ba
 
 describe('a bulk request of 10,000 invented serials', () => {
   it('answers each pack with its alert, and raises 3 alerts and one that counts the other 9,997', async () => {
-    const p = await hub.pharmacy('DE', 'DE-APO-FLOOD');
+    const p = await h.hub.pharmacy('DE', 'DE-APO-FLOOD');
     const packs = Array.from({ length: 10_000 }, (_, i) => pack(CODE, `INVENTED${i}`));
     const results = await verifyBulk(p, packs);
     expect(results).toHaveLength(10_000);
@@ -90,7 +66,7 @@ describe('a bulk request of 10,000 invented serials', () => {
   }, 60_000);
 
   it('counts per product owner once the client has used its 100 records of the window', async () => {
-    const p = await hub.pharmacy('DE', 'DE-APO-MANY');
+    const p = await h.hub.pharmacy('DE', 'DE-APO-MANY');
     // 150 product codes no one registered: each is a key of its own.
     const codes = Array.from({ length: 150 }, (_, i) => {
       const head = `0950600099${String(i).padStart(3, '0')}`;

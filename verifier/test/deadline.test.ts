@@ -1,13 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
-import type { RunningVerifierNode } from '../src/service.ts';
-import { startTestNode } from './fixtures.ts';
+import { CODE, type NodeHarness, startNodeHarness } from './fixtures.ts';
 
 /**
  * A hung hub (a process stopped with SIGSTOP, a stalled network) must not hold a pharmacy: every
@@ -65,80 +59,62 @@ class FreezableRelay {
   }
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'packtrust-deadline-'));
-const CODE = '09506000134352';
 const DEADLINE_MS = 1000;
-let hub: TestHub;
+let h: NodeHarness;
 let relay: FreezableRelay;
-let node: RunningVerifierNode;
-let serials: string[];
-let dispatcher: Agent;
-let pharmacy: { clientId: string; token(): Promise<string> };
 
-async function supply(serial: string, txId: string) {
-  const res = await request(`${node.url}/v1/packs/supply`, {
-    method: 'POST',
-    dispatcher,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${await pharmacy.token()}` },
-    body: JSON.stringify({ txId, productCode: CODE, serial, batch: 'B1', expiry: '291200' }),
-  });
-  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
-}
+const supply = (serial: string, txId: string) =>
+  h.call('/v1/packs/supply', { txId, productCode: CODE, serial, batch: 'B1', expiry: '291200' });
 
 beforeAll(async () => {
-  hub = await startTestHub();
-  serials = await hub.seedProduct(CODE, ['DE'], 100);
-  relay = new FreezableRelay(Number(new URL(hub.hubUrl).port));
-  const relayPort = await relay.listen();
-  // The node reaches the hub through the relay: that is the hub's published URL now.
-  hub.publishAt(`https://127.0.0.1:${relayPort}`);
-  node = await startTestNode(hub, 'DE', 'de-1', dir, {
-    hubUrl: `https://127.0.0.1:${relayPort}`,
-    hubDeadlineMs: DEADLINE_MS,
+  h = await startNodeHarness({
+    name: 'deadline',
+    seed: 100,
+    node: async (hub) => {
+      relay = new FreezableRelay(Number(new URL(hub.hubUrl).port));
+      const relayPort = await relay.listen();
+      // The node reaches the hub through the relay: that is the hub's published URL now.
+      hub.publishAt(`https://127.0.0.1:${relayPort}`);
+      return { hubUrl: `https://127.0.0.1:${relayPort}`, hubDeadlineMs: DEADLINE_MS };
+    },
   });
-  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
-  pharmacy = await hub.pharmacy('DE', 'DE-APO-1');
-  await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
 }, 90_000);
 
 afterAll(async () => {
-  await dispatcher?.close();
-  await node?.close();
+  await h?.close();
   await relay?.close();
-  await hub?.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('a hub that stops answering', () => {
   it('gets the pharmacy a pending answer within the deadline, and the change is decided once when the hub is back', async () => {
     // A kept-alive connection to the hub exists: the hung hub is met on it, not at connect.
-    expect((await supply(serials[0]!, 'before-1')).json).toMatchObject({ outcome: 'accepted' });
+    expect((await supply(h.serials[0]!, 'before-1')).json).toMatchObject({ outcome: 'accepted' });
 
     relay.freeze();
     const started = performance.now();
-    const pending = await supply(serials[1]!, 'hung-1');
+    const pending = await supply(h.serials[1]!, 'hung-1');
     const ms = performance.now() - started;
     expect(pending).toMatchObject({ status: 202, json: { outcome: 'pending', code: 'PENDING' } });
     // The deadline (1 s here) and not an HTTP library's minutes; a generous bound for a busy machine.
     expect(ms).toBeLessThan(15_000);
-    expect(node.stateChanges.pending()).toBe(1);
+    expect(h.node.stateChanges.pending()).toBe(1);
 
     // The hub resumes: the request it never answered arrives now, and the outbox sends it again.
     relay.thaw();
     const deadline = Date.now() + 60_000;
-    while (node.stateChanges.pending() > 0 && Date.now() < deadline) await sleep(100);
-    expect(node.stateChanges.pending()).toBe(0);
+    while (h.node.stateChanges.pending() > 0 && Date.now() < deadline) await sleep(100);
+    expect(h.node.stateChanges.pending()).toBe(0);
 
-    expect(hub.store.packs.get(CODE + serials[1])).toMatchObject({
+    expect(h.hub.store.packs.get(CODE + h.serials[1])).toMatchObject({
       s: 'SUPPLIED',
-      by: { clientId: pharmacy.clientId, location: 'DE-APO-1' },
+      by: { clientId: h.pharmacy.clientId, location: 'DE-APO-1' },
     });
-    const decisions = [...hub.store.feed('DE').entries()].filter(
-      (e) => e.body.type === 'pack-state' && e.body.serial === serials[1],
+    const decisions = [...h.hub.store.feed('DE').entries()].filter(
+      (e) => e.body.type === 'pack-state' && e.body.serial === h.serials[1],
     );
     expect(decisions).toHaveLength(1);
     // The pharmacy asking again gets the decision.
-    expect((await supply(serials[1]!, 'hung-1')).json).toMatchObject({
+    expect((await supply(h.serials[1]!, 'hung-1')).json).toMatchObject({
       outcome: 'accepted',
       code: 'CHANGED',
       state: 'SUPPLIED',

@@ -1,54 +1,27 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeElementString } from '../../common/src/gs1.ts';
-import { startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
-import type { RunningVerifierNode } from '../src/service.ts';
-import { startTestNode } from './fixtures.ts';
+import { CODE, type NodeHarness, startNodeHarness } from './fixtures.ts';
 
 // A pack identifier sent as fields is checked as the Data Matrix path checks it (common/src/gs1.ts):
 // an impossible identifier is the caller's mistake, answered 400 with a stable code; it is no
 // unknown pack, so it raises no alert to the product's owner and changes nothing.
 
-const dir = mkdtempSync(join(tmpdir(), 'packtrust-identifiers-'));
-const CODE = '09506000134352';
-let hub: TestHub;
-let node: RunningVerifierNode;
-let serials: string[];
-let dispatcher: Agent;
-let token: string;
+let h: NodeHarness;
 
 beforeAll(async () => {
-  hub = await startTestHub();
-  serials = await hub.seedProduct(CODE, ['DE'], 100);
-  node = await startTestNode(hub, 'DE', 'de-1', dir);
-  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
-  token = await (await hub.pharmacy('DE', 'DE-APO-1')).token();
-  await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
+  h = await startNodeHarness({ name: 'identifiers', seed: 100 });
 }, 90_000);
 
-afterAll(async () => {
-  await dispatcher?.close();
-  await node?.close();
-  await hub?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => h?.close());
 
 async function call(path: string, body: unknown) {
-  const res = await request(`${node.url}${path}`, {
-    method: 'POST',
-    dispatcher,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify(body),
-  });
-  return { status: res.statusCode, contentType: res.headers['content-type'], json: await res.body.json() };
+  const a = await h.send(path, { body });
+  return { status: a.status, contentType: a.headers['content-type'], json: JSON.parse(a.body.toString()) };
 }
 
 const pack = (fields: Record<string, string> = {}) => ({
   productCode: CODE,
-  serial: serials[0]!,
+  serial: h.serials[0]!,
   batch: 'B1',
   expiry: '291200',
   ...fields,
@@ -69,9 +42,9 @@ const invalid = (detail: string, extensions: Record<string, unknown> = {}) => ({
 
 /** What nothing may have caused: an alert in the node's outbox or at the hub, a change asked of the hub. */
 const quiet = () => ({
-  outbox: node.alerts.pending(),
-  hubAlerts: hub.store.alertsOf('ACME', 1000).length,
-  decisions: hub.store.packTx.getCount(),
+  outbox: h.node.alerts.pending(),
+  hubAlerts: h.hub.store.alertsOf('ACME', 1000).length,
+  decisions: h.hub.store.packTx.getCount(),
 });
 
 describe('a pack identifier sent as fields', () => {
@@ -107,7 +80,7 @@ describe('a pack identifier sent as fields', () => {
       const before = quiet();
       expect(await call('/v1/packs/verify', pack(fields))).toEqual(invalid(detail));
       expect(await call('/v1/packs/supply', { txId: 'bad-1', ...pack(fields) })).toEqual(invalid(detail));
-      const bulk = [pack(), pack(fields), pack({ serial: serials[2]! })];
+      const bulk = [pack(), pack(fields), pack({ serial: h.serials[2]! })];
       const errors = [{ path: '/packs/1', code: 'NODE_IDENTIFIER_INVALID', message: detail }];
       expect(await call('/v1/packs/verify-bulk', { packs: bulk })).toEqual(
         invalid(`pack 1 of 3: ${detail}`, { errors }),
@@ -148,7 +121,7 @@ describe('a Data Matrix with fields beside it', () => {
   it('is refused when a field names another pack, and taken when the fields repeat it', async () => {
     const before = quiet();
     expect(
-      await call('/v1/packs/verify', { dataMatrix: `]d2${encodeElementString(pack())}`, serial: serials[1]! }),
+      await call('/v1/packs/verify', { dataMatrix: `]d2${encodeElementString(pack())}`, serial: h.serials[1]! }),
     ).toEqual({
       status: 400,
       contentType: 'application/problem+json; charset=utf-8',
@@ -156,7 +129,7 @@ describe('a Data Matrix with fields beside it', () => {
         type: 'https://packtrust.dev/problems/node-identifier-conflict',
         title: 'The request names a pack twice, differently',
         status: 400,
-        detail: `serial "${serials[1]}" is not the Data Matrix's (21) "${serials[0]}"`,
+        detail: `serial "${h.serials[1]}" is not the Data Matrix's (21) "${h.serials[0]}"`,
         code: 'NODE_IDENTIFIER_CONFLICT',
       },
     });
@@ -168,6 +141,6 @@ describe('a Data Matrix with fields beside it', () => {
     });
     expect(quiet()).toEqual(before);
     const same = await call('/v1/packs/verify', { dataMatrix: `]d2${encodeElementString(pack())}`, ...pack() });
-    expect(same.json).toMatchObject({ returnCode: 'ACTIVE', serial: serials[0] });
+    expect(same.json).toMatchObject({ returnCode: 'ACTIVE', serial: h.serials[0] });
   });
 });

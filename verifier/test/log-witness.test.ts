@@ -1,37 +1,22 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openCheckpoint } from '../../common/src/checkpoint.ts';
 import { EvidenceNotary } from '../../gateway/src/evidence-checkpoints.ts';
-import { randomSerials, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
-import type { RunningVerifierNode } from '../src/service.ts';
-import { startTestNode } from './fixtures.ts';
+import { randomSerials } from '../../gateway/test/fixtures.ts';
+import { type NodeHarness, startNodeHarness } from './fixtures.ts';
 
-let hub: TestHub;
-let node: RunningVerifierNode;
-const dir = mkdtempSync(join(tmpdir(), 'packtrust-witness-'));
+let h: NodeHarness;
 
 beforeAll(async () => {
-  hub = await startTestHub({ markets: ['DE'] });
-  await hub.seedProduct('09506000134352', ['DE'], 10);
-  node = await startTestNode(hub, 'DE', 'de-1', dir);
-  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
+  h = await startNodeHarness({ name: 'witness', seed: 10, hub: { markets: ['DE'] } });
 }, 60_000);
 
-afterAll(async () => {
-  await dispatcher?.close();
-  await node?.close();
-  await hub?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => h?.close());
 
-let dispatcher: Agent;
 const witnessed = async () => {
-  const res = await request(`${node.url}/v1/evidence/checkpoint`, { dispatcher });
-  return { status: res.statusCode, type: res.headers['content-type'], body: await res.body.text() };
+  const res = await h.send('/v1/evidence/checkpoint', { bearer: '' });
+  return { status: res.status, type: res.headers['content-type'], body: res.body.toString() };
 };
 
 /**
@@ -39,8 +24,8 @@ const witnessed = async () => {
  * operator rewrote its store (and holds, or lost, its key) would hand out.
  */
 async function serve(note: string, size: number): Promise<void> {
-  const checkpoints = hub.store.store.db<string, number>('evidence-checkpoints', { encoding: 'string' });
-  await hub.store.transaction(() => {
+  const checkpoints = h.hub.store.store.db<string, number>('evidence-checkpoints', { encoding: 'string' });
+  await h.hub.store.transaction(() => {
     for (const key of [...checkpoints.getKeys({ start: size })]) checkpoints.removeSync(key);
     checkpoints.putSync(size, note);
   });
@@ -48,17 +33,17 @@ async function serve(note: string, size: number): Promise<void> {
 
 describe('a verifier node as witness of the hub evidence log', () => {
   it('keeps and serves the newest checkpoint, signed by the log key and consistent with the last', async () => {
-    const size = hub.store.evidence.treeSize();
+    const size = h.hub.store.evidence.treeSize();
     expect(size).toBe(2);
-    await vi.waitFor(() => expect(node.witness?.status.witnessedSize).toBe(size), { timeout: 20_000, interval: 100 });
+    await vi.waitFor(() => expect(h.node.witness?.status.witnessedSize).toBe(size), { timeout: 20_000, interval: 100 });
     const served = await witnessed();
     expect(served).toMatchObject({ status: 200, type: 'text/plain; charset=utf-8' });
-    expect(openCheckpoint(served.body, hub.notary.verifierKey)).toMatchObject({
+    expect(openCheckpoint(served.body, h.hub.notary.verifierKey)).toMatchObject({
       size,
-      root: hub.store.evidence.root(size),
+      root: h.hub.store.evidence.root(size),
     });
     // Growth the hub can prove is witnessed too.
-    const up = hub.client(await hub.credential('manufacturer', 'ACME'));
+    const up = h.hub.client(await h.hub.credential('manufacturer', 'ACME'));
     const batch = await up.write(
       'POST',
       '/v1/products/09506000134352/batches/B2/packs?expiry=291200',
@@ -68,28 +53,31 @@ describe('a verifier node as witness of the hub evidence log', () => {
       },
     );
     expect(batch.status).toBe(201);
-    const grown = hub.store.evidence.treeSize();
+    const grown = h.hub.store.evidence.treeSize();
     expect(grown).toBeGreaterThan(size);
-    await vi.waitFor(() => expect(node.witness?.status.witnessedSize).toBe(grown), { timeout: 20_000, interval: 100 });
-    expect(node.witness?.status.failures).toBe(0);
+    await vi.waitFor(() => expect(h.node.witness?.status.witnessedSize).toBe(grown), {
+      timeout: 20_000,
+      interval: 100,
+    });
+    expect(h.node.witness?.status.failures).toBe(0);
   });
 
   it('refuses a checkpoint of another key, a forked tree and one the hub cannot prove, and keeps the last good one', async () => {
     const before = (await witnessed()).body;
-    const size = openCheckpoint(before, hub.notary.verifierKey).size;
-    const stranger = new EvidenceNotary(hub.notary.origin, generateKeyPairSync('ed25519').privateKey);
+    const size = openCheckpoint(before, h.hub.notary.verifierKey).size;
+    const stranger = new EvidenceNotary(h.hub.notary.origin, generateKeyPairSync('ed25519').privateKey);
     const cases = [
       { size: size + 1, note: stranger.sign(size + 1, randomBytes(32)), code: 'CHECKPOINT_INVALID' },
-      { size, note: hub.notary.sign(size, randomBytes(32)), code: 'LOG_FORKED' },
-      { size: size + 5, note: hub.notary.sign(size + 5, randomBytes(32)), code: 'LOG_INCONSISTENT' },
+      { size, note: h.hub.notary.sign(size, randomBytes(32)), code: 'LOG_FORKED' },
+      { size: size + 5, note: h.hub.notary.sign(size + 5, randomBytes(32)), code: 'LOG_INCONSISTENT' },
     ];
     for (const [i, c] of cases.entries()) {
       await serve(c.note, c.size);
-      await vi.waitFor(() => expect(node.witness?.status.failures).toBe(i + 1), { timeout: 20_000, interval: 100 });
-      expect(node.witness?.status.lastProblem?.code).toBe(c.code);
+      await vi.waitFor(() => expect(h.node.witness?.status.failures).toBe(i + 1), { timeout: 20_000, interval: 100 });
+      expect(h.node.witness?.status.lastProblem?.code).toBe(c.code);
       expect((await witnessed()).body).toBe(before);
     }
-    const metrics = await (await request(`${node.url}/metrics`, { dispatcher })).body.text();
+    const metrics = await (await request(`${h.node.url}/metrics`, { dispatcher: h.dispatcher })).body.text();
     expect(metrics).toContain('packtrust_evidence_checkpoints_refused{market="DE",node="de-1"} 3\n');
   });
 });

@@ -1,106 +1,74 @@
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { importJWK, SignJWT } from 'jose';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateClientKey } from '../../clients/token-client.ts';
 import { encodeElementString } from '../../common/src/gs1.ts';
-import {
-  type Credential,
-  productJson,
-  randomSerials,
-  startTestHub,
-  type TestHub,
-} from '../../gateway/test/fixtures.ts';
-import { startTestNode } from './fixtures.ts';
+import { type Credential, productJson, randomSerials } from '../../gateway/test/fixtures.ts';
+import { CODE, type NodeHarness, startNodeHarness } from './fixtures.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'packtrust-verifier-'));
-const CODE = '09506000134352';
-let hub: TestHub;
+let h: NodeHarness;
 let maker: Credential;
-let serials: string[];
-let nodeUrl: string;
-let stopNode: () => Promise<void>;
-let dispatcher: Agent;
-let token: string;
 
-const pharmacyToken = async (market: string): Promise<string> => (await hub.pharmacy(market, 'APO-1')).token();
+const pharmacyToken = async (market: string): Promise<string> => (await h.hub.pharmacy(market, 'APO-1')).token();
 
 beforeAll(async () => {
-  hub = await startTestHub();
-  maker = await hub.credential('manufacturer', 'ACME');
-  await hub.registerPrefix('ACME', '9506000');
-  const up = hub.client(maker);
-  expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
-  serials = randomSerials(2000);
-  expect(
-    (
-      await up.write('POST', `/v1/products/${CODE}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
-        contentType: 'text/plain',
-      })
-    ).status,
-  ).toBe(201);
-  expect(
-    (
-      await up.write('POST', `/v1/products/${CODE}/batches/RC/packs?expiry=291200`, randomSerials(10).join('\n'), {
-        contentType: 'text/plain',
-      })
-    ).status,
-  ).toBe(201);
-  expect(
-    (await up.write('POST', `/v1/products/${CODE}/batches/RC/recall`, JSON.stringify({ reason: 'contamination' })))
-      .status,
-  ).toBe(200);
-
-  const running = await startTestNode(hub, 'DE', 'de-1', dir);
-  await running.replicator.waitFor(hub.store.feed('DE').last()!.seq);
-  nodeUrl = running.url;
-  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
-  token = await pharmacyToken('DE');
-  stopNode = () => running.close();
+  h = await startNodeHarness({
+    name: 'verifier',
+    pharmacy: 'APO-1',
+    seed: async (hub) => {
+      maker = await hub.credential('manufacturer', 'ACME');
+      await hub.registerPrefix('ACME', '9506000');
+      const up = hub.client(maker);
+      expect((await up.write('POST', '/v1/products', JSON.stringify(productJson(CODE, ['DE'])))).status).toBe(201);
+      const serials = randomSerials(2000);
+      expect(
+        (
+          await up.write('POST', `/v1/products/${CODE}/batches/B1/packs?expiry=291200`, serials.join('\n'), {
+            contentType: 'text/plain',
+          })
+        ).status,
+      ).toBe(201);
+      expect(
+        (
+          await up.write('POST', `/v1/products/${CODE}/batches/RC/packs?expiry=291200`, randomSerials(10).join('\n'), {
+            contentType: 'text/plain',
+          })
+        ).status,
+      ).toBe(201);
+      expect(
+        (await up.write('POST', `/v1/products/${CODE}/batches/RC/recall`, JSON.stringify({ reason: 'contamination' })))
+          .status,
+      ).toBe(200);
+      return serials;
+    },
+  });
 }, 60_000);
 
-afterAll(async () => {
-  await dispatcher?.close();
-  await stopNode?.();
-  await hub?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function call(path: string, body: unknown, bearer = token) {
-  const res = await request(`${nodeUrl}${path}`, {
-    method: 'POST',
-    dispatcher,
-    headers: { 'content-type': 'application/json', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
-}
+afterAll(() => h?.close());
 
 describe('verifier node pharmacy API', () => {
   it('verifies an active pack by its fields and by its Data Matrix content', async () => {
-    const fields = { productCode: CODE, serial: serials[0], batch: 'B1', expiry: '291200' };
-    expect(await call('/v1/packs/verify', fields)).toMatchObject({
+    const fields = { productCode: CODE, serial: h.serials[0], batch: 'B1', expiry: '291200' };
+    expect(await h.call('/v1/packs/verify', fields)).toMatchObject({
       status: 200,
       json: { returnCode: 'ACTIVE', state: 'ACTIVE' },
     });
-    const dm = `]d2${encodeElementString({ productCode: CODE, serial: serials[1]!, batch: 'B1', expiry: '291200' })}`;
-    expect((await call('/v1/packs/verify', { dataMatrix: dm })).json).toMatchObject({
+    const dm = `]d2${encodeElementString({ productCode: CODE, serial: h.serials[1]!, batch: 'B1', expiry: '291200' })}`;
+    expect((await h.call('/v1/packs/verify', { dataMatrix: dm })).json).toMatchObject({
       returnCode: 'ACTIVE',
-      serial: serials[1],
+      serial: h.serials[1],
     });
-    expect((await call('/v1/packs/verify', { dataMatrix: '01123' })).json).toMatchObject({
+    expect((await h.call('/v1/packs/verify', { dataMatrix: '01123' })).json).toMatchObject({
       status: 400,
       code: 'NODE_DATA_MATRIX_INVALID',
     });
   });
 
   it('answers a recalled batch with its reason and no alert', async () => {
-    const rc = [...hub.store.packs.getRange({ start: CODE, end: `${CODE}\uffff` })].find((e) => e.value.b === 'RC')!;
-    const res = await call('/v1/packs/verify', {
+    const rc = [...h.hub.store.packs.getRange({ start: CODE, end: `${CODE}\uffff` })].find((e) => e.value.b === 'RC')!;
+    const res = await h.call('/v1/packs/verify', {
       productCode: CODE,
       serial: rc.key.slice(14),
       batch: 'RC',
@@ -115,7 +83,7 @@ describe('verifier node pharmacy API', () => {
   });
 
   it('raises A3 for an unknown pack; the alert reaches the hub and only the owner reads it', async () => {
-    const res = await call('/v1/packs/verify', {
+    const res = await h.call('/v1/packs/verify', {
       productCode: CODE,
       serial: 'FAKE0001',
       batch: 'B1',
@@ -123,7 +91,7 @@ describe('verifier node pharmacy API', () => {
     });
     expect(res.json).toMatchObject({ returnCode: 'SERIAL_UNKNOWN', alert: { code: 'A3' } });
     const id = (res.json.alert as { id: string }).id;
-    const owner = hub.client(maker);
+    const owner = h.hub.client(maker);
     let seen = false;
     for (let i = 0; i < 100 && !seen; i++) {
       const alerts = (await owner.get('/v1/alerts')).json<{ alerts: { id: string }[] }>().alerts;
@@ -131,18 +99,18 @@ describe('verifier node pharmacy API', () => {
       if (!seen) await new Promise((r) => setTimeout(r, 50));
     }
     expect(seen).toBe(true);
-    const other = hub.client(await hub.credential('manufacturer', 'OTHER'));
+    const other = h.hub.client(await h.hub.credential('manufacturer', 'OTHER'));
     expect((await other.get('/v1/alerts')).json<{ alerts: unknown[] }>().alerts).toEqual([]);
     expect((await other.get(`/v1/alerts?productCode=${CODE}`)).status).toBe(403);
   });
 
   it('verifies a bulk request in order, with each alert at its own pack', async () => {
     // More packs than one slice of the bulk loop, unknown ones spread across the slices.
-    const packs = serials
+    const packs = h.serials
       .slice(0, 2000)
       .map((serial) => ({ productCode: CODE, serial, batch: 'B1', expiry: '291200' }));
     for (const i of [5, 999, 1000, 1999]) packs[i] = { ...packs[i]!, serial: `NOPE${i}` };
-    const res = await call('/v1/packs/verify-bulk', { packs });
+    const res = await h.call('/v1/packs/verify-bulk', { packs });
     const results = res.json.results as { returnCode: string; serial: string; alert?: { code: string } }[];
     expect(results).toHaveLength(2000);
     expect(results.map((r) => r.serial)).toEqual(packs.map((p) => p.serial));
@@ -154,40 +122,40 @@ describe('verifier node pharmacy API', () => {
   });
 
   it('refuses a missing, foreign-market, tampered, unknown-key or expired token', async () => {
-    const fields = { productCode: CODE, serial: serials[0], batch: 'B1', expiry: '291200' };
-    expect((await call('/v1/packs/verify', fields, '')).json).toMatchObject({ status: 401, code: 'UNAUTHENTICATED' });
+    const fields = { productCode: CODE, serial: h.serials[0], batch: 'B1', expiry: '291200' };
+    expect((await h.call('/v1/packs/verify', fields, '')).json).toMatchObject({ status: 401, code: 'UNAUTHENTICATED' });
     const fr = await pharmacyToken('FR');
-    expect((await call('/v1/packs/verify', fields, fr)).json).toMatchObject({
+    expect((await h.call('/v1/packs/verify', fields, fr)).json).toMatchObject({
       status: 401,
       code: 'NODE_TOKEN_INVALID',
       detail: expect.stringContaining('aud'),
     });
-    const [h, p, s] = token.split('.') as [string, string, string];
-    const flipped = `${h}.${p}.${s.slice(0, 10)}${s[10] === 'A' ? 'B' : 'A'}${s.slice(11)}`;
-    expect((await call('/v1/packs/verify', fields, flipped)).json).toMatchObject({
+    const [head, p, s] = h.token.split('.') as [string, string, string];
+    const flipped = `${head}.${p}.${s.slice(0, 10)}${s[10] === 'A' ? 'B' : 'A'}${s.slice(11)}`;
+    expect((await h.call('/v1/packs/verify', fields, flipped)).json).toMatchObject({
       status: 401,
       code: 'NODE_TOKEN_INVALID',
     });
     const foreignKey = (await generateClientKey()).privateJwk;
     const forged = await new SignJWT({ market: 'DE', role: 'pharmacy', org: 'X', location: 'Y' })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: foreignKey.kid! })
-      .setIssuer(hub.oauth.issuer)
+      .setIssuer(h.hub.oauth.issuer)
       .setAudience('urn:packtrust:verifier:DE')
       .setExpirationTime('5m')
       .sign(await importJWK(foreignKey, 'ES256'));
-    expect((await call('/v1/packs/verify', fields, forged)).json).toMatchObject({
+    expect((await h.call('/v1/packs/verify', fields, forged)).json).toMatchObject({
       status: 401,
       code: 'NODE_TOKEN_INVALID',
     });
-    const hubKey = hub.keys.privateJwks()[0]!;
+    const hubKey = h.hub.keys.privateJwks()[0]!;
     const expired = await new SignJWT({ market: 'DE', role: 'pharmacy', org: 'X', location: 'Y', client_id: 'c' })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: hubKey.kid! })
-      .setIssuer(hub.oauth.issuer)
+      .setIssuer(h.hub.oauth.issuer)
       .setAudience('urn:packtrust:verifier:DE')
       .setIssuedAt(Math.floor(Date.now() / 1000) - 1200)
       .setExpirationTime(Math.floor(Date.now() / 1000) - 600)
       .sign(await importJWK(hubKey, 'ES256'));
-    expect((await call('/v1/packs/verify', fields, expired)).json).toMatchObject({
+    expect((await h.call('/v1/packs/verify', fields, expired)).json).toMatchObject({
       status: 401,
       code: 'NODE_TOKEN_INVALID',
       detail: 'the token has expired',
@@ -197,9 +165,14 @@ describe('verifier node pharmacy API', () => {
   it('refuses a request without a valid token before reading its body', async () => {
     // A body of 3 MiB (under the 4 MiB limit) of which only the first KiB is sent: the answer
     // must come while the client is still sending, not after the whole body was read and parsed.
-    const { hostname, port } = new URL(nodeUrl);
+    const { hostname, port } = new URL(h.node.url);
     for (const authorization of [undefined, 'Bearer not-a-token']) {
-      const socket = connect({ host: hostname, port: Number(port), ca: hub.t.ca.chainPem(), servername: 'localhost' });
+      const socket = connect({
+        host: hostname,
+        port: Number(port),
+        ca: h.hub.t.ca.chainPem(),
+        servername: 'localhost',
+      });
       await once(socket, 'secureConnect');
       socket.write(
         [
@@ -243,10 +216,13 @@ describe('verifier node pharmacy API', () => {
   }, 20_000);
 
   it('reports health and Prometheus metrics', async () => {
-    const health = (await (await request(`${nodeUrl}/health`, { dispatcher })).body.json()) as Record<string, unknown>;
+    const health = (await (await request(`${h.node.url}/health`, { dispatcher: h.dispatcher })).body.json()) as Record<
+      string,
+      unknown
+    >;
     expect(health).toMatchObject({ status: 'following', serving: true, market: 'DE', nodeId: 'de-1', lag: 0 });
     expect(health.packs).toBe(2010);
-    const metrics = await (await request(`${nodeUrl}/metrics`, { dispatcher })).body.text();
+    const metrics = await (await request(`${h.node.url}/metrics`, { dispatcher: h.dispatcher })).body.text();
     expect(metrics).toContain('packtrust_replica_packs{market="DE",node="de-1"} 2010');
   });
 });

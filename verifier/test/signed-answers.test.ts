@@ -1,9 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bodyDigest, checkContentDigest, contentDigest } from '../../common/src/content-digest.ts';
 import {
@@ -14,63 +12,41 @@ import {
 } from '../../common/src/http-signatures/index.ts';
 import { fromPem } from '../../common/src/pki.ts';
 import { keyidOf } from '../../common/src/signed-request.ts';
-import { startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
-import type { RunningVerifierNode } from '../src/service.ts';
-import { startTestNode } from './fixtures.ts';
+import { CODE, type NodeAnswer, type NodeHarness, startNodeHarness } from './fixtures.ts';
 
 // Pharmacies may ask for signed answers (RFC 9421 §5.1 Accept-Signature): the node signs with the
 // key of its CA-issued certificate, and the pharmacy checks the signature with that certificate,
 // here with the project's RFC 9421 verifier and with openssl.
 
-const dir = mkdtempSync(join(tmpdir(), 'packtrust-signed-answers-'));
-const CODE = '09506000134352';
 const ASK = 'answer=("@status" "content-digest" "@method";req "@path";req);created';
-let hub: TestHub;
-let node: RunningVerifierNode;
-let serials: string[];
-let dispatcher: Agent;
-let token: string;
+let h: NodeHarness;
 let certificate: X509Certificate;
 
 beforeAll(async () => {
-  hub = await startTestHub();
-  serials = await hub.seedProduct(CODE, ['DE'], 100);
-  node = await startTestNode(hub, 'DE', 'de-1', dir);
-  dispatcher = new Agent({ connect: { ca: hub.t.ca.chainPem() } });
-  token = await (await hub.pharmacy('DE', 'DE-APO-1')).token();
-  await node.replicator.waitFor(hub.store.feed('DE').last()!.seq, 30_000);
-  const res = await request(`${node.url}/v1/node/certificate`, { dispatcher });
-  expect(res.statusCode).toBe(200);
+  h = await startNodeHarness({ name: 'signed-answers', seed: 100 });
+  const res = await h.send('/v1/node/certificate', { bearer: '' });
+  expect(res.status).toBe(200);
   expect(res.headers['content-type']).toBe('application/pem-certificate-chain');
-  certificate = new X509Certificate(fromPem(await res.body.text(), 'CERTIFICATE')[0]!);
+  certificate = new X509Certificate(fromPem(res.body.toString(), 'CERTIFICATE')[0]!);
 }, 90_000);
 
-afterAll(async () => {
-  await dispatcher?.close();
-  await node?.close();
-  await hub?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => h?.close());
 
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
+interface Answer extends NodeAnswer {
   request: HttpMessage;
 }
 
 async function call(path: string, body: unknown, accept: string | null = ASK): Promise<Answer> {
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    authorization: `Bearer ${token}`,
-    ...(accept ? { 'accept-signature': accept } : {}),
-  };
-  const res = await request(`${node.url}${path}`, { method: 'POST', dispatcher, headers, body: JSON.stringify(body) });
+  const headers: Record<string, string> = accept ? { 'accept-signature': accept } : {};
+  const a = await h.send(path, { body, headers });
+  const sent = { 'content-type': 'application/json', authorization: `Bearer ${h.token}`, ...headers };
   return {
-    status: res.statusCode,
-    headers: res.headers as Record<string, string>,
-    body: Buffer.from(await res.body.arrayBuffer()),
-    request: { method: 'POST', targetUri: `${node.url}${path}`, headers: { ...headers, host: new URL(node.url).host } },
+    ...a,
+    request: {
+      method: 'POST',
+      targetUri: `${h.node.url}${path}`,
+      headers: { ...sent, host: new URL(h.node.url).host },
+    },
   };
 }
 
@@ -89,14 +65,14 @@ const pack = (serial: string) => ({ productCode: CODE, serial, batch: 'B1', expi
 
 describe('an answer asked for with Accept-Signature', () => {
   it('is signed by the node over its status, digest and the request, and verifies with the node certificate', async () => {
-    const a = await call('/v1/packs/verify', pack(serials[0]!));
+    const a = await call('/v1/packs/verify', pack(h.serials[0]!));
     expect(a.status).toBe(200);
     expect(JSON.parse(a.body.toString())).toEqual({
       returnCode: 'ACTIVE',
       state: 'ACTIVE',
       detail: 'the pack is active',
       operation: 'verify',
-      ...pack(serials[0]!),
+      ...pack(h.serials[0]!),
     });
     expect(a.headers['content-digest']).toBe(contentDigest(a.body));
     const { label, base } = check(a);
@@ -112,8 +88,8 @@ describe('an answer asked for with Accept-Signature', () => {
       ].join('\n'),
     );
     // The certificate is the CA's, as openssl sees it; and openssl verifies the signature too.
-    const files = mkdtempSync(join(dir, 'openssl-'));
-    writeFileSync(join(files, 'chain.pem'), hub.t.ca.chainPem());
+    const files = mkdtempSync(join(h.dir, 'openssl-'));
+    writeFileSync(join(files, 'chain.pem'), h.hub.t.ca.chainPem());
     writeFileSync(join(files, 'node.pem'), certificate.toString());
     writeFileSync(join(files, 'node-key.pem'), certificate.publicKey.export({ type: 'spki', format: 'pem' }));
     writeFileSync(join(files, 'base.txt'), base);
@@ -134,22 +110,22 @@ describe('an answer asked for with Accept-Signature', () => {
   });
 
   it('signs single and bulk verification and state changes alike, their bodies repeating what they answer', async () => {
-    const bulk = await call('/v1/packs/verify-bulk', { packs: [pack(serials[1]!), pack('NOSUCH1')] });
+    const bulk = await call('/v1/packs/verify-bulk', { packs: [pack(h.serials[1]!), pack('NOSUCH1')] });
     check(bulk);
     expect(JSON.parse(bulk.body.toString()).results.map((r: { serial: string }) => r.serial)).toEqual([
-      serials[1],
+      h.serials[1],
       'NOSUCH1',
     ]);
-    const supply = await call('/v1/packs/supply', { txId: 'signed-1', ...pack(serials[2]!) });
+    const supply = await call('/v1/packs/supply', { txId: 'signed-1', ...pack(h.serials[2]!) });
     check(supply);
     expect(JSON.parse(supply.body.toString())).toMatchObject({
       txId: 'signed-1',
       operation: 'supply',
-      ...pack(serials[2]!),
+      ...pack(h.serials[2]!),
       outcome: 'accepted',
     });
     const bulkChange = await call('/v1/packs/destroy/bulk', {
-      packs: [{ txId: 'signed-2', ...pack(serials[3]!) }],
+      packs: [{ txId: 'signed-2', ...pack(h.serials[3]!) }],
     });
     check(bulkChange);
     expect(JSON.parse(bulkChange.body.toString()).results[0]).toMatchObject({ txId: 'signed-2', operation: 'destroy' });
@@ -173,7 +149,7 @@ describe('an answer asked for with Accept-Signature', () => {
   it('honours the requested label, components, nonce and tag, and always covers the default set', async () => {
     const a = await call(
       '/v1/packs/verify',
-      pack(serials[4]!),
+      pack(h.serials[4]!),
       'pharmacy-7=("@query";req "content-type");nonce="n-123";tag="till-3";created;keyid="' +
         keyidOf(certificate) +
         '"',
@@ -199,7 +175,7 @@ describe('an answer asked for with Accept-Signature', () => {
       },
     });
     const ask = async (accept: string) => {
-      const a = await call('/v1/packs/supply', { txId: `refused-${Math.random()}`, ...pack(serials[5]!) }, accept);
+      const a = await call('/v1/packs/supply', { txId: `refused-${Math.random()}`, ...pack(h.serials[5]!) }, accept);
       return {
         status: a.status,
         contentType: a.headers['content-type'],
@@ -226,13 +202,13 @@ describe('an answer asked for with Accept-Signature', () => {
     );
     expect((await ask('answer=();keyid="someone-else"')).problem.code).toBe('NODE_ACCEPT_SIGNATURE_INVALID');
     // None of those supplies was made.
-    expect(hub.store.packs.get(CODE + serials[5])).toMatchObject({ s: 'ACTIVE' });
+    expect(h.hub.store.packs.get(CODE + h.serials[5])).toMatchObject({ s: 'ACTIVE' });
   });
 });
 
 describe('an answer not asked to be signed', () => {
   it('carries no signature and no digest', async () => {
-    const a = await call('/v1/packs/verify', pack(serials[6]!), null);
+    const a = await call('/v1/packs/verify', pack(h.serials[6]!), null);
     expect(a.status).toBe(200);
     expect(Object.keys(a.headers).filter((h) => /signature|digest/.test(h))).toEqual([]);
   });
