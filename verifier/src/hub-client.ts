@@ -76,6 +76,17 @@ export class HubClient {
     return { records, hubSeq: Number(res.headers['x-feed-last-seq'] ?? 0) };
   }
 
+  /** The hub's newest evidence checkpoint (a signed note), undefined while it has none. */
+  async evidenceCheckpoint(): Promise<string | undefined> {
+    try {
+      const res = await this.get('/v1/evidence/checkpoint', AbortSignal.timeout(this.options.deadlineMs));
+      return await readText(res.body);
+    } catch (err) {
+      if (err instanceof HubRefused && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
   /** RFC 9162 §2.1.4 consistency proof between two sizes of the hub's evidence log. */
   async consistencyProof(first: number, second: number): Promise<Buffer[]> {
     const deadline = AbortSignal.timeout(this.options.deadlineMs);

@@ -20,8 +20,13 @@ export interface WitnessStatus {
   lastProblem?: WitnessProblem;
 }
 
-/** How often the witness looks for a newer checkpoint on the feed. */
+/** How often the witness checks what it was offered. */
 const CHECK_INTERVAL_MS = 1000;
+/**
+ * How long the witness waits for a checkpoint from the feed or a write of its own before it asks
+ * the hub: the newest is never more than this old at the node, whatever the market's traffic.
+ */
+const POLL_AFTER_MS = 2000;
 
 /**
  * The node as a witness of the hub's evidence log (ARCHITECTURE.md, "Evidence"): each checkpoint
@@ -42,10 +47,11 @@ export class LogWitness {
   /** The newest checkpoint a feed answer carried (the replicator hands it over). */
   private received: string | undefined;
   private receivedSize = 0;
+  private offeredAt = 0;
 
   constructor(
     private readonly replica: Pick<Replica, 'witnessedCheckpoint' | 'keepWitnessedCheckpoint'>,
-    private readonly hub: Pick<HubClient, 'consistencyProof'>,
+    private readonly hub: Pick<HubClient, 'consistencyProof' | 'evidenceCheckpoint'>,
     /** The log's note verifier key, from the node's configuration (`evidenceLogKey`). */
     private readonly logKey: string,
     private readonly logger: Logger,
@@ -57,7 +63,13 @@ export class LogWitness {
   start(): void {
     this.timer = setInterval(() => {
       this.round = this.round
-        .then(() => this.check())
+        .then(async () => {
+          if (Date.now() - this.offeredAt >= POLL_AFTER_MS) {
+            const note = await this.hub.evidenceCheckpoint();
+            if (note) this.offer(note);
+          }
+          await this.check();
+        })
         .catch((err: unknown) => {
           this.logger.warn({ err }, 'evidence checkpoint not checked yet');
         });
@@ -76,6 +88,7 @@ export class LogWitness {
    * and refused by the check.
    */
   offer(note: string): void {
+    this.offeredAt = Date.now();
     const size = Number(note.split('\n', 2)[1]);
     if (note === this.lastSeen || (this.received !== undefined && size <= this.receivedSize)) return;
     this.received = note;

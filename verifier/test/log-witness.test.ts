@@ -3,13 +3,15 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openCheckpoint } from '../../common/src/checkpoint.ts';
 import { EvidenceNotary } from '../../gateway/src/evidence-checkpoints.ts';
-import { randomSerials } from '../../gateway/test/fixtures.ts';
+import { productJson, randomSerials } from '../../gateway/test/fixtures.ts';
 import { type NodeHarness, startNodeHarness } from './fixtures.ts';
 
 let h: NodeHarness;
 
 beforeAll(async () => {
-  h = await startNodeHarness({ name: 'witness', seed: 10, hub: { markets: ['DE'] } });
+  // A long feed wait, as in production: a feed answer comes only with records, so a write that
+  // makes none reaches the node's witness only by the witness asking the hub.
+  h = await startNodeHarness({ name: 'witness', seed: 10, hub: { markets: ['DE'] }, node: { feedWaitMs: 60_000 } });
 }, 60_000);
 
 afterAll(() => h?.close());
@@ -56,6 +58,15 @@ describe('a verifier node as witness of the hub evidence log', () => {
     const grown = h.hub.store.evidence.treeSize();
     expect(grown).toBeGreaterThan(size);
     await vi.waitFor(() => expect(h.node.witness?.status.witnessedSize).toBe(grown), {
+      timeout: 20_000,
+      interval: 100,
+    });
+    // A refusal is evidence too, and puts nothing on a feed.
+    const refused = await up.write('POST', '/v1/products', JSON.stringify(productJson('04012345000016', ['DE'])));
+    expect(refused.status).toBe(403);
+    const after = h.hub.store.evidence.treeSize();
+    expect(after).toBe(grown + 1);
+    await vi.waitFor(() => expect(h.node.witness?.status.witnessedSize).toBe(after), {
       timeout: 20_000,
       interval: 100,
     });
