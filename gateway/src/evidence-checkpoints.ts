@@ -6,7 +6,10 @@ import { EMPTY_ROOT, verifyConsistency } from '../../common/src/merkle.ts';
 import type { ReceiptEvidence } from '../../common/src/receipt-evidence.ts';
 import type { Store } from '../../common/src/store.ts';
 import { EvidenceKeyInvalid, EvidenceTreeTampered } from './errors.ts';
-import type { EvidenceLog, InclusionEvidence } from './evidence.ts';
+import type { EvidenceEntry, EvidenceLog, InclusionEvidence } from './evidence.ts';
+
+/** How many of the newest records are checked against the signed tree at every start. */
+const START_CHECKED_RECORDS = 10_000;
 
 /**
  * The evidence log's notary: signs checkpoints (C2SP signed notes, common/src/checkpoint.ts) of
@@ -67,6 +70,15 @@ export class EvidenceNotary {
   open(log: EvidenceLog, store: Store): void {
     const latest = log.latestCheckpoint();
     if (!latest) {
+      // Only a log written before the tree (whose records carry the old hash chain's `prev` and
+      // `hash`) may be built and signed here. Records of this version always commit with their
+      // checkpoint, so records without one mean the checkpoints were removed.
+      const newest = log.last() as (EvidenceEntry & { prev?: unknown; hash?: unknown }) | undefined;
+      if (newest && (typeof newest.prev !== 'string' || typeof newest.hash !== 'string')) {
+        throw new EvidenceTreeTampered(
+          `the evidence log holds ${newest.seq} records and no checkpoint: its checkpoints were removed; run \`packtrust-gateway evidence verify\``,
+        );
+      }
       log.buildTree(store);
       const size = log.treeSize();
       const root = log.root(size);
@@ -86,6 +98,14 @@ export class EvidenceNotary {
     if (cp.size !== size || log.lastSeq() !== size || !log.root(size).equals(cp.root)) {
       throw new EvidenceTreeTampered(
         `the evidence log (${log.lastSeq()} records, a tree of ${size}) is not the tree of ${cp.size} records this gateway signed last: run \`packtrust-gateway evidence verify\``,
+      );
+    }
+    // The stored tree is what was checked; the newest records must still be its leaves (older
+    // ones are held by checkpoints outside: the nodes', the receipts'; `evidence verify` checks all).
+    const changed = log.firstChangedLeaf(Math.max(1, size - START_CHECKED_RECORDS + 1));
+    if (changed !== undefined) {
+      throw new EvidenceTreeTampered(
+        `evidence record ${changed} is not the leaf of the tree this gateway signed: run \`packtrust-gateway evidence verify\``,
       );
     }
     this.last = { size, root: cp.root };

@@ -181,6 +181,18 @@ export class EvidenceLog {
     return this.records.getRange({ start: fromSeq, snapshot: false }).map(({ value }) => value);
   }
 
+  /** The first record from `fromSeq` whose leaf, recomputed, is not the tree's stored leaf; undefined when all are. */
+  firstChangedLeaf(fromSeq: number): number | undefined {
+    let expected = fromSeq;
+    for (const entry of this.entries(fromSeq)) {
+      if (entry.seq !== expected) return expected;
+      const stored = this.leaf(entry.seq);
+      if (!stored || !stored.equals(leafHash(leafData(entry)))) return entry.seq;
+      expected++;
+    }
+    return undefined;
+  }
+
   /** The stored leaf hash of record `seq`. */
   leaf(seq: number): Buffer | undefined {
     return this.tree.get([0, seq - 1]);

@@ -218,8 +218,8 @@ describe('packtrust-gateway evidence verify', () => {
         check(changed);
       } finally {
         await changed.close();
+        await tamper(restore);
       }
-      await tamper(restore);
     };
     const record = (store: HubStore) => store.evidence.record(2)!.body;
     // A record slipped in by the store's holder: the gateway's next own record ends a tree that is
@@ -235,6 +235,44 @@ describe('packtrust-gateway evidence verify', () => {
             hub.notary.receiptEvidence(store.evidence, own);
           });
         expect(ownWrite).toThrow(fault);
+      },
+    );
+    // A record rewritten, the tree left alone: the newest leaves are recomputed at every start.
+    await attempt(
+      (store) => {
+        const db = store.store.db<{ seq: number; body: EvidenceRecord }, number>('evidence');
+        const entry = db.get(5)!;
+        db.putSync(5, { ...entry, body: { ...entry.body, response: { ...entry.body.response, status: 403 } } });
+      },
+      (store) => expect(() => hub.notary.open(store.evidence, store.store)).toThrow(fault),
+    );
+    // The checkpoints and the tree removed, as if the log were from before the tree: only a log of
+    // old hash-chained records may be built and signed at start; records of this version may not.
+    await attempt(
+      (store) => {
+        for (const name of ['evidence-tree', 'evidence-checkpoints'] as const) {
+          const db = openLogDb(store, name);
+          for (const key of [...db.getKeys()]) db.removeSync(key);
+        }
+      },
+      (store) => expect(() => hub.notary.open(store.evidence, store.store)).toThrow(fault),
+    );
+    // A log really written before the tree (its records carry the old chain's prev and hash) gets
+    // its tree and a first checkpoint at start: the same tree, as the leaf leaves those out.
+    await attempt(
+      (store) => {
+        for (const name of ['evidence-tree', 'evidence-checkpoints'] as const) {
+          const db = openLogDb(store, name);
+          for (const key of [...db.getKeys()]) db.removeSync(key);
+        }
+        const db = store.store.db<Record<string, unknown>, number>('evidence');
+        for (const { key, value } of [...db.getRange()]) db.putSync(key, { ...value, prev: '0'.repeat(64), hash: 'h' });
+      },
+      (store) => {
+        const signedRoot = openCheckpoint(readFileSync(files.checkpoint, 'utf8'), hub.notary.verifierKey).root;
+        hub.notary.open(store.evidence, store.store);
+        expect(store.evidence.root(9)).toEqual(signedRoot);
+        expect(store.evidence.latestCheckpoint()?.size).toBe(9);
       },
     );
     // A record rewritten and the tree rebuilt to match: the kept checkpoint's root is not the log's.
