@@ -133,8 +133,26 @@ describe('a market added to a product', () => {
 
 describe('a market removed from a product', () => {
   it("withdraws the product from the market's nodes: its packs answer PRODUCT_UNKNOWN, and no more changes go there", async () => {
+    // A change kept offline at DE that reaches the hub only after the removal.
+    await hub.gateway.close();
+    const offline = await change(de, 'supply', 'de', b1[5]!);
+    expect(offline).toMatchObject({ status: 202, json: { outcome: 'pending' } });
+    de.stateChanges.stop();
+    await hub.restart();
     await register(['FR']);
     await caughtUp(de, fr);
+    await de.stateChanges.flush();
+    de.stateChanges.start();
+    expect(de.stateChanges.pending()).toBe(0);
+    expect(de.stateChanges.deadLetters()).toBe(1);
+    const answer = await request(`${de.url}/v1/transactions/${offline.json.txId}`, {
+      dispatcher,
+      headers: { authorization: `Bearer ${tokens.de}` },
+    });
+    expect(answer.statusCode).toBe(200);
+    expect(await answer.body.json()).toMatchObject({ outcome: 'refused', code: 'HUB_WRONG_MARKET' });
+    expect(hub.store.pack(CODE, b1[5]!)).toEqual({ b: 'B1', s: 'ACTIVE' });
+
     expect(hub.store.feed('DE').last()!.body).toEqual({
       type: 'product-removed',
       productCode: CODE,
