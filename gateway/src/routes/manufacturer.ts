@@ -34,7 +34,7 @@ type BatchParams = { productCode: string; batch: string };
 /**
  * The most packs a product update may copy to the markets it adds, in its one transaction (the
  * product's packs times the markets added; docs/domain.md §8): 500 feed records of
- * PACKS_PER_FEED_RECORD, five times what the largest upload publishes. Beyond it the update is
+ * PACKS_PER_FEED_RECORD, five times the serials of the largest upload. Beyond it the update is
  * refused (`HUB_MARKET_ADDITION_TOO_LARGE`), so a write never holds the hub's one writer for long.
  */
 const MAX_PACKS_COPIED = 5_000_000;
