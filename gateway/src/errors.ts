@@ -93,6 +93,15 @@ export const MarketUnknown = defineError(
   400,
   'The hub does not serve this market (not in its configured list)',
 );
+/**
+ * A product update would copy more packs to the markets it adds than one transaction is allowed
+ * to (routes/manufacturer.ts `MAX_PACKS_COPIED`; docs/domain.md §8).
+ */
+export const MarketAdditionTooLarge = defineError(
+  'HUB_MARKET_ADDITION_TOO_LARGE',
+  422,
+  'Adding these markets would copy too many packs in one write; add one market at a time',
+);
 /** A serial of the upload is already registered for the product; with `failed` and the first 100 `items`. */
 export const DuplicateSerials = defineError(
   'HUB_DUPLICATE_SERIAL',

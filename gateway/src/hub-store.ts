@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import type { FeedRecord, PackRow } from '../../common/src/feed-format.ts';
+import { encodePackRow, type FeedRecord, type PackRow } from '../../common/src/feed-format.ts';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
@@ -202,6 +202,44 @@ export class HubStore {
    */
   publish(markets: Iterable<string>, record: FeedRecord): void {
     for (const market of markets) if (this.serves(market)) this.feed(market).append(record);
+  }
+
+  /** How many packs are registered for `productCode`. */
+  packCountOf(productCode: string): number {
+    return this.packDb.getCount({ start: productCode, end: `${productCode}\uffff` });
+  }
+
+  /**
+   * Inside a write transaction: gives the nodes of `markets`, where `product` is not sold until
+   * now, all they need to answer for it (docs/domain.md §8): its batches, its packs as they are
+   * now in `pack-rows` records of at most {@link PACKS_PER_FEED_RECORD} (states and who set them
+   * included), then the product record last, so a node lists the product only once it holds its
+   * packs. Each page is read and encoded once, whatever the number of markets; the caller bounds
+   * the number of packs (routes/manufacturer.ts).
+   */
+  publishWholeProduct(markets: readonly string[], product: Product, evidenceSeq: number): void {
+    const code = product.productCode;
+    const served = markets.filter((m) => this.serves(m));
+    if (served.length === 0) return;
+    for (const { value: batch } of this.batchDb.getRange({ start: `${code}|`, end: `${code}}` }))
+      this.publish(served, { type: 'batch', batch, evidenceSeq });
+    let rows: string[] = [];
+    const flush = () => {
+      this.publish(served, {
+        type: 'pack-rows',
+        productCode: code,
+        count: rows.length,
+        rows: rows.join('\n'),
+        evidenceSeq,
+      });
+      rows = [];
+    };
+    for (const { key, value } of this.packDb.getRange({ start: code, end: `${code}\uffff` })) {
+      rows.push(encodePackRow(key.slice(code.length), value));
+      if (rows.length === PACKS_PER_FEED_RECORD) flush();
+    }
+    if (rows.length > 0) flush();
+    this.publish(served, { type: 'product', product, evidenceSeq });
   }
 
   /**

@@ -137,7 +137,7 @@ export interface paths {
         put?: never;
         /**
          * Register or update a product; the owner is the organisation of the client certificate
-         * @description A new product code is registered only under a GS1 company prefix that onboarding staff registered for the caller's organisation (read after the indicator digit; for an NTIN, the national agency's range registered for it); otherwise 403 `HUB_PREFIX_NOT_OWNED` and nothing is written. The owner updates an existing product (200); another organisation gets 403 `HUB_NOT_OWNER`. Every market in `markets` must be one the hub serves; otherwise the answer is 400 `HUB_MARKET_UNKNOWN`, listing the markets refused in `errors`, and nothing is written.
+         * @description A new product code is registered only under a GS1 company prefix that onboarding staff registered for the caller's organisation (read after the indicator digit; for an NTIN, the national agency's range registered for it); otherwise 403 `HUB_PREFIX_NOT_OWNED` and nothing is written. The owner updates an existing product (200); another organisation gets 403 `HUB_NOT_OWNER`. Every market in `markets` must be one the hub serves; otherwise the answer is 400 `HUB_MARKET_UNKNOWN`, listing the markets refused in `errors`, and nothing is written. An update that adds a market sends that market's nodes every batch and pack of the product with its current state, in the same transaction; it is refused with 422 `HUB_MARKET_ADDITION_TOO_LARGE` when that would copy more than 5,000,000 packs (the packs times the markets added; add one market at a time). An update that leaves a market out withdraws the product from that market's nodes: its packs answer `PRODUCT_UNKNOWN` there (docs/domain.md §8).
          */
         post: operations["createProduct"];
         delete?: never;
@@ -587,6 +587,19 @@ export interface components {
             evidenceSeq: number;
         } | {
             /** @constant */
+            type: "pack-rows";
+            productCode: string;
+            count: number;
+            /** @description The pack rows, LF-separated, in key order */
+            rows: string;
+            evidenceSeq: number;
+        } | {
+            /** @constant */
+            type: "product-removed";
+            productCode: string;
+            evidenceSeq: number;
+        } | {
+            /** @constant */
             type: "pack-state";
             productCode: string;
             serial: string;
@@ -965,6 +978,7 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
         };
     };
     getProduct: {

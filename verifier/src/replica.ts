@@ -189,7 +189,23 @@ export class Replica {
         for (const serial of body.serials.split('\n')) this.packs.putSync(body.productCode + serial, pack);
         return;
       }
+      // The packs of a product this market was just added to, as they are now (docs/domain.md §8).
+      case 'pack-rows':
+        decodePackRows(body.rows, (serial, pack) => this.packs.putSync(body.productCode + serial, pack));
+        return;
+      // The product is no longer sold here (docs/domain.md §8): the replica holds what a snapshot
+      // taken now would, nothing of it, so its packs answer PRODUCT_UNKNOWN.
+      case 'product-removed':
+        this.removeProduct(body.productCode);
+        return;
     }
+  }
+
+  /** Inside a write transaction: the product, its batches and its packs. */
+  private removeProduct(code: string): void {
+    this.products.removeSync(code);
+    for (const key of this.batches.getKeys({ start: `${code}|`, end: `${code}}` })) this.batches.removeSync(key);
+    for (const key of this.packs.getKeys({ start: code, end: `${code}\uffff` })) this.packs.removeSync(key);
   }
 
   /**

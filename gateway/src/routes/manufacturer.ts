@@ -4,6 +4,7 @@ import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
 import {
   BatchClosed,
   DuplicateSerials,
+  MarketAdditionTooLarge,
   MarketUnknown,
   MasterDataInvalid,
   NotFound,
@@ -29,6 +30,14 @@ interface ManufacturerRoutesOptions {
 }
 
 type BatchParams = { productCode: string; batch: string };
+
+/**
+ * The most packs a product update may copy to the markets it adds, in its one transaction (the
+ * product's packs times the markets added; docs/domain.md §8): 500 feed records of
+ * PACKS_PER_FEED_RECORD, five times the serials of the largest upload. Beyond it the update is
+ * refused (`HUB_MARKET_ADDITION_TOO_LARGE`), so a write never holds the hub's one writer for long.
+ */
+const MAX_PACKS_COPIED = 5_000_000;
 
 /**
  * What manufacturers do (manufacturer certificates only): register and withdraw products, upload
@@ -86,8 +95,23 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
           createdAt: existing?.createdAt ?? now,
           updatedAt: now,
         };
-        // A market the product leaves still learns of the change, so its nodes stop listing it.
-        return { existing, product, markets: [...new Set([...product.markets, ...(existing?.markets ?? [])])] };
+        // The markets kept get the new product record; those added, the whole product; those
+        // left out, its removal (docs/domain.md §8).
+        const before = new Set(existing?.markets ?? []);
+        const after = new Set(product.markets);
+        const kept = [...after].filter((m) => before.has(m));
+        const added = [...after].filter((m) => !before.has(m));
+        const removed = [...before].filter((m) => !after.has(m));
+        if (existing && added.length > 0) {
+          const copied = store.packCountOf(product.productCode) * added.length;
+          if (copied > MAX_PACKS_COPIED) {
+            throw new MarketAdditionTooLarge(
+              `Adding ${added.join(', ')} would copy ${copied} packs (${added.length} market(s) × the product's packs); ` +
+                `one write copies at most ${MAX_PACKS_COPIED}`,
+            );
+          }
+        }
+        return { existing, product, kept, added, removed, markets: [...kept, ...added, ...removed] };
       };
       const first = decide();
       return {
@@ -96,9 +120,11 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
         apply(evidenceSeq) {
           // Decided again on what is stored now: a concurrent withdrawal, or a `prefix move` by
           // another process, may have committed since the first look.
-          const { product, markets } = decide();
+          const { product, kept, added, removed } = decide();
           store.putProduct(product);
-          store.publish(markets, { type: 'product', product, evidenceSeq });
+          store.publish(kept, { type: 'product', product, evidenceSeq });
+          store.publishWholeProduct(added, product, evidenceSeq);
+          store.publish(removed, { type: 'product-removed', productCode: product.productCode, evidenceSeq });
           return { product };
         },
       };
