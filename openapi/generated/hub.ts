@@ -297,7 +297,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The alerts raised on the client's own products, oldest first */
+        /**
+         * The alerts raised on the client's own products, newest first, a page at a time
+         * @description Newest first, by `raisedAt` (then by id). A page holds at most `limit` alerts; when more may follow, `next` is given: send it back as `cursor`, with the same filters, for the next page, until an answer has no `next`. A page may hold fewer than `limit` alerts (even none) and still have a `next`: a page looks at no more than 10,000 alerts, however few of them the filters keep. The cursor is opaque and valid only for the organisation it was given to (`BAD_REQUEST` otherwise, as for any bad parameter); alerts raised after the first page was read appear on a new first page, not in the pages that follow it. A `productCode` of another organisation, or unknown to the hub, is refused with `HUB_NOT_OWNER`.
+         */
         get: operations["getAlerts"];
         put?: never;
         /**
@@ -1245,6 +1248,15 @@ export interface operations {
         parameters: {
             query?: {
                 productCode?: string;
+                /** @description The batch of the pack as scanned */
+                batch?: string;
+                code?: "A2" | "A3" | "A7" | "A24" | "A52" | "A68";
+                /** @description Alerts raised at or after this time */
+                from?: string;
+                /** @description Alerts raised before this time (not at it); not before `from` */
+                to?: string;
+                /** @description The `next` of the previous page */
+                cursor?: string;
                 limit?: number;
             };
             header?: never;
@@ -1253,7 +1265,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Alerts */
+            /** @description A page of alerts */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1261,9 +1273,12 @@ export interface operations {
                 content: {
                     "application/json": {
                         alerts: components["schemas"]["StoredAlert"][];
+                        /** @description Send as `cursor` for the next page; absent on the last page */
+                        next?: string;
                     };
                 };
             };
+            400: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
         };
     };
