@@ -3,7 +3,7 @@ import { encodePackRow, type FeedRecord, type PackRow } from '../../common/src/f
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
 import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
-import { FeedUnknown } from './errors.ts';
+import { BadRequest, FeedUnknown } from './errors.ts';
 import { EvidenceLog } from './evidence.ts';
 import { NonceStore } from './nonces.ts';
 import { PrefixStore } from './prefix-store.ts';
@@ -21,6 +21,24 @@ export interface KeptPackDecision {
   result: PackDecision;
   request: string;
 }
+
+/**
+ * Which of an owner's alerts a page holds (GET /v1/alerts): `from` ≤ `raisedAt` < `to`, as ISO
+ * 8601 UTC with milliseconds (the form alerts are kept in), and the pack's product code and batch,
+ * and the alert code, when given; `cursor` is a page's `next`.
+ */
+export interface AlertQuery {
+  limit: number;
+  from?: string;
+  to?: string;
+  productCode?: string;
+  batch?: string;
+  code?: StoredAlert['code'];
+  cursor?: string;
+}
+
+/** The most alerts one page looks at, however few of them its filters keep. */
+export const ALERTS_SCANNED_PER_PAGE = 10_000;
 
 /** Packs per feed record: big enough to keep the feed short, small enough to hash and ship quickly. */
 export const PACKS_PER_FEED_RECORD = 10_000;
@@ -268,14 +286,45 @@ export class HubStore {
     return true;
   }
 
-  alertsOf(owner: string, limit: number, productCode?: string): StoredAlert[] {
-    const out: StoredAlert[] = [];
-    for (const { value } of this.alerts.getRange({ start: `${owner}|`, end: `${owner}|\uffff` })) {
-      if (productCode && value.pack.productCode !== productCode) continue;
-      out.push(value);
-      if (out.length >= limit) break;
+  /**
+   * One page of an owner's alerts, newest first (by `raisedAt`, then id, descending), with the
+   * filters of {@link AlertQuery}; `next` continues after the page's last alert. A page ends after
+   * `limit` alerts, or after {@link ALERTS_SCANNED_PER_PAGE} alerts looked at, so a narrow filter
+   * over many alerts costs a bounded read per request: a page may then hold fewer than `limit`
+   * and still have a `next`. The cursor is the last key read, base64url: it must be of this
+   * owner's alerts (refused otherwise), so it reads nothing of another owner's.
+   */
+  alertsOf(owner: string, query: AlertQuery): { alerts: StoredAlert[]; next?: string } {
+    const prefix = `${owner}|`;
+    // Newest first: the range is read backwards from its highest key; `to` excluded, `from` included.
+    let start = query.to === undefined ? `${prefix}\uffff` : `${prefix}${query.to}`;
+    const end = query.from === undefined ? prefix : `${prefix}${query.from}`;
+    let exclusiveStart = false;
+    if (query.cursor !== undefined) {
+      const after = Buffer.from(query.cursor, 'base64url').toString('utf8');
+      if (!after.startsWith(prefix) || Buffer.from(after).toString('base64url') !== query.cursor) {
+        throw new BadRequest('The cursor is not one of your alert pages; start again without it');
+      }
+      if (after < start) {
+        start = after;
+        exclusiveStart = true;
+      }
     }
-    return out;
+    const alerts: StoredAlert[] = [];
+    let scanned = 0;
+    let last: string | undefined;
+    for (const { key, value } of this.alerts.getRange({ start, end, reverse: true, exclusiveStart })) {
+      if (alerts.length === query.limit || scanned === ALERTS_SCANNED_PER_PAGE) {
+        return { alerts, next: Buffer.from(last!).toString('base64url') };
+      }
+      scanned++;
+      last = key;
+      if (query.productCode !== undefined && value.pack.productCode !== query.productCode) continue;
+      if (query.batch !== undefined && value.pack.batch !== query.batch) continue;
+      if (query.code !== undefined && value.code !== query.code) continue;
+      alerts.push(value);
+    }
+    return { alerts };
   }
 
   close(): Promise<void> {

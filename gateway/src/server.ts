@@ -7,7 +7,7 @@ import { FeedNotifier } from './feed.ts';
 import type { HubStore } from './hub-store.ts';
 import { hubContract } from './master-data.ts';
 import { clientsDb, disabledSince } from './oauth/clients.ts';
-import { OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
+import { OAUTH_METADATA_PATH, OAUTH_PREFIX, type OAuthService } from './oauth/provider.ts';
 import { DEFAULT_RANDOMISATION_OPTIONS, type RandomisationOptions } from './randomisation.ts';
 import type { ReceiptSigner } from './receipt.ts';
 import { evidenceRoutes } from './routes/evidence.ts';
@@ -106,6 +106,10 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   // a credential make the gateway read 64 MB bodies here.
   app.all(OAUTH_PREFIX, { bodyLimit: OAUTH_BODY_LIMIT }, oauth.handle);
   app.all(`${OAUTH_PREFIX}/*`, { bodyLimit: OAUTH_BODY_LIMIT }, oauth.handle);
+  // RFC 8414 §3.1: the issuer's metadata lives outside its path, at the root of the host.
+  app.get(OAUTH_METADATA_PATH, { schema: hubContract.routeSchema('getOAuthServerMetadata') }, async () =>
+    oauth.metadata(),
+  );
 
   // Public: whether the gateway serves, nothing more (docs/operations.md, "Monitoring"); it serves
   // no client without a current CRL. The figures are on the operators' /metrics (routes/operator.ts).

@@ -15,7 +15,7 @@ import { RequestSigner } from '../../common/src/signed-request.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { EvidenceNotary } from '../src/evidence-checkpoints.ts';
 import { type EvidenceReport, loadTrustAnchors, verifyEvidence } from '../src/evidence-verification.ts';
-import { HubStore } from '../src/hub-store.ts';
+import { HubStore, type StoredAlert } from '../src/hub-store.ts';
 import { ClientRegistry } from '../src/oauth/clients.ts';
 import { OAuthService } from '../src/oauth/provider.ts';
 import { openSigningKeys, type SigningKeys } from '../src/oauth/signing-keys.ts';
@@ -55,6 +55,8 @@ export interface TestHub {
    * `token()` gets a fresh access token from the hub's provider.
    */
   pharmacy(market: string, location: string, role?: Role): Promise<Pharmacy>;
+  /** Every alert the hub keeps for `owner`, newest first: all its pages, read from the store. */
+  alertsOf(owner: string): StoredAlert[];
   /** Registers a GS1 company prefix for an organisation, as onboarding staff do before its first product. */
   registerPrefix(org: string, prefix: string): Promise<void>;
   /**
@@ -207,6 +209,16 @@ export async function startTestHub(
       const tokens = new TokenClient({ issuer: hub.oauth.issuer, clientId, privateJwk, ca: t.ca.chainPem() });
       tokenClients.push(tokens);
       return { clientId, token: async () => (await tokens.token()).accessToken };
+    },
+    alertsOf(owner) {
+      const all: StoredAlert[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = hub.store.alertsOf(owner, { limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+        all.push(...page.alerts);
+        cursor = page.next;
+      } while (cursor !== undefined);
+      return all;
     },
     publishAt(url) {
       published = url;

@@ -28,7 +28,7 @@ async function verifyBulk(p: Pharmacy, packs: unknown[]) {
 async function keptAtHub(owner: string, clientId: string, expected: number): Promise<StoredAlert[]> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const kept = h.hub.store.alertsOf(owner, 100_000).filter((a) => a.raisedBy.clientId === clientId);
+    const kept = h.hub.alertsOf(owner).filter((a) => a.raisedBy.clientId === clientId);
     if ((kept.length >= expected && h.node.alerts.pending() === 0) || Date.now() > deadline) return kept;
     await sleep(50);
   }

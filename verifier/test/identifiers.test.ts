@@ -43,7 +43,7 @@ const invalid = (detail: string, extensions: Record<string, unknown> = {}) => ({
 /** What nothing may have caused: an alert in the node's outbox or at the hub, a change asked of the hub. */
 const quiet = () => ({
   outbox: h.node.alerts.pending(),
-  hubAlerts: h.hub.store.alertsOf('ACME', 1000).length,
+  hubAlerts: h.hub.alertsOf('ACME').length,
   decisions: h.hub.store.packTx.getCount(),
 });
 

@@ -7,6 +7,27 @@ import type { Store } from '../../../common/src/store.ts';
 import { lmdbAdapterFactory } from './adapter.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
+/**
+ * How clients authenticate at the token endpoint: private_key_jwt (RFC 7523) by default, or a
+ * client secret per client (clients.ts). Advertised as is in the metadata (provider.ts).
+ */
+export const CLIENT_AUTH_METHODS = ['private_key_jwt', 'client_secret_basic', 'client_secret_post'] as const;
+
+/**
+ * The algorithms a client assertion may be signed with: those of the keys a client's JWKS may
+ * hold (EC P-256, RSA, Ed25519). oidc-provider's default adds HS256, which only client_secret_jwt
+ * uses, and that method is not offered.
+ */
+export const CLIENT_ASSERTION_ALGS = ['ES256', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] as const;
+
+/** The provider's endpoints, under the issuer's path (/oauth). */
+export const ROUTES = {
+  token: '/token',
+  jwks: '/jwks',
+  introspection: '/token/introspection',
+  revocation: '/token/revocation',
+} as const;
+
 /** The client metadata onboarding staff write (clients.ts); the market decides the token's audience. */
 const MARKET = 'urn:packtrust:market';
 const EXTRA = [MARKET, 'urn:packtrust:role', 'urn:packtrust:location', 'urn:packtrust:org', 'urn:packtrust:created_at'];
@@ -38,7 +59,8 @@ export function providerConfiguration(o: ProviderSettings): Configuration {
     clients: [],
     jwks: { keys: o.keys.privateJwks() as never[] },
     cookies: { keys: o.cookieKeys },
-    clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_ALGS] },
     // A client assertion lives minutes, not years: the replay record of its `jti` is kept until it
     // expires, so a long-lived assertion would be a record kept for as long.
     assertJwtClientAuthClaimsAndHeader: async (_ctx, claims) => {
@@ -93,11 +115,6 @@ export function providerConfiguration(o: ProviderSettings): Configuration {
       };
     },
     ttl: { ClientCredentials: o.tokenTtlSeconds },
-    routes: {
-      token: '/token',
-      jwks: '/jwks',
-      introspection: '/token/introspection',
-      revocation: '/token/revocation',
-    },
+    routes: { ...ROUTES },
   };
 }

@@ -4,15 +4,27 @@ import Provider, { type errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { HashChain } from '../../../common/src/hash-chain.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import type { Store } from '../../../common/src/store.ts';
+import type { operations } from '../../../openapi/generated/hub.ts';
 import { NotFound } from '../errors.ts';
 import { removeExpiredEntries } from './adapter.ts';
 import { OAuthAudit, type OAuthAuditRecord } from './audit.ts';
 import { clientSecretMatches, clientsDb, hashStoredSecrets } from './clients.ts';
-import { providerConfiguration } from './configuration.ts';
+import { CLIENT_ASSERTION_ALGS, CLIENT_AUTH_METHODS, providerConfiguration, ROUTES } from './configuration.ts';
 import { clientIdOf, type TokenRateLimits, type TokenRequest, TokenRequestLimiter } from './rate-limit.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 export const OAUTH_PREFIX = '/oauth';
+
+/**
+ * Where the authorization server metadata of the issuer `<publicUrl>/oauth` is: RFC 8414 §3.1
+ * inserts `/.well-known/oauth-authorization-server` between the issuer's host and its path, so it
+ * is served by the gateway, outside /oauth.
+ */
+export const OAUTH_METADATA_PATH = `/.well-known/oauth-authorization-server${OAUTH_PREFIX}`;
+
+/** The authorization server metadata the hub publishes (RFC 8414 §2), as openapi/hub.yaml defines it. */
+export type AuthorizationServerMetadata =
+  operations['getOAuthServerMetadata']['responses']['200']['content']['application/json'];
 
 export interface OAuthOptions extends TokenRateLimits {
   /** `https://hub.example:8443/oauth` */
@@ -98,6 +110,27 @@ export class OAuthService {
   /** The keys that sign the access tokens. */
   get signingKeys(): SigningKeys {
     return this.options.keys;
+  }
+
+  /**
+   * The RFC 8414 metadata: only what a client of this hub can use. The client credentials grant at
+   * the token endpoint, and the JWKS; no authorization endpoint (RFC 8414 §2: none of the grants
+   * uses one), so no response types. Introspection and revocation are left out: oidc-provider keeps
+   * no JWT access tokens, the only ones the hub issues, and answers both `unsupported_token_type`.
+   * (oidc-provider's own /oauth/.well-known/openid-configuration lists its every feature.)
+   */
+  metadata(): AuthorizationServerMetadata {
+    const issuer = this.options.issuer;
+    return {
+      issuer,
+      token_endpoint: `${issuer}${ROUTES.token}`,
+      jwks_uri: `${issuer}${ROUTES.jwks}`,
+      grant_types_supported: ['client_credentials'],
+      response_types_supported: [],
+      scopes_supported: ['verify'],
+      token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+      token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    };
   }
 
   audience(market: string): string {

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import type { operations } from '../../../openapi/generated/hub.ts';
 import { checkBatchFields, ProblemList, parseSerials } from '../batches.ts';
 import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
 import {
+  BadRequest,
   BatchClosed,
   DuplicateSerials,
   MarketAdditionTooLarge,
@@ -30,6 +32,18 @@ interface ManufacturerRoutesOptions {
 }
 
 type BatchParams = { productCode: string; batch: string };
+/** The contract's query of GET /v1/alerts, `limit` defaulted by the route schema. */
+type AlertsQuery = NonNullable<operations['getAlerts']['parameters']['query']> & { limit: number };
+
+/**
+ * A date-time of the query in the form alerts are kept in (ISO 8601 UTC, milliseconds), so that
+ * it compares with their `raisedAt` as text; refused when no clock has it (a leap second).
+ */
+function instant(name: string, value: string): string {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new BadRequest(`${name} (${value}) is not a time`);
+  return new Date(ms).toISOString();
+}
 
 /**
  * The most packs a product update may copy to the markets it adds, in its one transaction (the
@@ -268,13 +282,20 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
     }),
   );
 
-  app.get<{ Querystring: { productCode?: string; limit?: number } }>(
+  app.get<{ Querystring: AlertsQuery }>(
     '/v1/alerts',
     { schema: hubContract.routeSchema('getAlerts') },
     async (request) => {
-      const { productCode, limit = 100 } = request.query;
-      if (productCode) ownProduct(request.client, productCode);
-      return { alerts: store.alertsOf(request.client.org, limit, productCode) };
+      const { from, to, ...rest } = request.query;
+      if (rest.productCode !== undefined) ownProduct(request.client, rest.productCode);
+      const range = {
+        ...(from === undefined ? {} : { from: instant('from', from) }),
+        ...(to === undefined ? {} : { to: instant('to', to) }),
+      };
+      if (range.from !== undefined && range.to !== undefined && range.from > range.to) {
+        throw new BadRequest(`from (${from}) is after to (${to})`);
+      }
+      return store.alertsOf(request.client.org, { ...rest, ...range });
     },
   );
 
