@@ -30,9 +30,11 @@ export async function runCli(program: Command, argv = process.argv): Promise<voi
  * stack and the service, so both signals may come), then the process exits 0, or 2 if closing failed.
  */
 export function stopOnSignals(close: () => Promise<void>): void {
-  let closing: Promise<void> | undefined;
+  let closing = false;
   const stop = () => {
-    closing ??= close().then(
+    if (closing) return;
+    closing = true;
+    void close().then(
       () => process.exit(0),
       (err: unknown) => {
         console.error(`error while stopping: ${(err as Error).message ?? err}`);

@@ -187,7 +187,7 @@ export class EvidenceLog {
     for (const entry of this.entries(fromSeq)) {
       if (entry.seq !== expected) return expected;
       const stored = this.leaf(entry.seq);
-      if (!stored || !stored.equals(leafHash(leafData(entry)))) return entry.seq;
+      if (!stored?.equals(leafHash(leafData(entry)))) return entry.seq;
       expected++;
     }
     return undefined;
