@@ -172,8 +172,8 @@ function predefinedLength(format: AiFormat): number {
 }
 
 /**
- * The AI at the head of `s`. GS1 AIs are prefix-free (no AI is the start of another), so the
- * first of 2, 3 or 4 digits that names one is the AI (GS1 General Specifications §3.2).
+ * The AI at the head of `s`. The AIs of the table are prefix-free (no AI is the start of another;
+ * common/test/gs1.test.ts checks it), so the first of 2, 3 or 4 digits that names one is the AI.
  */
 function aiAt(s: string, at: number): string {
   for (const n of [2, 3, 4]) {

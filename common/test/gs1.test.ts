@@ -135,15 +135,19 @@ describe('parseScan', () => {
     );
   });
 
-  it('never throws anything but a Gs1Error on arbitrary input', () => {
+  it('never throws anything but a Gs1Error on arbitrary input, in any of the forms', () => {
+    const heads = fc.constantFrom('', ']d2', ']d1', '(', '(01)', 'https://a/01/', 'https://a/01/09506000134352?', GS);
     fc.assert(
-      fc.property(fc.string({ maxLength: 80 }), (s) => {
-        try {
-          parseScan(s);
-        } catch (err) {
-          expect(err).toBeInstanceOf(Gs1Error);
-        }
-      }),
+      fc.property(
+        fc.tuple(heads, fc.string({ maxLength: 80 })).map(([head, tail]) => head + tail),
+        (s) => {
+          try {
+            parseScan(s);
+          } catch (err) {
+            expect(err).toBeInstanceOf(Gs1Error);
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });
