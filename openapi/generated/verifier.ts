@@ -177,7 +177,7 @@ export interface components {
             detail: string;
             code: string;
         };
-        /** @description Either the four fields, or `dataMatrix` (GS1 element string with GS separators, optional ]d2 prefix). Both are checked by the same GS1 rules (docs/domain.md §1). Fields sent beside `dataMatrix` must equal the Data Matrix's own, else 400 `NODE_IDENTIFIER_CONFLICT`. */
+        /** @description Either the four fields, or `dataMatrix`: the scan as the scanner sends it (docs/domain.md §1), a GS1 element string with GS separators and optional ]d2 prefix, the bracketed form (01)…(17)…(10)…(21)…, or a GS1 Digital Link URI; a trailing CR/LF and a doubled GS are tolerated. Every GS1 AI is read; AIs beyond the unique identifier are checked and ignored. Both are checked by the same GS1 rules. Fields sent beside `dataMatrix` must equal the Data Matrix's own, else 400 `NODE_IDENTIFIER_CONFLICT`. */
         VerifyRequest: {
             productCode?: string;
             serial?: string;

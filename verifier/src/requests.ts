@@ -1,5 +1,5 @@
 import { BadRequest, PacktrustError } from '../../common/src/errors.ts';
-import { Gs1Error, type PackIdentifier, parseElementString, validateIdentifier } from '../../common/src/gs1.ts';
+import { Gs1Error, type PackIdentifier, parseScan, validateIdentifier } from '../../common/src/gs1.ts';
 import type { components } from '../../openapi/generated/verifier.ts';
 import { DataMatrixInvalid, IdentifierConflict, IdentifierInvalid } from './errors.ts';
 import type { PackQuery } from './verification.ts';
@@ -33,7 +33,7 @@ export function packOf(body: PackFields): PackQuery {
   if (body.dataMatrix !== undefined) {
     let id: PackIdentifier;
     try {
-      id = parseElementString(body.dataMatrix);
+      id = parseScan(body.dataMatrix);
     } catch (err) {
       if (err instanceof Gs1Error) throw new DataMatrixInvalid(err.message);
       throw err;

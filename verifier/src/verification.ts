@@ -1,3 +1,4 @@
+import { expiryDate } from '../../common/src/gs1.ts';
 import {
   type ChangeDecision,
   type ChangeRequest,
@@ -97,7 +98,9 @@ export function verifyPack(q: PackQuery, replica: ReplicaLookup, today: string):
     };
   }
   const batch = replica.batch(q.productCode, pack.b);
-  if (batch && batch.expiry !== q.expiry) {
+  // Compared as dates: YYMM00 is the month's last day, so 291200 and 291231 are one expiry
+  // (docs/domain.md §1). The batch's date was read the same way when it was registered.
+  if (batch && expiryDate(q.expiry, new Date(today)) !== batch.expiryDate) {
     return {
       returnCode: 'EXPIRY_MISMATCH',
       state: pack.s,

@@ -144,3 +144,56 @@ describe('a Data Matrix with fields beside it', () => {
     expect(same.json).toMatchObject({ returnCode: 'ACTIVE', serial: h.serials[0] });
   });
 });
+
+describe('a Data Matrix as scanners send it (docs/domain.md §1)', () => {
+  const serial = () => h.serials[2]!;
+  const ok = { status: 200, json: { returnCode: 'ACTIVE', state: 'ACTIVE' } };
+
+  it.each([
+    [
+      'with a production date, (240), (91) and Italy’s NHRN (716), no GS after the predefined-length AIs, and CR LF',
+      () =>
+        `]d201${CODE}11260115172912007160345678901${'\x1d'}240ADD-1${'\x1d'}10B1${'\x1d'}91X${'\x1d'}21${serial()}\r\n`,
+    ],
+    ['with a doubled GS', () => `]d201${CODE}17291200${'\x1d'}${'\x1d'}10B1${'\x1d'}${'\x1d'}21${serial()}`],
+    ['in the bracketed human-readable form', () => `(01)${CODE}(17)291200(10)B1(21)${serial()}`],
+    [
+      'as a GS1 Digital Link URI',
+      () => `https://id.example/01/${CODE}/10/B1/21/${encodeURIComponent(serial())}?17=291200&716=034567890`,
+    ],
+    [
+      'with the month’s last day for the batch’s YYMM00 expiry',
+      () => `]d201${CODE}17291231${'\x1d'}10B1${'\x1d'}21${serial()}`,
+    ],
+  ])('is verified %s', async (_, dataMatrix) => {
+    expect(await call('/v1/packs/verify', { dataMatrix: dataMatrix() })).toMatchObject({
+      ...ok,
+      json: { ...ok.json, productCode: CODE, serial: serial() },
+    });
+  });
+
+  it('is refused with the reason when it carries an AI GS1 has not allocated, or a value out of format', async () => {
+    const before = quiet();
+    const refused = (detail: string) => ({
+      status: 400,
+      contentType: 'application/problem+json; charset=utf-8',
+      json: {
+        type: 'https://packtrust.dev/problems/node-data-matrix-invalid',
+        title: 'The Data Matrix content is not a valid pack identifier',
+        status: 400,
+        detail,
+        code: 'NODE_DATA_MATRIX_INVALID',
+      },
+    });
+    expect(await call('/v1/packs/verify', { dataMatrix: `]d201${CODE}17291200891234${'\x1d'}10B1` })).toEqual(
+      refused('unknown application identifier at position 24: "8912"'),
+    );
+    expect(
+      await call('/v1/packs/verify', { dataMatrix: `]d201${CODE}1126133217291200${'\x1d'}10B1${'\x1d'}21${serial()}` }),
+    ).toEqual(refused('PROD DATE (11) "261332" is not a valid YYMMDD date'));
+    expect(
+      await call('/v1/packs/verify', { dataMatrix: `https://id.example/01/${CODE}/21/${serial()}/10/B1?17=291200` }),
+    ).toEqual(refused('the Digital Link key qualifiers /21/10 are not in the order /22/10/21'));
+    expect(quiet()).toEqual(before);
+  });
+});

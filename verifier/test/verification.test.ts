@@ -59,6 +59,28 @@ describe('verifyPack', () => {
     });
   });
 
+  it('reads an expiry with day 00 and one with the last day of that month as the same date (docs/domain.md §1)', () => {
+    // The batch B1 was registered as 291200; a pack printed with 291231 names the same date.
+    expect(verifyPack(q('S1', 'B1', '291231'), replica(), today)).toEqual({
+      returnCode: 'ACTIVE',
+      state: 'ACTIVE',
+      detail: 'the pack is active',
+    });
+    // And the other way round: a batch registered with a full date, scanned as YYMM00.
+    const fullDate = new Map<string, ReplicaBatch>([
+      ['B1', { expiry: '290228', expiryDate: '2029-02-28', status: 'ACTIVE' }],
+    ]);
+    const lookup: ReplicaLookup = { ...replica(), batch: (_code, b) => fullDate.get(b) };
+    expect(verifyPack(q('S1', 'B1', '290200'), lookup, today)).toMatchObject({ returnCode: 'ACTIVE' });
+    // The day before the month's end is another date.
+    expect(verifyPack(q('S1', 'B1', '291230'), replica(), today)).toEqual({
+      returnCode: 'EXPIRY_MISMATCH',
+      state: 'ACTIVE',
+      alert: 'A52',
+      detail: 'the batch expiry is not 291230',
+    });
+  });
+
   it('answers expired, recalled and withdrawn packs with their reason and no alert, product first', () => {
     expect(verifyPack(q('S3', 'OLD', '240100'), replica(), today)).toEqual(
       expect.objectContaining({ returnCode: 'INACTIVE', inactiveReason: 'EXPIRED' }),
