@@ -493,6 +493,26 @@ describe('batches and packs', () => {
     expect(store.batches.get(`${code}|B-004`)).toBeUndefined();
   });
 
+  it("takes more packs for a batch whose expiry is written YYMM00 or as the month's last day, and no other date", async () => {
+    const up = (expiry: string) =>
+      client(acme).write(
+        'POST',
+        `/v1/products/09506000134352/batches/EOM/packs?expiry=${expiry}`,
+        randomSerials(3).join('\n'),
+        {
+          contentType: 'text/plain',
+        },
+      );
+    expect((await up('291200')).status).toBe(201);
+    expect((await up('291231')).status).toBe(201);
+    const other = await up('291230');
+    expect(other.status).toBe(400);
+    expect(other.json()).toMatchObject({
+      code: 'HUB_MASTER_DATA_INVALID',
+      detail: 'Batch EOM has expiry 291231, not 291230',
+    });
+  });
+
   it('lets only the owner upload to or recall its batches', async () => {
     const res = await client(beta).write(
       'POST',

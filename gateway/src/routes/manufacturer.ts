@@ -161,7 +161,8 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
         const existing = store.batch(code, batchId);
         if (existing && existing.status !== 'ACTIVE')
           throw new BatchClosed(`Batch ${batchId} is ${existing.status.toLowerCase()}`);
-        if (existing && existing.expiry !== fields.expiry) {
+        // Compared as dates (docs/domain.md §1): YYMM00 is the month's last day, so 291200 and 291231 agree.
+        if (existing && existing.expiryDate !== fields.expiryDate) {
           throw new MasterDataInvalid(`Batch ${batchId} has expiry ${existing.expiry}, not ${fields.expiry}`);
         }
         return { product, existing };
