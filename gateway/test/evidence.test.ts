@@ -102,6 +102,14 @@ const LOG_DATABASES = ['evidence', 'evidence-bodies', 'evidence-tree', 'evidence
 const openLogDb = (store: HubStore, name: (typeof LOG_DATABASES)[number]) =>
   store.store.db<unknown, never>(name, name === 'evidence' ? {} : { encoding: 'binary' });
 
+/** Empties the stored tree and the kept checkpoints, as whoever holds the store's files could. */
+function dropTreeAndCheckpoints(store: HubStore): void {
+  for (const name of ['evidence-tree', 'evidence-checkpoints'] as const) {
+    const db = openLogDb(store, name);
+    for (const key of [...db.getKeys()]) db.removeSync(key);
+  }
+}
+
 /** What the store holds of the log, and how to put it back (in another opening of the store) after an attack. */
 function snapshot(store: HubStore): (into: HubStore) => void {
   const saved = LOG_DATABASES.map((name) => ({
@@ -248,23 +256,14 @@ describe('packtrust-gateway evidence verify', () => {
     );
     // The checkpoints and the tree removed, as if the log were from before the tree: only a log of
     // old hash-chained records may be built and signed at start; records of this version may not.
-    await attempt(
-      (store) => {
-        for (const name of ['evidence-tree', 'evidence-checkpoints'] as const) {
-          const db = openLogDb(store, name);
-          for (const key of [...db.getKeys()]) db.removeSync(key);
-        }
-      },
-      (store) => expect(() => hub.notary.open(store.evidence, store.store)).toThrow(fault),
+    await attempt(dropTreeAndCheckpoints, (store) =>
+      expect(() => hub.notary.open(store.evidence, store.store)).toThrow(fault),
     );
     // A log really written before the tree (its records carry the old chain's prev and hash) gets
     // its tree and a first checkpoint at start: the same tree, as the leaf leaves those out.
     await attempt(
       (store) => {
-        for (const name of ['evidence-tree', 'evidence-checkpoints'] as const) {
-          const db = openLogDb(store, name);
-          for (const key of [...db.getKeys()]) db.removeSync(key);
-        }
+        dropTreeAndCheckpoints(store);
         const db = store.store.db<Record<string, unknown>, number>('evidence');
         for (const { key, value } of [...db.getRange()]) db.putSync(key, { ...value, prev: '0'.repeat(64), hash: 'h' });
       },
