@@ -194,11 +194,7 @@ describe('packtrust-gateway evidence verify', () => {
         },
       });
       // Everything the store can hold is made to agree: the tree rebuilt, its checkpoints gone.
-      const tree = store.store.db('evidence-tree', { encoding: 'binary' });
-      for (const key of [...tree.getKeys()]) tree.removeSync(key);
-      for (const key of [...store.store.db('evidence-checkpoints', { encoding: 'string' }).getKeys()]) {
-        store.store.db('evidence-checkpoints', { encoding: 'string' }).removeSync(key);
-      }
+      dropTreeAndCheckpoints(store);
     });
     const rebuilt = new HubStore(join(hub.dir, 'hub'), FMD_MARKETS);
     expect(rebuilt.evidence.buildTree(rebuilt.store)).toBe(9);
