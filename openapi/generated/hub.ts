@@ -724,7 +724,7 @@ export interface components {
             }[];
             findings: {
                 /** @enum {string} */
-                code: "GUESS_PROBABILITY_TOO_HIGH" | "ARITHMETIC_PROGRESSION" | "LINEAR_CONGRUENTIAL_GENERATOR" | "FIXED_BLOCK" | "SPARSENESS_TOO_LOW" | "GAPS_TOO_REGULAR" | "LOW_ENTROPY" | "INSUFFICIENT_SAMPLE";
+                code: "GUESS_PROBABILITY_TOO_HIGH" | "ARITHMETIC_PROGRESSION" | "LINEAR_CONGRUENTIAL_GENERATOR" | "PREDICTABLE_GAPS" | "FIXED_BLOCK" | "SPARSENESS_TOO_LOW" | "GAPS_TOO_REGULAR" | "LOW_ENTROPY" | "INSUFFICIENT_SAMPLE";
                 /** @enum {string} */
                 severity: "reject" | "warn" | "info";
                 detail: string;
