@@ -19,7 +19,45 @@ import type { components } from '../../openapi/generated/hub.ts';
  * inadvisable, else `pass`.
  */
 export type RandomisationReport = components['schemas']['RandomisationReport'];
-export type Finding = RandomisationReport['findings'][number];
+type ExplainedFinding = RandomisationReport['findings'][number];
+/** A finding as the checks make it; `analyseSerials` adds its explanation. */
+type Finding = Omit<ExplainedFinding, 'explanation'>;
+
+/**
+ * Each finding in the words of whoever sets up the line's serial number generator (the packaging
+ * engineer): what it means for the packs and what to change. `detail` carries the figures.
+ */
+const EXPLANATIONS: Record<Finding['code'], string> = {
+  GUESS_PROBABILITY_TOO_HIGH:
+    'Too many of the possible serial numbers are used: someone who makes one up has a 1 in 10,000 chance or better ' +
+    'of hitting a real pack, which the regulation forbids. Use longer serials, or more characters per position ' +
+    '(letters and digits), drawn at random.',
+  ARITHMETIC_PROGRESSION:
+    'The serials go up by the same amount each time (a counter or a fixed step), even if they are printed in a ' +
+    'different order: from one pack anyone can work out the others. Draw every serial at random instead.',
+  LINEAR_CONGRUENTIAL_GENERATOR:
+    "The serials come from a simple formula (a linear congruential generator, like many programming languages' " +
+    "default 'random'): a few packs reveal the formula and every other serial. Use a cryptographic random " +
+    'number generator.',
+  PREDICTABLE_GAPS:
+    'Sorted, the serials are spaced by only a few different distances (a fixed step with a little variation, or a ' +
+    'few steps in turn): from one pack a handful of guesses finds another. Draw every serial at random instead.',
+  FIXED_BLOCK:
+    'Some positions hold the same character on every pack (a prefix or a fixed code): they add nothing to ' +
+    'security and make the serials longer than they are strong. Allowed, but better left random.',
+  SPARSENESS_TOO_LOW:
+    'The serials lie close together: on average fewer than 10,000 possible numbers between two packs. Spread ' +
+    'them over a larger range (more digits).',
+  GAPS_TOO_REGULAR:
+    'The distances between sorted serials are more even than chance makes them: the generator may not be ' +
+    'random. Check how the serials are made.',
+  LOW_ENTROPY:
+    'Some characters are used far more often than others, so the serials are easier to guess than their ' +
+    'length suggests. Draw every character with equal chance.',
+  INSUFFICIENT_SAMPLE:
+    'Too few serials to judge how they are spread; only the checks that need no statistics were made. Check a ' +
+    'list as long as a real batch.',
+};
 
 export interface RandomisationOptions {
   /** Below this many serials, statistical findings say "insufficient sample" instead of guessing. */
@@ -101,7 +139,7 @@ export function analyseSerials(
     effectiveEntropyBits,
     ...(numeric ? { numeric } : {}),
     positions,
-    findings,
+    findings: findings.map((f) => ({ ...f, explanation: EXPLANATIONS[f.code] })),
     verdict,
   };
 }
