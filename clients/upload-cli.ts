@@ -31,7 +31,10 @@ export function createCli(): Command {
     )
     .showHelpAfterError();
 
-  const withClient = async (fn: (client: UploadClient) => Promise<UploadResponse>) => {
+  const withClient = async (
+    fn: (client: UploadClient) => Promise<UploadResponse>,
+    show: (res: UploadResponse, receiptsDir: string) => void = report,
+  ) => {
     const g = program.opts<Globals>();
     const read = (f: string, what: string) => {
       try {
@@ -49,7 +52,7 @@ export function createCli(): Command {
     });
     try {
       const res = await fn(client);
-      report(res, g.receipts);
+      show(res, g.receipts);
     } finally {
       client.close();
     }
@@ -80,6 +83,24 @@ export function createCli(): Command {
             contentType: 'text/plain',
           },
         ),
+      ),
+    );
+
+  program
+    .command('check-serials')
+    .description(
+      'dry run: the randomisation report the hub would give an upload of these serials, each finding explained; ' +
+        'stores nothing (exits 1 when the hub would refuse the upload)',
+    )
+    .requiredOption('--product <gtin>', 'product code (GTIN-14) of one of your products')
+    .requiredOption('--file <file>', 'serial numbers, one per line, as for packs')
+    .action((o) =>
+      withClient(
+        (c) =>
+          c.dryRun(`/v1/products/${encodeURIComponent(o.product)}/serials/check`, readFileSync(o.file), {
+            contentType: 'text/plain',
+          }),
+        reportCheck,
       ),
     );
 
@@ -127,6 +148,31 @@ function report(res: UploadResponse, receiptsDir: string): void {
     const file = join(receiptsDir, `receipt-${seq}-${new Date().toISOString().replaceAll(':', '')}.json`);
     writeFileSync(file, `${JSON.stringify(res.receipt, null, 2)}\n`);
     console.error(`receipt verified and kept in ${file}`);
+  }
+}
+
+/** The report as JSON on stdout; on stderr the verdict and each finding in words, for a person. */
+function reportCheck(res: UploadResponse): void {
+  if (res.status >= 300) {
+    console.error(`refused (${res.status}): ${res.body.toString('utf8')}`);
+    process.exitCode = 1;
+    return;
+  }
+  const body = res.json<{
+    uploadWouldBeRefused: boolean;
+    randomisation: {
+      packs: number;
+      verdict: string;
+      findings: { code: string; severity: string; detail: string; explanation: string }[];
+    };
+  }>();
+  console.log(JSON.stringify(body, null, 2));
+  const { packs, verdict, findings } = body.randomisation;
+  console.error(`${packs} serials: ${verdict}; nothing was stored`);
+  for (const f of findings) console.error(`${f.severity.toUpperCase()} ${f.code}: ${f.detail}\n  ${f.explanation}`);
+  if (body.uploadWouldBeRefused) {
+    console.error('the hub would refuse an upload of these serials (HUB_RANDOMISATION_REJECTED)');
+    process.exitCode = 1;
   }
 }
 

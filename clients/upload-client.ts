@@ -80,6 +80,20 @@ export class UploadClient {
     return res;
   }
 
+  /**
+   * A request that changes nothing at the hub (the serials' dry run): mutual TLS only, not signed,
+   * so the hub keeps no evidence of it and answers with no receipt.
+   */
+  async dryRun(path: string, body: Buffer | string, options: { contentType: string }): Promise<UploadResponse> {
+    const payload = Buffer.isBuffer(body) ? body : Buffer.from(body);
+    return this.send(
+      'POST',
+      new URL(path, this.options.baseUrl).toString(),
+      { 'content-type': options.contentType },
+      payload,
+    );
+  }
+
   async get(path: string): Promise<UploadResponse> {
     return this.send('GET', new URL(path, this.options.baseUrl).toString(), {}, undefined);
   }

@@ -2,7 +2,9 @@
  * Serial number randomisation checks (Delegated Regulation (EU) 2016/161 Art. 4(c): the chance of
  * guessing a valid serial must be below 1 in 10,000; EMVO's URS adds "equally distributed,
  * independent, not built by an easily found algorithm"). Pure statistics over one batch's serials
- * (or a product's, across batches), in the order they were uploaded.
+ * (or a product's, across batches). Generators are looked for twice: in the first serials as uploaded
+ * (a linear congruential generator shows only in its own order), and over the whole set sorted, so
+ * that shuffling a counter or a fixed step before the upload hides nothing (issue 13).
  */
 
 import type { components } from '../../openapi/generated/hub.ts';
@@ -17,7 +19,45 @@ import type { components } from '../../openapi/generated/hub.ts';
  * inadvisable, else `pass`.
  */
 export type RandomisationReport = components['schemas']['RandomisationReport'];
-export type Finding = RandomisationReport['findings'][number];
+type ExplainedFinding = RandomisationReport['findings'][number];
+/** A finding as the checks make it; `analyseSerials` adds its explanation. */
+type Finding = Omit<ExplainedFinding, 'explanation'>;
+
+/**
+ * Each finding in the words of whoever sets up the line's serial number generator (the packaging
+ * engineer): what it means for the packs and what to change. `detail` carries the figures.
+ */
+const EXPLANATIONS: Record<Finding['code'], string> = {
+  GUESS_PROBABILITY_TOO_HIGH:
+    'Too many of the possible serial numbers are used: someone who makes one up has a 1 in 10,000 chance or better ' +
+    'of hitting a real pack, which the regulation forbids. Use longer serials, or more characters per position ' +
+    '(letters and digits), drawn at random.',
+  ARITHMETIC_PROGRESSION:
+    'The serials go up by the same amount each time (a counter or a fixed step), even if they are printed in a ' +
+    'different order: from one pack anyone can work out the others. Draw every serial at random instead.',
+  LINEAR_CONGRUENTIAL_GENERATOR:
+    "The serials come from a simple formula (a linear congruential generator, like many programming languages' " +
+    "default 'random'): a few packs reveal the formula and every other serial. Use a cryptographic random " +
+    'number generator.',
+  PREDICTABLE_GAPS:
+    'Sorted, the serials are spaced by only a few different distances (a fixed step with a little variation, or a ' +
+    'few steps in turn): from one pack a handful of guesses finds another. Draw every serial at random instead.',
+  FIXED_BLOCK:
+    'Some positions hold the same character on every pack (a prefix or a fixed code): they add nothing to ' +
+    'security and make the serials longer than they are strong. Allowed, but better left random.',
+  SPARSENESS_TOO_LOW:
+    'The serials lie close together: on average fewer than 10,000 possible numbers between two packs. Spread ' +
+    'them over a larger range (more digits).',
+  GAPS_TOO_REGULAR:
+    'The distances between sorted serials are more even than chance makes them: the generator may not be ' +
+    'random. Check how the serials are made.',
+  LOW_ENTROPY:
+    'Some characters are used far more often than others, so the serials are easier to guess than their ' +
+    'length suggests. Draw every character with equal chance.',
+  INSUFFICIENT_SAMPLE:
+    'Too few serials to judge how they are spread; only the checks that need no statistics were made. Check a ' +
+    'list as long as a real batch.',
+};
 
 export interface RandomisationOptions {
   /** Below this many serials, statistical findings say "insufficient sample" instead of guessing. */
@@ -50,7 +90,9 @@ export function analyseSerials(
       detail: `${n} serials in a space of about 2^${spaceBits.toFixed(1)}: guess probability ${guessProbability.toExponential(2)} ≥ ${options.maxGuessProbability}`,
     });
   }
-  const generator = detectGenerator(serials);
+  const values = numericValues(serials);
+  const sorted = values && n >= 2 ? sortedGaps(values) : undefined;
+  const generator = detectGenerator(serials) ?? (sorted && detectSortedGenerator(sorted, options));
   if (generator) findings.push(generator);
   if (enough) findings.push(...fixedBlocks(positions));
   else {
@@ -61,10 +103,8 @@ export function analyseSerials(
     });
   }
 
-  let numeric: RandomisationReport['numeric'];
-  const values = numericValues(serials);
-  if (values && n >= 2) {
-    numeric = gapStatistics(values);
+  const numeric = sorted?.statistics;
+  if (numeric) {
     if (enough && numeric.meanGap < options.minMeanGap) {
       findings.push({
         code: 'SPARSENESS_TOO_LOW',
@@ -99,7 +139,7 @@ export function analyseSerials(
     effectiveEntropyBits,
     ...(numeric ? { numeric } : {}),
     positions,
-    findings,
+    findings: findings.map((f) => ({ ...f, explanation: EXPLANATIONS[f.code] })),
     verdict,
   };
 }
@@ -153,7 +193,16 @@ function numericValues(serials: readonly string[]): bigint[] | undefined {
   return serials.map((s) => BigInt(s));
 }
 
-function gapStatistics(values: bigint[]): NonNullable<RandomisationReport['numeric']> {
+interface SortedGaps {
+  /** The serials' values in ascending order. */
+  ordered: bigint[];
+  /** ordered[i + 1] − ordered[i], as numbers (exact up to 2^53). */
+  gaps: Float64Array;
+  statistics: NonNullable<RandomisationReport['numeric']>;
+}
+
+/** One O(n log n) sort serves the gap statistics and the order-free generator checks. */
+function sortedGaps(values: bigint[]): SortedGaps {
   const sorted = BigInt64Array.from(values.map((v) => BigInt.asIntN(64, v)));
   const fits = values.every((v) => v < 2n ** 63n);
   const ordered = fits ? Array.from(sorted.sort()) : [...values].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -161,7 +210,7 @@ function gapStatistics(values: bigint[]): NonNullable<RandomisationReport['numer
   for (let i = 1; i < ordered.length; i++) gaps[i - 1] = Number(ordered[i]! - ordered[i - 1]!);
   const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
   const variance = gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / gaps.length;
-  return { meanGap: mean, gapVariation: mean > 0 ? Math.sqrt(variance) / mean : 0 };
+  return { ordered, gaps, statistics: { meanGap: mean, gapVariation: mean > 0 ? Math.sqrt(variance) / mean : 0 } };
 }
 
 const SAMPLE_FOR_GENERATORS = 64;
@@ -190,6 +239,52 @@ function detectGenerator(serials: readonly string[]): Finding | undefined {
     };
   }
   return undefined;
+}
+
+/**
+ * Generators whatever the upload order, over the whole set sorted: a counter or a fixed increment is
+ * one constant gap; a fixed increment with a little jitter, or a few steps taken in turn, leaves
+ * gaps of few distinct values or within a narrow window. Knowing one serial s, trying s + each such
+ * gap (or each offset in the window) finds the next pack for certain, so one guess in that many
+ * succeeds: Art. 4 is broken when that is fewer than 1 ÷ `maxGuessProbability` guesses. Random gaps
+ * vary by about their mean (`gapVariation` ≈ 1), so only sets whose gaps vary by less than half of
+ * it are looked at, and only from SAMPLE_FOR_GENERATORS serials, below which chance can do it.
+ */
+function detectSortedGenerator(
+  { ordered, gaps, statistics }: SortedGaps,
+  options: Pick<RandomisationOptions, 'maxGuessProbability'>,
+): Finding | undefined {
+  if (ordered.length < 6) return undefined;
+  const step = ordered[1]! - ordered[0]!;
+  if (step > 0n && ordered.every((v, i) => i === 0 || v - ordered[i - 1]! === step)) {
+    return {
+      code: 'ARITHMETIC_PROGRESSION',
+      severity: 'reject',
+      detail:
+        step === 1n
+          ? 'sorted, the serials are a counter (each is the previous plus 1), whatever the order they were uploaded in'
+          : `sorted, the serials follow a fixed increment of ${step}, whatever the order they were uploaded in`,
+    };
+  }
+  if (ordered.length < SAMPLE_FOR_GENERATORS || statistics.gapVariation >= 0.5) return undefined;
+  const limit = 1 / options.maxGuessProbability;
+  const distinct = new Set<number>();
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const g of gaps) {
+    if (g < min) min = g;
+    if (g > max) max = g;
+    if (distinct.size < limit) distinct.add(g);
+  }
+  const tries = Math.min(distinct.size, max - min + 1);
+  if (tries >= limit) return undefined;
+  return {
+    code: 'PREDICTABLE_GAPS',
+    severity: 'reject',
+    detail:
+      `sorted, consecutive serials differ by only ${distinct.size} different gaps (${min} to ${max}): knowing one serial, ` +
+      `${tries} guesses find another, a guess probability of about 1/${tries}`,
+  };
 }
 
 /**

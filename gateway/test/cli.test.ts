@@ -102,6 +102,35 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     expect(readdirSync(files.receipts)).toHaveLength(2);
   });
 
+  it('checks serials before they are printed, storing nothing, and exits 1 when the hub would refuse them', async () => {
+    const receipts = readdirSync(files.receipts).length;
+    const packs = hub.store.packCountOf('09506000134352');
+    const weakFile = join(work, 'weak.txt');
+    const start = 400_000_000_000;
+    const weak = Array.from({ length: 1200 }, (_, i) => String(start + i * 10_001));
+    writeFileSync(weakFile, weak.sort(() => Math.random() - 0.5).join('\n'));
+    const r = await upload('check-serials', '--product', '09506000134352', '--file', weakFile);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      productCode: '09506000134352',
+      uploadWouldBeRefused: true,
+      randomisation: { packs: 1200, verdict: 'reject' },
+    });
+    expect(r.stderr).toContain('1200 serials: reject; nothing was stored');
+    expect(r.stderr).toContain(
+      'REJECT ARITHMETIC_PROGRESSION: sorted, the serials follow a fixed increment of 10001, whatever the order they were uploaded in\n  The serials go up by the same amount each time',
+    );
+    expect(r.stderr).toContain('the hub would refuse an upload of these serials (HUB_RANDOMISATION_REJECTED)');
+
+    const goodFile = join(work, 'good.txt');
+    writeFileSync(goodFile, randomSerials(1200).join('\n'));
+    const good = await upload('check-serials', '--product', '09506000134352', '--file', goodFile);
+    expect(good.status).toBe(0);
+    expect(good.stderr).toBe('1200 serials: pass; nothing was stored\n');
+    expect(readdirSync(files.receipts)).toHaveLength(receipts);
+    expect(hub.store.packCountOf('09506000134352')).toBe(packs);
+  });
+
   it('exits non-zero with the problem when the hub refuses', async () => {
     const serialsFile = join(work, 'dup.txt');
     writeFileSync(serialsFile, 'SAME\nSAME\n');

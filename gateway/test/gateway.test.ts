@@ -513,6 +513,74 @@ describe('batches and packs', () => {
     });
   });
 
+  describe('the dry run of serials (POST /v1/products/{code}/serials/check)', () => {
+    /** A fixed step of 10,001 from a random 12-digit start, shuffled: a weak list. */
+    const weak = () => {
+      const start = BigInt(300_000_000_000 + Math.floor(Math.random() * 1e11));
+      const list = Array.from({ length: 2000 }, (_, i) => String(start + BigInt(i) * 10_001n));
+      return list.sort(() => Math.random() - 0.5);
+    };
+
+    it('answers the full report of a weak list, with explanations, and stores nothing', async () => {
+      const list = weak();
+      const [packsBefore, evidenceBefore] = [store.packCountOf(code), evidenceCount()];
+      const res = await client(acme).dryRun(`/v1/products/${code}/serials/check`, `${list.join('\r\n')}\r\n`, {
+        contentType: 'text/plain',
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(res.receipt).toBeUndefined();
+      const body = res.json<{
+        productCode: string;
+        uploadWouldBeRefused: boolean;
+        randomisation: { packs: number; verdict: string; findings: Record<string, string>[] };
+      }>();
+      expect(body).toMatchObject({
+        productCode: code,
+        uploadWouldBeRefused: true,
+        randomisation: { packs: 2000, verdict: 'reject' },
+      });
+      const step = body.randomisation.findings.find((f) => f.code === 'ARITHMETIC_PROGRESSION');
+      expect(step).toEqual({
+        code: 'ARITHMETIC_PROGRESSION',
+        severity: 'reject',
+        detail: 'sorted, the serials follow a fixed increment of 10001, whatever the order they were uploaded in',
+        explanation: expect.stringContaining('go up by the same amount each time'),
+      });
+      for (const f of body.randomisation.findings) expect(f.explanation).toMatch(/\w/);
+      // Nothing stored: no packs, no batch, no evidence record.
+      expect(store.packCountOf(code)).toBe(packsBefore);
+      expect(store.packs.get(code + list[0])).toBeUndefined();
+      expect(evidenceCount()).toBe(evidenceBefore);
+    });
+
+    it('answers a random list with a passing report', async () => {
+      const res = await client(acme).dryRun(`/v1/products/${code}/serials/check`, randomSerials(1000).join('\n'), {
+        contentType: 'text/plain',
+      });
+      expect(res.json()).toMatchObject({ uploadWouldBeRefused: false, randomisation: { verdict: 'pass' } });
+    });
+
+    it("refuses another organisation's product with 403, and a body that is not text with 415", async () => {
+      const res = await client(beta).dryRun(`/v1/products/${code}/serials/check`, weak().join('\n'), {
+        contentType: 'text/plain',
+      });
+      expect(res.status).toBe(403);
+      expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(res.json()).toEqual({
+        type: 'https://packtrust.dev/problems/hub-not-owner',
+        title: 'Only the organisation that owns the product may do this',
+        status: 403,
+        detail: `No product ${code} owned by BETA`,
+        code: 'HUB_NOT_OWNER',
+      });
+      const json = await client(acme).dryRun(`/v1/products/${code}/serials/check`, '["A1"]', {
+        contentType: 'application/json',
+      });
+      expect(json.status).toBe(415);
+    });
+  });
+
   it('lets only the owner upload to or recall its batches', async () => {
     const res = await client(beta).write(
       'POST',

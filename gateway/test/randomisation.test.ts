@@ -41,6 +41,67 @@ describe('analyseSerials', () => {
     expect(report.numeric!.gapVariation).toBe(0);
   });
 
+  describe('predictable sets uploaded in another order (issue 13)', () => {
+    /** A constant step of 10,001 from a random 12-digit start: sparse enough, and entirely predictable. */
+    const stepped = (n: number) => {
+      const start = BigInt(randomInt(100_000_000_000, 900_000_000_000));
+      return Array.from({ length: n }, (_, i) => String(start + BigInt(i) * 10_001n));
+    };
+    const shuffled = <T>(xs: readonly T[]) => {
+      const out = [...xs];
+      for (let i = out.length - 1; i > 0; i--) {
+        const j = randomInt(0, i + 1);
+        [out[i], out[j]] = [out[j]!, out[i]!];
+      }
+      return out;
+    };
+
+    it('rejects a constant step uploaded shuffled, as it rejects it in order', () => {
+      const inOrder = stepped(N);
+      const mixed = analyseSerials(shuffled(inOrder));
+      expect(mixed.verdict).toBe('reject');
+      expect(mixed.findings.find((f) => f.code === 'ARITHMETIC_PROGRESSION')!.detail).toContain('10001');
+      expect(analyseSerials(inOrder).verdict).toBe('reject');
+    });
+
+    it('rejects a short shuffled constant step too', () => {
+      expect(codes(analyseSerials(shuffled(stepped(20))))).toContain('ARITHMETIC_PROGRESSION');
+    });
+
+    it('rejects a near-constant step (a fixed step plus a little jitter) uploaded shuffled', () => {
+      const serials = stepped(N).map((s) => String(BigInt(s) + BigInt(randomInt(0, 50))));
+      const report = analyseSerials(shuffled(serials));
+      expect(report.verdict).toBe('reject');
+      expect(codes(report)).toContain('PREDICTABLE_GAPS');
+    });
+
+    it('rejects a small set of distinct steps uploaded shuffled', () => {
+      const start = 300_000_000_000n;
+      let x = start;
+      const serials = Array.from({ length: N }, () => {
+        x += [10_001n, 20_002n, 30_003n][randomInt(0, 3)]!;
+        return String(x);
+      });
+      const report = analyseSerials(shuffled(serials));
+      expect(report.verdict).toBe('reject');
+      expect(report.findings.find((f) => f.code === 'PREDICTABLE_GAPS')!.detail).toContain('3 different gaps');
+    });
+
+    it('still passes random numeric serials, and finds no generator in dense random ones', () => {
+      const random = () => String(randomInt(100_000_000_000, 900_000_000_000));
+      expect(analyseSerials(Array.from({ length: N }, random)).verdict).toBe('pass');
+      expect(analyseSerials(Array.from({ length: 100 }, random)).findings.map((f) => f.code)).toEqual([
+        'INSUFFICIENT_SAMPLE',
+      ]);
+      // 20,000 random serials in 10^8: a mean gap of about 5,000, too dense (rejected for the
+      // guess probability), but made by no generator.
+      const dense = analyseSerials(Array.from({ length: N }, () => String(randomInt(100_000_000, 200_000_000))));
+      expect(codes(dense)).toContain('GUESS_PROBABILITY_TOO_HIGH');
+      expect(codes(dense)).not.toContain('PREDICTABLE_GAPS');
+      expect(codes(dense)).not.toContain('ARITHMETIC_PROGRESSION');
+    });
+  });
+
   it('rejects serials from a linear congruential generator and names its parameters', () => {
     let x = 12_345n;
     const serials = Array.from({ length: N }, () => {

@@ -236,6 +236,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/products/{productCode}/serials/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dry run of the randomisation check for a list of serials, storing nothing
+         * @description The owner of the product sends serials as it would upload them (text, one per line, LF or CRLF, at most 1,000,000) before they are printed, and gets the randomisation report an upload would get, each finding with an `explanation` in plain words. Nothing is stored: no packs, no batch, no evidence record, no nonce. So it is not a signed write: the client certificate (mutual TLS) is enough, as for reads, and the answer is no receipt. Malformed or repeated serials are refused (400) as in an upload; serials already registered for the product are not looked up.
+         */
+        post: operations["checkSerials"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/products/{productCode}/batches/{batch}/recall": {
         parameters: {
             query?: never;
@@ -724,10 +744,13 @@ export interface components {
             }[];
             findings: {
                 /** @enum {string} */
-                code: "GUESS_PROBABILITY_TOO_HIGH" | "ARITHMETIC_PROGRESSION" | "LINEAR_CONGRUENTIAL_GENERATOR" | "FIXED_BLOCK" | "SPARSENESS_TOO_LOW" | "GAPS_TOO_REGULAR" | "LOW_ENTROPY" | "INSUFFICIENT_SAMPLE";
+                code: "GUESS_PROBABILITY_TOO_HIGH" | "ARITHMETIC_PROGRESSION" | "LINEAR_CONGRUENTIAL_GENERATOR" | "PREDICTABLE_GAPS" | "FIXED_BLOCK" | "SPARSENESS_TOO_LOW" | "GAPS_TOO_REGULAR" | "LOW_ENTROPY" | "INSUFFICIENT_SAMPLE";
                 /** @enum {string} */
                 severity: "reject" | "warn" | "info";
+                /** @description What was found, with the figures */
                 detail: string;
+                /** @description What the finding means for the packs and what to change, in plain words */
+                explanation: string;
             }[];
             /** @enum {string} */
             verdict: "pass" | "warn" | "reject";
@@ -1164,6 +1187,41 @@ export interface operations {
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
+        };
+    };
+    checkSerials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                productCode: components["parameters"]["ProductCode"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description The randomisation report of the serials; nothing was stored */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        productCode: string;
+                        randomisation: components["schemas"]["RandomisationReport"];
+                        /** @description Whether an upload of these serials would be refused for its randomisation (`HUB_RANDOMISATION_REJECTED`) under this hub's policy; the upload's other checks (batch, expiry, serials already registered) are not made */
+                        uploadWouldBeRefused: boolean;
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
         };
     };
     recallBatch: {

@@ -55,7 +55,7 @@ const MAX_PACKS_COPIED = 5_000_000;
 
 /**
  * What manufacturers do (manufacturer certificates only): register and withdraw products, upload
- * the packs of a batch, recall and withdraw batches, read their own products, batches and the
+ * the packs of a batch (or check their serials first, storing nothing), recall and withdraw batches, read their own products, batches and the
  * alerts raised on them. An organisation sees and changes only what it owns.
  */
 export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRoutesOptions): Promise<void> {
@@ -221,6 +221,26 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
         },
       };
     }),
+  );
+
+  /**
+   * A dry run of the randomisation check (issue 13): the report an upload of these serials would
+   * get, so that a manufacturer tests its generator before printing. It stores nothing, so it is
+   * not a signed write (no nonce, no evidence record, no receipt): like a read, the certificate
+   * names the caller, and only the product's owner may ask.
+   */
+  app.post<{ Params: { productCode: string } }>(
+    '/v1/products/:productCode/serials/check',
+    { schema: hubContract.routeSchema('checkSerials'), ...writeOf('checkSerials') },
+    async (request) => {
+      const { productCode } = ownProduct(request.client, request.params.productCode);
+      const randomisation = analyseSerials(parseSerials(request.body as Buffer), o.randomisation);
+      return {
+        productCode,
+        randomisation,
+        uploadWouldBeRefused: randomisation.verdict === 'reject' && o.randomisationPolicy === 'reject',
+      };
+    },
   );
 
   /**
