@@ -280,7 +280,7 @@ export interface components {
         };
         OrgId: string;
         /** @enum {string} */
-        Profile: "manufacturer" | "verifier-node" | "gateway" | "operator";
+        Profile: "manufacturer" | "verifier-node" | "gateway" | "operator" | "verification-org";
         /** @enum {string} */
         CertificateStatus: "valid" | "revoked" | "expired";
         /** @enum {string} */
@@ -288,13 +288,13 @@ export interface components {
         IssueRequest: {
             /** @description PEM PKCS#10 certificate signing request */
             csr: string;
-            /** @description manufacturer, verifier-node, gateway or operator */
+            /** @description manufacturer, verifier-node, gateway, operator or verification-org */
             profile: string;
             /** @description Organisation id, written into the subject as organizationIdentifier */
             org: string;
             /** @description Display name (CN); defaults to the organisation id */
             name?: string;
-            /** @description ISO 3166-1 alpha-2 market (verifier-node only) */
+            /** @description ISO 3166-1 alpha-2 market (verifier-node and verification-org, which need one) */
             market?: string;
             dns?: string[];
             ip?: string[];
