@@ -169,7 +169,7 @@ export interface paths {
         put?: never;
         /**
          * Issue a certificate from a CSR and onboarding data
-         * @description The CSR's signature must verify (proof of possession) with the algorithm it declares, which must be its key's own (`CA_CSR_SIGNATURE_INVALID`); RSA below 2048 bits, curves other than P-256/P-384 and other key types than Ed25519 are refused, and P-384 serves `operator` certificates only: the other profiles sign HTTP messages, and the hub takes P-256, Ed25519 and RSA signatures (`CA_KEY_REJECTED`). The subject is built from the onboarding data, never from the CSR.
+         * @description The CSR's signature must verify (proof of possession) with the algorithm it declares, which must be its key's own (`CA_CSR_SIGNATURE_INVALID`); RSA below 2048 bits, curves other than P-256/P-384 and other key types than Ed25519 are refused, and P-384 serves `operator` and `verification-org` certificates only: the other profiles sign HTTP messages, and the hub takes P-256, Ed25519 and RSA signatures (`CA_KEY_REJECTED`). The subject is built from the onboarding data, never from the CSR.
          */
         post: operations["issueCertificate"];
         delete?: never;
