@@ -112,8 +112,8 @@ export class HubStore {
     this.publishedKeys = this.store.db('published-signing-keys', { encoding: 'string' });
     this.prefixes = new PrefixStore(this.store);
     this.alertsByMarket = this.store.db('alerts-by-market', { encoding: 'string' });
-    // Secrets of the hub that no caller reads: here, not in the configuration, so a restored
-    // store keeps its owners' reporter references (docs/operations.md, backups).
+    // Secrets of the hub that no route serves, here rather than in the configuration so a
+    // restored backup keeps its owners' reporter references (docs/domain.md §5, "Who raised an alert").
     const secrets = this.store.db<string, string>('hub-secrets', { encoding: 'string' });
     this.store.transactionSync(() => {
       putIfAbsent(secrets, 'reporter-key', randomBytes(32).toString('base64url'));
