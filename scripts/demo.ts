@@ -422,8 +422,10 @@ async function main(): Promise<void> {
       const found = res.json<{ alerts: Json[] }>().alerts.find((a) => a.id === alert.id);
       return found;
     });
-    const where = seen.raisedBy as Json;
-    say(`the manufacturer reads it at the hub: ${seen.code} in ${seen.market} at ${where.location}, ${seen.detail}`);
+    check(seen.raisedBy === undefined, 'the manufacturer does not learn who scanned it', seen);
+    say(
+      `the manufacturer reads it at the hub: ${seen.code} in ${seen.market} from reporter ${seen.reporter}, ${seen.detail}`,
+    );
 
     step('The manufacturer recalls the batch');
     const recall = await upload.write(

@@ -58,6 +58,15 @@ export const PROFILES: Record<AnyProfileName, Profile> = {
     market: 'forbidden',
     sans: 'forbidden',
   },
+  // A market's national verification organisation (docs/domain.md §5): reads the alerts of its
+  // market with the identity of whoever raised them, for investigations.
+  'verification-org': {
+    name: 'verification-org',
+    validityDays: 180,
+    extendedKeyUsage: [CLIENT_AUTH],
+    market: 'required',
+    sans: 'forbidden',
+  },
   'ca-server': {
     name: 'ca-server',
     validityDays: 365,

@@ -83,6 +83,26 @@ describe('issuance', () => {
     expect(t.ca.inventory.count()).toBe(before);
   });
 
+  it('issues a verification-org certificate for one market, with its own policy, and refuses one without a market', async () => {
+    const { csr } = opensslCsr(t.dir, 'nmvo', P256);
+    const before = t.ca.inventory.count();
+    await expect(t.ca.issue({ csr, profile: 'verification-org', org: 'NMVO-DE' }, 'test')).rejects.toThrow(
+      new OnboardingInvalid('profile verification-org needs --market', {
+        problems: ['profile verification-org needs --market'],
+      }),
+    );
+    expect(t.ca.inventory.count()).toBe(before);
+    const issued = await t.ca.issue({ csr, profile: 'verification-org', org: 'NMVO-DE', market: 'DE' }, 'test');
+    const text = openssl(['x509', '-noout', '-text'], issued.certificatePem).stdout;
+    expect(text).toContain(`Policy: ${PACKTRUST_ARC}.1.6`);
+    expect(text).toContain('TLS Web Client Authentication');
+    expect(text).not.toContain('TLS Web Server Authentication');
+    expect(text).toMatch(/OU ?= ?verification-org/);
+    expect(text).toMatch(/C ?= ?DE/);
+    expect([issued.record.profile, issued.record.market]).toEqual(['verification-org', 'DE']);
+    expect(opensslVerify(issued.certificatePem, ['-purpose', 'sslclient']).status).toBe(0);
+  });
+
   it('refuses an unknown profile, a malformed CSR and a bad signature, leaving the inventory unchanged but audited', async () => {
     const { csr } = opensslCsr(t.dir, 'bad', P256);
     const before = t.ca.inventory.count();

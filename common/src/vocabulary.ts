@@ -21,7 +21,7 @@ export const PACKTRUST_ARC = '2.25.335414503495161417676765553655316789984';
 export const ORGANIZATION_IDENTIFIER_OID = '2.5.4.97';
 
 /** The profiles onboarding staff issue: the callers of packtrust's services. */
-export const PROFILE_NAMES = ['manufacturer', 'verifier-node', 'gateway', 'operator'] as const;
+export const PROFILE_NAMES = ['manufacturer', 'verifier-node', 'gateway', 'operator', 'verification-org'] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
 /** `ca-server` is the TLS certificate of the CA's own admin listener, issued at init; it calls nothing. */
 export type AnyProfileName = ProfileName | 'ca-server';
@@ -37,6 +37,7 @@ export const POLICY_OIDS: Readonly<Record<AnyProfileName, string>> = {
   gateway: `${PACKTRUST_ARC}.1.3`,
   operator: `${PACKTRUST_ARC}.1.4`,
   'ca-server': `${PACKTRUST_ARC}.1.5`,
+  'verification-org': `${PACKTRUST_ARC}.1.6`,
 };
 
 export function isProfileName(value: string): value is ProfileName {
@@ -61,7 +62,8 @@ export type SigningKeyType = (typeof SIGNING_KEY_TYPES)[number];
 /**
  * The keys a certificate of each profile may hold: the CA issues no other (ca/src/profiles.ts),
  * and the gateway accepts no other (gateway/src/client-identity.ts). The profiles that sign HTTP
- * messages need a signing key; operators and the CA's admin listener only authenticate over TLS.
+ * messages need a signing key; operators, verification organisations and the CA's admin listener
+ * only authenticate over TLS.
  */
 export const PROFILE_KEY_TYPES: Readonly<Record<AnyProfileName, readonly KeyType[]>> = {
   manufacturer: SIGNING_KEY_TYPES,
@@ -69,6 +71,7 @@ export const PROFILE_KEY_TYPES: Readonly<Record<AnyProfileName, readonly KeyType
   gateway: SIGNING_KEY_TYPES,
   operator: KEY_TYPES,
   'ca-server': KEY_TYPES,
+  'verification-org': KEY_TYPES,
 };
 
 /** The kind of a public or private key; undefined for any other (another curve, Ed448, DSA…). */

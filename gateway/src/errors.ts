@@ -137,6 +137,12 @@ export const EventTimeInvalid = defineError(
 );
 /** A node acts, or reads a feed, for a market other than its certificate's, or for a product not sold there. */
 export const WrongMarket = defineError('HUB_WRONG_MARKET', 403, 'A verifier node acts only for its own market');
+/** A verification organisation asks for the alerts of a market other than its certificate's. */
+export const MarketNotYours = defineError(
+  'HUB_MARKET_NOT_YOURS',
+  403,
+  "A verification organisation reads only its own market's alerts",
+);
 
 // ── Feed (routes/feed.ts, feed.ts) ──────────────────────────────────────────────────────────────
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { encodePackRow, type FeedRecord, type PackRow } from '../../common/src/feed-format.ts';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
@@ -7,12 +8,16 @@ import { BadRequest, FeedUnknown } from './errors.ts';
 import { EvidenceLog } from './evidence.ts';
 import { NonceStore } from './nonces.ts';
 import { PrefixStore } from './prefix-store.ts';
+import { reporterReference } from './reporters.ts';
 
 /** Product master data as the contract defines it (openapi/hub.yaml). */
 export type Product = components['schemas']['Product'];
 
 export type Batch = components['schemas']['Batch'];
+/** An alert as the hub keeps it, with who raised it (`raisedBy`). */
 export type StoredAlert = components['schemas']['StoredAlert'];
+/** An alert as the owner of its product reads it: a pseudonymous `reporter` for `raisedBy` (reporters.ts). */
+export type OwnerAlert = components['schemas']['OwnerAlert'];
 /** The hub's decision on one pack event, kept by transaction id: a repeated event gets the same answer. */
 export type PackDecision = components['schemas']['PackEventResult'];
 
@@ -23,7 +28,7 @@ export interface KeptPackDecision {
 }
 
 /**
- * Which of an owner's alerts a page holds (GET /v1/alerts): `from` ≤ `raisedAt` < `to`, as ISO
+ * Which of an owner's alerts (GET /v1/alerts), or of a market's (GET /v1/market-alerts), a page holds: `from` ≤ `raisedAt` < `to`, as ISO
  * 8601 UTC with milliseconds (the form alerts are kept in), and the pack's product code and batch,
  * and the alert code, when given; `cursor` is a page's `next`.
  */
@@ -47,10 +52,10 @@ export const PACKS_PER_FEED_RECORD = 10_000;
 type ReadOnlyDatabase<V> = Pick<Database<V, string>, 'get' | 'getRange' | 'getCount'>;
 
 /**
- * Named databases besides the feeds: 12 of the hub's (7 here, 2 of the evidence log, 1 of the
+ * Named databases besides the feeds: 14 of the hub's (9 here, 2 of the evidence log, 1 of the
  * nonces, 2 of the prefix registry), 3 of the OAuth provider's own (`oauth-audit`,
  * `oauth-grant-index`, `oauth-signing-keys`) and one per oidc-provider model
- * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 29 today, with room to grow.
+ * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 31 today, with room to grow.
  * LMDB counts the databases a process opens against `maxDbs`, not those in the file.
  */
 const FIXED_DATABASES = 64;
@@ -81,6 +86,10 @@ export class HubStore {
   /** Key: owner (or "-" for unknown products) | raisedAt | id. */
   private readonly alerts: Database<StoredAlert, string>;
   private readonly alertIds: Database<string, string>;
+  /** Key: market | raisedAt | id; value: the alert's key in `alerts`. */
+  private readonly alertsByMarket: Database<string, string>;
+  /** The key of the owners' reporter references (reporters.ts), made when the store is first opened. */
+  private readonly reporterKey: Buffer;
   /** Per market: the key ids last published on its feed as `signing-keys`. */
   private readonly publishedKeys: Database<string, string>;
   /** The GS1 company prefixes and their owners (the rules are in prefixes.ts). */
@@ -102,6 +111,18 @@ export class HubStore {
     this.alertIds = this.store.db('alert-ids', { encoding: 'string' });
     this.publishedKeys = this.store.db('published-signing-keys', { encoding: 'string' });
     this.prefixes = new PrefixStore(this.store);
+    this.alertsByMarket = this.store.db('alerts-by-market', { encoding: 'string' });
+    // Secrets of the hub that no route serves, here rather than in the configuration so a
+    // restored backup keeps its owners' reporter references (docs/domain.md §5, "Who raised an alert").
+    const secrets = this.store.db<string, string>('hub-secrets', { encoding: 'string' });
+    this.store.transactionSync(() => {
+      putIfAbsent(secrets, 'reporter-key', randomBytes(32).toString('base64url'));
+      // A store from before the market index gets it once, from the alerts it holds.
+      if (this.alertsByMarket.getCount() === 0) {
+        for (const { key, value } of this.alerts.getRange()) this.alertsByMarket.putSync(marketKey(value), key);
+      }
+    });
+    this.reporterKey = Buffer.from(secrets.get('reporter-key')!, 'base64url');
   }
 
   // Read-only views, for the snapshot encoder (feed.ts) and for tests that look inside.
@@ -283,19 +304,50 @@ export class HubStore {
     const key = `${alert.owner ?? '-'}|${alert.raisedAt}|${alert.id}`;
     if (!putIfAbsent(this.alertIds, alert.id, key)) return false;
     this.alerts.putSync(key, alert);
+    this.alertsByMarket.putSync(marketKey(alert), key);
     return true;
   }
 
   /**
-   * One page of an owner's alerts, newest first (by `raisedAt`, then id, descending), with the
-   * filters of {@link AlertQuery}; `next` continues after the page's last alert. A page ends after
-   * `limit` alerts, or after {@link ALERTS_SCANNED_PER_PAGE} alerts looked at, so a narrow filter
-   * over many alerts costs a bounded read per request: a page may then hold fewer than `limit`
-   * and still have a `next`. The cursor is the last key read, base64url: it must be of this
-   * owner's alerts (refused otherwise), so it reads nothing of another owner's.
+   * One page of an owner's alerts, as the owner reads them: who raised each is replaced by a
+   * pseudonymous `reporter` (reporters.ts; docs/domain.md §5, "Who raised an alert"). Paged as
+   * {@link HubStore.alertPage} says.
    */
-  alertsOf(owner: string, query: AlertQuery): { alerts: StoredAlert[]; next?: string } {
-    const prefix = `${owner}|`;
+  alertsOf(owner: string, query: AlertQuery): { alerts: OwnerAlert[]; next?: string } {
+    const page = this.alertPage(this.alerts, `${owner}|`, query, (alert) => alert);
+    return {
+      ...page,
+      alerts: page.alerts.map(({ raisedBy, ...alert }) => ({
+        ...alert,
+        reporter: reporterReference(this.reporterKey, owner, raisedBy.clientId),
+      })),
+    };
+  }
+
+  /**
+   * One page of the alerts raised in a market, whoever owns their product (or none does), with
+   * who raised them: for the market's verification organisation only. Paged as
+   * {@link HubStore.alertPage} says.
+   */
+  marketAlertsOf(market: string, query: AlertQuery): { alerts: StoredAlert[]; next?: string } {
+    return this.alertPage(this.alertsByMarket, `${market}|`, query, (key) => this.alerts.get(key));
+  }
+
+  /**
+   * One page of the alerts under `prefix` (an owner's, or a market's), newest first (by
+   * `raisedAt`, then id, descending), with the filters of {@link AlertQuery}; `next` continues
+   * after the page's last alert. A page ends after `limit` alerts, or after
+   * {@link ALERTS_SCANNED_PER_PAGE} alerts looked at, so a narrow filter over many alerts costs a
+   * bounded read per request: a page may then hold fewer than `limit` and still have a `next`.
+   * The cursor is the last key read, base64url: it must be under `prefix` (refused otherwise), so
+   * it reads nothing of another owner's or market's.
+   */
+  private alertPage<V>(
+    db: Database<V, string>,
+    prefix: string,
+    query: AlertQuery,
+    alertOf: (value: V) => StoredAlert | undefined,
+  ): { alerts: StoredAlert[]; next?: string } {
     // Newest first: the range is read backwards from its highest key; `to` excluded, `from` included.
     let start = query.to === undefined ? `${prefix}\uffff` : `${prefix}${query.to}`;
     const end = query.from === undefined ? prefix : `${prefix}${query.from}`;
@@ -313,16 +365,18 @@ export class HubStore {
     const alerts: StoredAlert[] = [];
     let scanned = 0;
     let last: string | undefined;
-    for (const { key, value } of this.alerts.getRange({ start, end, reverse: true, exclusiveStart })) {
+    for (const { key, value } of db.getRange({ start, end, reverse: true, exclusiveStart })) {
       if (alerts.length === query.limit || scanned === ALERTS_SCANNED_PER_PAGE) {
         return { alerts, next: Buffer.from(last!).toString('base64url') };
       }
       scanned++;
       last = key;
-      if (query.productCode !== undefined && value.pack.productCode !== query.productCode) continue;
-      if (query.batch !== undefined && value.pack.batch !== query.batch) continue;
-      if (query.code !== undefined && value.code !== query.code) continue;
-      alerts.push(value);
+      const alert = alertOf(value);
+      if (alert === undefined) continue;
+      if (query.productCode !== undefined && alert.pack.productCode !== query.productCode) continue;
+      if (query.batch !== undefined && alert.pack.batch !== query.batch) continue;
+      if (query.code !== undefined && alert.code !== query.code) continue;
+      alerts.push(alert);
     }
     return { alerts };
   }
@@ -332,5 +386,7 @@ export class HubStore {
   }
 }
 
+const marketKey = (alert: Pick<StoredAlert, 'market' | 'raisedAt' | 'id'>): string =>
+  `${alert.market}|${alert.raisedAt}|${alert.id}`;
 const batchKey = (productCode: string, batch: string): string => `${productCode}|${batch}`;
 const packKey = (productCode: string, serial: string): string => productCode + serial;

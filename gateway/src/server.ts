@@ -15,6 +15,7 @@ import { feedRoutes } from './routes/feed.ts';
 import { manufacturerRoutes } from './routes/manufacturer.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { operatorRoutes } from './routes/operator.ts';
+import { verificationOrgRoutes } from './routes/verification-org.ts';
 import { signedWrites } from './signed-write.ts';
 
 export interface GatewayOptions {
@@ -59,7 +60,7 @@ const OAUTH_BODY_LIMIT = 64 * 1024;
  * The hub's front door: mutual TLS, per-request certificate checks, RFC 9421 signed writes that
  * are kept as evidence and answered with a signed receipt, in the same LMDB transaction as the
  * data they change. The routes come in groups by caller (routes/: manufacturers, verifier nodes'
- * writes, the feed), each a fastify plugin whose identity hook works out who is calling; the
+ * writes, the feed, a market's verification organisation), each a fastify plugin whose identity hook works out who is calling; the
  * OAuth provider for pharmacies is mounted under /oauth.
  */
 export function createGatewayServer(options: GatewayOptions): HttpServer {
@@ -142,6 +143,7 @@ export function createGatewayServer(options: GatewayOptions): HttpServer {
   app.register(nodeRoutes, { store, identifier, signedWrite, actors });
   app.register(evidenceRoutes, { store, identifier, notary });
   app.register(operatorRoutes, { store, identifier });
+  app.register(verificationOrgRoutes, { store, identifier });
   app.register(feedRoutes, {
     store,
     identifier,

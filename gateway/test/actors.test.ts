@@ -255,14 +255,16 @@ describe('alerts name the client whose token made the scan', () => {
     const res = await postAlerts([a]);
     expect(res.json()).toMatchObject({ stored: 1, duplicates: 0, refused: 0 });
     const { token: _t, ...rest } = a;
-    expect(await ownerAlerts()).toEqual([
-      {
-        ...rest,
-        raisedBy: { clientId: tokens.fr!.clientId, org: 'ORG-FR-PHA-A', location: 'FR-PHA-A', role: 'pharmacy' },
-        receivedAt: expect.any(String),
-        owner: 'ACME',
-      },
-    ]);
+    const kept = {
+      ...rest,
+      raisedBy: { clientId: tokens.fr!.clientId, org: 'ORG-FR-PHA-A', location: 'FR-PHA-A', role: 'pharmacy' },
+      receivedAt: expect.any(String),
+      owner: 'ACME',
+    };
+    expect(hub.alertsOf('ACME')).toEqual([kept]);
+    // The owner reads a reporter for it (alert-reporters.test.ts).
+    const { raisedBy: _who, ...seen } = kept;
+    expect(await ownerAlerts()).toEqual([{ ...seen, reporter: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) }]);
   });
 });
 

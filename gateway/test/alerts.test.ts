@@ -16,8 +16,8 @@ const PROBLEM = 'application/problem+json; charset=utf-8';
 let hub: TestHub;
 let acme: UploadClient;
 let beta: UploadClient;
-/** ACME's alerts, newest first (raisedAt, then id, descending). */
-let acmeAlerts: StoredAlert[];
+/** ACME's alerts as it reads them, newest first (raisedAt, then id, descending). */
+let acmeAlerts: Seen[];
 
 const alert = (owner: string, i: number, over: Partial<StoredAlert> = {}): StoredAlert => ({
   id: `${owner}-${String(i).padStart(5, '0')}`,
@@ -33,6 +33,16 @@ const alert = (owner: string, i: number, over: Partial<StoredAlert> = {}): Store
   receivedAt: new Date(T0 + Math.floor(i / 3) * 1000 + 50).toISOString(),
   owner,
   ...over,
+});
+
+/**
+ * An alert as its owner reads it: `reporter` for `raisedBy` (alert-reporters.test.ts checks the
+ * references; all of these are one reporter's).
+ */
+type Seen = Omit<StoredAlert, 'raisedBy'> & { reporter: unknown };
+const seen = ({ raisedBy: _who, ...rest }: StoredAlert): Seen => ({
+  ...rest,
+  reporter: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
 });
 
 const newestFirst = (list: StoredAlert[]) =>
@@ -51,7 +61,7 @@ beforeAll(async () => {
     for (const a of kept) hub.store.addAlert(a);
     for (let i = 0; i < 30; i++) hub.store.addAlert(alert('BETA', i));
   });
-  acmeAlerts = newestFirst(kept);
+  acmeAlerts = newestFirst(kept).map(seen);
 }, 90_000);
 
 afterAll(() => hub?.close());
@@ -64,13 +74,13 @@ async function get(client: UploadClient, query: string) {
 /** Every page of a query, followed by its `next`; the pages' sizes and all alerts in order. */
 async function allPages(client: UploadClient, query: string) {
   const sizes: number[] = [];
-  const alerts: StoredAlert[] = [];
+  const alerts: Seen[] = [];
   let cursor: string | undefined;
   do {
     const sep = query ? '&' : '?';
     const page = await get(client, `${query}${cursor ? `${sep}cursor=${cursor}` : ''}`);
     expect(page.status).toBe(200);
-    const body = page.body as { alerts: StoredAlert[]; next?: string };
+    const body = page.body as { alerts: Seen[]; next?: string };
     sizes.push(body.alerts.length);
     alerts.push(...body.alerts);
     cursor = body.next;
@@ -108,19 +118,19 @@ describe('GET /v1/alerts pages', () => {
 
 describe('GET /v1/alerts filters', () => {
   it.each([
-    ['productCode', `productCode=${B}`, (a: StoredAlert) => a.pack.productCode === B],
-    ['batch', 'batch=B2', (a: StoredAlert) => a.pack.batch === 'B2'],
-    ['code', 'code=A7', (a: StoredAlert) => a.code === 'A7'],
+    ['productCode', `productCode=${B}`, (a: Seen) => a.pack.productCode === B],
+    ['batch', 'batch=B2', (a: Seen) => a.pack.batch === 'B2'],
+    ['code', 'code=A7', (a: Seen) => a.code === 'A7'],
     [
       'from (included) and to (excluded)',
       `from=${new Date(T0 + 100_000).toISOString()}&to=${new Date(T0 + 200_000).toISOString()}`,
-      (a: StoredAlert) =>
+      (a: Seen) =>
         a.raisedAt >= new Date(T0 + 100_000).toISOString() && a.raisedAt < new Date(T0 + 200_000).toISOString(),
     ],
     [
       'all at once, with times in another zone',
       `productCode=${A}&batch=B1&code=A3&from=2026-03-01T01:00:00%2B01:00&to=2026-03-01T00:05:00Z`,
-      (a: StoredAlert) =>
+      (a: Seen) =>
         a.pack.productCode === A && a.pack.batch === 'B1' && a.code === 'A3' && a.raisedAt < '2026-03-01T00:05:00.000Z',
     ],
   ])('%s', async (_name, query, keep) => {
@@ -157,7 +167,7 @@ describe('GET /v1/alerts filters', () => {
     expect(await get(gamma, `?code=A24&cursor=${first.body.next}`)).toEqual({
       status: 200,
       type: 'application/json; charset=utf-8',
-      body: { alerts: [alert('GAMMA', 0, { code: 'A24' })] },
+      body: { alerts: [seen(alert('GAMMA', 0, { code: 'A24' }))] },
     });
   });
 });
@@ -179,7 +189,9 @@ describe('GET /v1/alerts cursors', () => {
   it("refuses another organisation's cursor, both ways", async () => {
     const betaPage = await get(beta, '?limit=10');
     expect(betaPage.body).toEqual({
-      alerts: newestFirst(Array.from({ length: 30 }, (_, i) => alert('BETA', i))).slice(0, 10),
+      alerts: newestFirst(Array.from({ length: 30 }, (_, i) => alert('BETA', i)))
+        .slice(0, 10)
+        .map(seen),
       next: expect.any(String),
     });
     expect(await get(acme, `?cursor=${betaPage.body.next}`)).toEqual(refused(foreign));

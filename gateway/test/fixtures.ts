@@ -55,7 +55,7 @@ export interface TestHub {
    * `token()` gets a fresh access token from the hub's provider.
    */
   pharmacy(market: string, location: string, role?: Role): Promise<Pharmacy>;
-  /** Every alert the hub keeps for `owner`, newest first: all its pages, read from the store. */
+  /** Every alert the hub keeps for `owner` (`-`: of unknown products), with raisedBy, newest first within each market. */
   alertsOf(owner: string): StoredAlert[];
   /** Registers a GS1 company prefix for an organisation, as onboarding staff do before its first product. */
   registerPrefix(org: string, prefix: string): Promise<void>;
@@ -211,13 +211,16 @@ export async function startTestHub(
       return { clientId, token: async () => (await tokens.token()).accessToken };
     },
     alertsOf(owner) {
+      // Read as the markets' verification organisations do, with raisedBy, which the owner's view has not.
       const all: StoredAlert[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = hub.store.alertsOf(owner, { limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-        all.push(...page.alerts);
-        cursor = page.next;
-      } while (cursor !== undefined);
+      for (const market of hub.store.markets) {
+        let cursor: string | undefined;
+        do {
+          const page = hub.store.marketAlertsOf(market, { limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+          all.push(...page.alerts.filter((a) => (a.owner ?? '-') === owner));
+          cursor = page.next;
+        } while (cursor !== undefined);
+      }
       return all;
     },
     publishAt(url) {

@@ -169,7 +169,7 @@ export interface paths {
         put?: never;
         /**
          * Issue a certificate from a CSR and onboarding data
-         * @description The CSR's signature must verify (proof of possession) with the algorithm it declares, which must be its key's own (`CA_CSR_SIGNATURE_INVALID`); RSA below 2048 bits, curves other than P-256/P-384 and other key types than Ed25519 are refused, and P-384 serves `operator` certificates only: the other profiles sign HTTP messages, and the hub takes P-256, Ed25519 and RSA signatures (`CA_KEY_REJECTED`). The subject is built from the onboarding data, never from the CSR.
+         * @description The CSR's signature must verify (proof of possession) with the algorithm it declares, which must be its key's own (`CA_CSR_SIGNATURE_INVALID`); RSA below 2048 bits, curves other than P-256/P-384 and other key types than Ed25519 are refused, and P-384 serves `operator` and `verification-org` certificates only: the other profiles sign HTTP messages, and the hub takes P-256, Ed25519 and RSA signatures (`CA_KEY_REJECTED`). The subject is built from the onboarding data, never from the CSR.
          */
         post: operations["issueCertificate"];
         delete?: never;
@@ -280,7 +280,7 @@ export interface components {
         };
         OrgId: string;
         /** @enum {string} */
-        Profile: "manufacturer" | "verifier-node" | "gateway" | "operator";
+        Profile: "manufacturer" | "verifier-node" | "gateway" | "operator" | "verification-org";
         /** @enum {string} */
         CertificateStatus: "valid" | "revoked" | "expired";
         /** @enum {string} */
@@ -288,13 +288,13 @@ export interface components {
         IssueRequest: {
             /** @description PEM PKCS#10 certificate signing request */
             csr: string;
-            /** @description manufacturer, verifier-node, gateway or operator */
+            /** @description manufacturer, verifier-node, gateway, operator or verification-org */
             profile: string;
             /** @description Organisation id, written into the subject as organizationIdentifier */
             org: string;
             /** @description Display name (CN); defaults to the organisation id */
             name?: string;
-            /** @description ISO 3166-1 alpha-2 market (verifier-node only) */
+            /** @description ISO 3166-1 alpha-2 market (verifier-node and verification-org, which need one) */
             market?: string;
             dns?: string[];
             ip?: string[];

@@ -319,7 +319,7 @@ export interface paths {
         };
         /**
          * The alerts raised on the client's own products, newest first, a page at a time
-         * @description Newest first, by `raisedAt` (then by id). A page holds at most `limit` alerts; when more may follow, `next` is given: send it back as `cursor`, with the same filters, for the next page, until an answer has no `next`. A page may hold fewer than `limit` alerts (even none) and still have a `next`: a page looks at no more than 10,000 alerts, however few of them the filters keep. The cursor is opaque and valid only for the organisation it was given to (`BAD_REQUEST` otherwise, as for any bad parameter); alerts raised after the first page was read appear on a new first page, not in the pages that follow it. A `productCode` of another organisation, or unknown to the hub, is refused with `HUB_NOT_OWNER`.
+         * @description An owner does not learn who raised an alert (docs/domain.md §5, "Who raised an alert"): each carries a `reporter`, a pseudonymous reference that is the same for all alerts one client raised on this owner's products, and another for every owner; who the client is, only the verification organisation of the alert's market reads (`GET /v1/market-alerts`). Newest first, by `raisedAt` (then by id). A page holds at most `limit` alerts; when more may follow, `next` is given: send it back as `cursor`, with the same filters, for the next page, until an answer has no `next`. A page may hold fewer than `limit` alerts (even none) and still have a `next`: a page looks at no more than 10,000 alerts, however few of them the filters keep. The cursor is opaque and valid only for the organisation it was given to (`BAD_REQUEST` otherwise, as for any bad parameter); alerts raised after the first page was read appear on a new first page, not in the pages that follow it. A `productCode` of another organisation, or unknown to the hub, is refused with `HUB_NOT_OWNER`.
          */
         get: operations["getAlerts"];
         put?: never;
@@ -328,6 +328,26 @@ export interface paths {
          * @description Idempotent by alert id; the hub keeps each alert for the owner of the product. Each alert carries the access token of the client whose scan raised it; `raisedBy` is taken from that token. Alerts are bounded per proven client (docs/domain.md §5, Alert floods): past the bound, the hub keeps no more of that client's alerts for a while and counts them in `limited`. Alerts of another market, for a product not sold in the node's market, or without a valid token are refused as a whole (403). Signed by the node's key (RFC 9421) and kept as evidence; the answer carries the receipt signature.
          */
         post: operations["postAlerts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/market-alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The alerts raised in the caller's market, with who raised them (verification-org certificate of that market)
+         * @description For the investigations of the market's verification organisation (docs/domain.md §5, "Who raised an alert"): every alert raised in `market`, whoever owns the product and for product codes the hub does not know, with `raisedBy` as the access token of the client proved it. Only a `verification-org` certificate of that market may read them: another profile is refused with `HUB_PROFILE_NOT_ALLOWED`, another market with `HUB_MARKET_NOT_YOURS`. Pages, filters and cursors as for `GET /v1/alerts`: newest first, the cursor valid only for the market it was given for, and `productCode` any product, not only an owner's.
+         */
+        get: operations["getMarketAlerts"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -557,6 +577,7 @@ export interface components {
             batch: string;
             expiry: string;
         };
+        /** @description An alert as the hub keeps it, and as the verification organisation of its market reads it (`GET /v1/market-alerts`), with who raised it. */
         StoredAlert: {
             id: string;
             /** @enum {string} */
@@ -578,6 +599,38 @@ export interface components {
                 location: string;
                 role: string;
             };
+            /** Format: date-time */
+            raisedAt: string;
+            /** Format: date-time */
+            receivedAt: string;
+            /** @description Owner of the product; absent when the product code is unknown to the hub */
+            owner?: string;
+            /** @description An aggregated alert: how many alerts it stands for (docs/domain.md §5) */
+            count?: number;
+            samples?: {
+                productCode?: string;
+                serial?: string;
+                batch?: string;
+                expiry?: string;
+            }[];
+        };
+        /** @description An alert as the owner of its product reads it (`GET /v1/alerts`): who raised it is not said, only `reporter` (docs/domain.md §5, "Who raised an alert"). */
+        OwnerAlert: {
+            id: string;
+            /** @enum {string} */
+            code: "A2" | "A3" | "A7" | "A24" | "A52" | "A68";
+            returnCode: string;
+            detail: string;
+            market: components["schemas"]["Market"];
+            nodeId: string;
+            pack: {
+                productCode: string;
+                serial: string;
+                batch: string;
+                expiry: string;
+            };
+            /** @description A pseudonym of the client whose scan raised the alert: the same for every alert that client raised on this owner's products, another for each owner; it says nothing of who the client is (HMAC-SHA256 under a key of the hub that no caller reads, 128 bits, base64url) */
+            reporter: string;
             /** Format: date-time */
             raisedAt: string;
             /** Format: date-time */
@@ -810,6 +863,17 @@ export interface components {
         Batch: string;
         /** @description A market the hub serves (ISO 3166-1 alpha-2); any other answers 404 `HUB_FEED_UNKNOWN` */
         Market: string;
+        AlertProductCode: string;
+        /** @description The batch of the pack as scanned */
+        AlertBatch: string;
+        AlertCode: "A2" | "A3" | "A7" | "A24" | "A52" | "A68";
+        /** @description Alerts raised at or after this time */
+        AlertFrom: string;
+        /** @description Alerts raised before this time (not at it); not before `from` */
+        AlertTo: string;
+        /** @description The `next` of the previous page */
+        AlertCursor: string;
+        AlertLimit: number;
         /** @description RFC 9530, sha-512 or sha-256, e.g. `sha-512=:…:` */
         ContentDigest: string;
         /** @description RFC 9421 signature parameters, e.g. `sig1=("@method" "@target-uri" "content-digest" "content-type");created=…;keyid="<cert sha-256>";nonce="…"` */
@@ -1319,17 +1383,17 @@ export interface operations {
     getAlerts: {
         parameters: {
             query?: {
-                productCode?: string;
+                productCode?: components["parameters"]["AlertProductCode"];
                 /** @description The batch of the pack as scanned */
-                batch?: string;
-                code?: "A2" | "A3" | "A7" | "A24" | "A52" | "A68";
+                batch?: components["parameters"]["AlertBatch"];
+                code?: components["parameters"]["AlertCode"];
                 /** @description Alerts raised at or after this time */
-                from?: string;
+                from?: components["parameters"]["AlertFrom"];
                 /** @description Alerts raised before this time (not at it); not before `from` */
-                to?: string;
+                to?: components["parameters"]["AlertTo"];
                 /** @description The `next` of the previous page */
-                cursor?: string;
-                limit?: number;
+                cursor?: components["parameters"]["AlertCursor"];
+                limit?: components["parameters"]["AlertLimit"];
             };
             header?: never;
             path?: never;
@@ -1344,7 +1408,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        alerts: components["schemas"]["StoredAlert"][];
+                        alerts: components["schemas"]["OwnerAlert"][];
                         /** @description Send as `cursor` for the next page; absent on the last page */
                         next?: string;
                     };
@@ -1392,6 +1456,46 @@ export interface operations {
                     };
                 };
             };
+            403: components["responses"]["Problem"];
+        };
+    };
+    getMarketAlerts: {
+        parameters: {
+            query: {
+                /** @description The market of the caller's certificate (ISO 3166-1 alpha-2) */
+                market: string;
+                productCode?: components["parameters"]["AlertProductCode"];
+                /** @description The batch of the pack as scanned */
+                batch?: components["parameters"]["AlertBatch"];
+                code?: components["parameters"]["AlertCode"];
+                /** @description Alerts raised at or after this time */
+                from?: components["parameters"]["AlertFrom"];
+                /** @description Alerts raised before this time (not at it); not before `from` */
+                to?: components["parameters"]["AlertTo"];
+                /** @description The `next` of the previous page */
+                cursor?: components["parameters"]["AlertCursor"];
+                limit?: components["parameters"]["AlertLimit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of alerts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        alerts: components["schemas"]["StoredAlert"][];
+                        /** @description Send as `cursor` for the next page; absent on the last page */
+                        next?: string;
+                    };
+                };
+            };
+            400: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
         };
     };

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { operations } from '../../../openapi/generated/hub.ts';
+import { alertQueryOf } from '../alert-query.ts';
 import { checkBatchFields, ProblemList, parseSerials } from '../batches.ts';
 import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
 import {
-  BadRequest,
   BatchClosed,
   DuplicateSerials,
   MarketAdditionTooLarge,
@@ -36,16 +36,6 @@ type BatchParams = { productCode: string; batch: string };
 type AlertsQuery = NonNullable<operations['getAlerts']['parameters']['query']> & { limit: number };
 
 /**
- * A date-time of the query in the form alerts are kept in (ISO 8601 UTC, milliseconds), so that
- * it compares with their `raisedAt` as text; refused when no clock has it (a leap second).
- */
-function instant(name: string, value: string): string {
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw new BadRequest(`${name} (${value}) is not a time`);
-  return new Date(ms).toISOString();
-}
-
-/**
  * The most packs a product update may copy to the markets it adds, in its one transaction (the
  * product's packs times the markets added; docs/domain.md §8): 500 feed records of
  * PACKS_PER_FEED_RECORD, five times the serials of the largest upload. Beyond it the update is
@@ -55,8 +45,9 @@ const MAX_PACKS_COPIED = 5_000_000;
 
 /**
  * What manufacturers do (manufacturer certificates only): register and withdraw products, upload
- * the packs of a batch (or check their serials first, storing nothing), recall and withdraw batches, read their own products, batches and the
- * alerts raised on them. An organisation sees and changes only what it owns.
+ * the packs of a batch (or check their serials first, storing nothing), recall and withdraw
+ * batches, read their own products, batches and the alerts raised on them, without who raised
+ * them. An organisation sees and changes only what it owns.
  */
 export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRoutesOptions): Promise<void> {
   const { store, signedWrite } = o;
@@ -307,16 +298,10 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
     '/v1/alerts',
     { schema: hubContract.routeSchema('getAlerts') },
     async (request) => {
-      const { from, to, ...rest } = request.query;
-      if (rest.productCode !== undefined) ownProduct(request.client, rest.productCode);
-      const range = {
-        ...(from === undefined ? {} : { from: instant('from', from) }),
-        ...(to === undefined ? {} : { to: instant('to', to) }),
-      };
-      if (range.from !== undefined && range.to !== undefined && range.from > range.to) {
-        throw new BadRequest(`from (${from}) is after to (${to})`);
-      }
-      return store.alertsOf(request.client.org, { ...rest, ...range });
+      const query = alertQueryOf(request.query);
+      if (query.productCode !== undefined) ownProduct(request.client, query.productCode);
+      // Who raised each alert is not the owner's to know: `reporter` stands for it (hub-store.ts).
+      return store.alertsOf(request.client.org, query);
     },
   );
 
