@@ -1,4 +1,14 @@
-import { createLocalJWKSet, decodeProtectedHeader, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateClientKey, TokenClient, type TokenError } from '../../clients/token-client.ts';
@@ -72,6 +82,30 @@ describe('OAuth provider', () => {
     expect(meta.token_endpoint_auth_methods_supported).toEqual(
       expect.arrayContaining(['private_key_jwt', 'client_secret_basic']),
     );
+  });
+
+  it('issues bearer tokens only: a DPoP proof (RFC 9449) binds nothing, as the nodes check none', async () => {
+    const { clientId, privateJwk } = await pharmacy('DE');
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const proof = await new SignJWT({ htm: 'POST', htu: `${issuer}/token` })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(publicKey) })
+      .setIssuedAt()
+      .setJti(crypto.randomUUID())
+      .sign(privateKey);
+    const res = await tokenRequest(
+      {
+        grant_type: 'client_credentials',
+        scope: 'verify',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await assertion(clientId, privateJwk),
+      },
+      { dpop: proof },
+    );
+    expect(res.status).toBe(200);
+    expect(res.json.token_type).toBe('Bearer');
+    expect(decodeJwt(res.json.access_token!)).not.toHaveProperty('cnf');
+    const meta = (await (await fetch(`${issuer}/.well-known/openid-configuration`, { dispatcher })).json()) as object;
+    expect(meta).not.toHaveProperty('dpop_signing_alg_values_supported');
   });
 
   it('issues an RFC 9068 JWT for its market to a private_key_jwt client, verifiable with the JWKS', async () => {

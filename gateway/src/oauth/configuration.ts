@@ -80,6 +80,9 @@ export function providerConfiguration(o: ProviderSettings): Configuration {
     scopes: ['verify'],
     features: {
       devInteractions: { enabled: false },
+      // Access tokens are bearer tokens: the verifier nodes check no DPoP proof, so a token bound
+      // to a DPoP key (RFC 9449) would promise a client a protection it does not get there.
+      dPoP: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
