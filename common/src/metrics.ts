@@ -16,18 +16,28 @@ export interface Gauge {
   labels?: Record<string, string>;
 }
 
-/** The gauges, then `process_resident_memory_bytes` and `nodejs_heap_used_bytes`. */
+/**
+ * The gauges, then `process_resident_memory_bytes` and `nodejs_heap_used_bytes`. Gauges of one
+ * name are one family: its HELP and TYPE lines come once, before all its samples (the format
+ * refuses them twice).
+ */
 export function prometheusText(gauges: readonly Gauge[]): string {
   const memory = process.memoryUsage();
-  return [
+  const families = new Map<string, Gauge[]>();
+  for (const g of [
     ...gauges,
     { name: 'process_resident_memory_bytes', help: 'Resident memory of the process.', value: memory.rss },
     { name: 'nodejs_heap_used_bytes', help: 'V8 heap in use.', value: memory.heapUsed },
-  ]
-    .map((g) => {
+  ]) {
+    families.set(g.name, [...(families.get(g.name) ?? []), g]);
+  }
+  let text = '';
+  for (const [name, family] of families) {
+    text += `# HELP ${name} ${family[0]!.help}\n# TYPE ${name} gauge\n`;
+    for (const g of family) {
       const labels = Object.entries(g.labels ?? {}).map(([k, v]) => `${k}="${v}"`);
-      const series = `${g.name}${labels.length > 0 ? `{${labels.join(',')}}` : ''}`;
-      return `# HELP ${g.name} ${g.help}\n# TYPE ${g.name} gauge\n${series} ${g.value}\n`;
-    })
-    .join('');
+      text += `${name}${labels.length > 0 ? `{${labels.join(',')}}` : ''} ${g.value}\n`;
+    }
+  }
+  return text;
 }

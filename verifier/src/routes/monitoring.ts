@@ -1,4 +1,5 @@
 import type { HttpServer } from '../../../common/src/http.ts';
+import { type Gauge, PROMETHEUS_CONTENT_TYPE, prometheusText } from '../../../common/src/metrics.ts';
 import { OpenApiContract } from '../../../common/src/openapi.ts';
 import type { components } from '../../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from '../alerts.ts';
@@ -63,20 +64,18 @@ export async function monitoringRoutes(app: HttpServer, options: MonitoringRoute
   );
   app.get('/metrics', async (_req, reply) => {
     const deadLetters = { event: options.stateChanges.deadLettersByCode(), alert: options.alerts.deadLettersByCode() };
-    return reply.type('text/plain; version=0.0.4').send(prometheusText(health(), deadLetters, options));
+    return reply.type(PROMETHEUS_CONTENT_TYPE).send(prometheusText(gauges(health(), deadLetters, options)));
   });
 }
 
-/** The health figures in the Prometheus text format (all gauges), with the process's memory. */
-function prometheusText(
+/** The health figures as Prometheus gauges (common/src/metrics.ts adds the process's memory). */
+function gauges(
   h: Health,
   deadLetters: Record<'event' | 'alert', ReadonlyMap<string, number>>,
   options: Pick<MonitoringRoutesOptions, 'witness'>,
-): string {
-  const node = `{market="${h.market}",node="${h.nodeId}"}`;
-  const gauge = (name: string, help: string, value: number, labels = node) =>
-    `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name}${labels} ${value}\n`;
-  const memory = process.memoryUsage();
+): Gauge[] {
+  const labels = { market: h.market, node: h.nodeId };
+  const gauge = (name: string, help: string, value: number): Gauge => ({ name, help, value, labels });
   return [
     gauge('packtrust_feed_applied_seq', 'Last feed record applied to the replica.', h.appliedSeq),
     gauge('packtrust_feed_hub_seq', 'Newest feed record the hub reported.', h.hubSeq),
@@ -104,27 +103,15 @@ function prometheusText(
       'Hub evidence checkpoints refused since the start: a bad signature, or a log that shrank or forked (see the log).',
       options.witness?.status.failures ?? 0,
     ),
-    ...byCode(h, deadLetters),
-    gauge('process_resident_memory_bytes', 'Resident memory of the node process.', memory.rss, ''),
-    gauge('nodejs_heap_used_bytes', 'V8 heap in use.', memory.heapUsed, ''),
-  ].join('');
-}
-
-/**
- * `packtrust_dead_letters_by_code`: the dead letters by kind (`event`, `alert`) and the code of
- * the hub's refusal, one sample per code seen (the hub's codes, a bounded set).
- */
-function byCode(h: Health, deadLetters: Record<'event' | 'alert', ReadonlyMap<string, number>>): string[] {
-  const name = 'packtrust_dead_letters_by_code';
-  const samples: string[] = [];
-  for (const [kind, codes] of Object.entries(deadLetters)) {
-    for (const [code, n] of codes)
-      samples.push(
-        `${name}{market="${h.market}",node="${h.nodeId}",kind="${kind}",code="${code.replace(/["\\\n]/g, '_')}"} ${n}\n`,
-      );
-  }
-  return [
-    `# HELP ${name} Dead letters by kind and by the code of the hub's refusal.\n# TYPE ${name} gauge\n`,
-    ...samples,
+    // By kind (`event`, `alert`) and the code of the hub's refusal: one sample per code seen (the
+    // hub's codes, a bounded set).
+    ...Object.entries(deadLetters).flatMap(([kind, codes]) =>
+      [...codes].map(([code, n]) => ({
+        name: 'packtrust_dead_letters_by_code',
+        help: "Dead letters by kind and by the code of the hub's refusal.",
+        value: n,
+        labels: { ...labels, kind, code: code.replace(/["\\\n]/g, '_') },
+      })),
+    ),
   ];
 }
