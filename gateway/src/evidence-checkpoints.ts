@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type CheckpointSigner, openCheckpoint, signCheckpoint, verifierKey } from '../../common/src/checkpoint.ts';
-import { EMPTY_ROOT, verifyConsistency } from '../../common/src/merkle.ts';
+import { appendLeaf, type Frontier, rootFromFrontier } from '../../common/src/merkle.ts';
 import type { ReceiptEvidence } from '../../common/src/receipt-evidence.ts';
 import type { Store } from '../../common/src/store.ts';
 import { EvidenceKeyInvalid, EvidenceTreeTampered } from './errors.ts';
@@ -20,7 +20,7 @@ const START_CHECKED_RECORDS = 10_000;
 export class EvidenceNotary {
   private readonly signer: CheckpointSigner;
   /** The tree this notary signed last (or found signed at start): the next one must be it plus one record. */
-  private last: { size: number; root: Buffer } | undefined;
+  private last: { size: number; frontier: Frontier } | undefined;
   /** The note verifier key (`<origin>+<key hash>+<key>`) that checks this notary's checkpoints. */
   readonly verifierKey: string;
 
@@ -81,9 +81,9 @@ export class EvidenceNotary {
       }
       log.buildTree(store);
       const size = log.treeSize();
-      const root = log.root(size);
-      if (size > 0) store.transactionSync(() => log.keepCheckpoint(size, this.sign(size, root)));
-      this.last = { size, root };
+      const frontier = log.frontier(size);
+      if (size > 0) store.transactionSync(() => log.keepCheckpoint(size, this.sign(size, rootFromFrontier(frontier))));
+      this.last = { size, frontier };
       return;
     }
     let cp: { size: number; root: Buffer };
@@ -95,7 +95,8 @@ export class EvidenceNotary {
       });
     }
     const size = log.treeSize();
-    if (cp.size !== size || log.lastSeq() !== size || !log.root(size).equals(cp.root)) {
+    const frontier = cp.size === size ? log.frontier(size) : [];
+    if (cp.size !== size || log.lastSeq() !== size || !rootFromFrontier(frontier).equals(cp.root)) {
       throw new EvidenceTreeTampered(
         `the evidence log (${log.lastSeq()} records, a tree of ${size}) is not the tree of ${cp.size} records this gateway signed last: run \`packtrust-gateway evidence verify\``,
       );
@@ -108,37 +109,31 @@ export class EvidenceNotary {
         `evidence record ${changed} is not the leaf of the tree this gateway signed: run \`packtrust-gateway evidence verify\``,
       );
     }
-    this.last = { size, root: cp.root };
+    this.last = { size, frontier };
   }
 
   /**
    * Inside the write transaction that appended `proof`'s record: what its receipt carries
    * (`Packtrust-Evidence`), the record's leaf, its inclusion proof and a checkpoint of the tree it
    * ends, which is kept in the store too (so every write is checkpointed). That tree must be the
-   * one this notary signed last plus this one record (RFC 9162 §2.1.4): a record the gateway did
-   * not append, or a tree changed under it, makes the write fail and nothing is signed. (Were a
-   * commit to fail after this, the next write would fail the same way, until a restart.)
+   * one this notary signed last plus this one record (its frontier, kept in memory, folded with
+   * the leaf): a record the gateway did not append, or a tree changed under it, makes the write
+   * fail and nothing is signed. (Were a commit to fail after this, the next write would fail the
+   * same way, until a restart.)
    */
   receiptEvidence(log: EvidenceLog, proof: InclusionEvidence): ReceiptEvidence {
-    const last = this.last ?? { size: 0, root: EMPTY_ROOT };
-    const extends_ =
-      proof.treeSize === last.size + 1 &&
-      (last.size === 0 ||
-        verifyConsistency(
-          last.size,
-          proof.treeSize,
-          last.root,
-          proof.root,
-          log.consistency(last.size, proof.treeSize),
-        ));
-    if (!extends_) {
+    const last = this.last ?? { size: 0, frontier: [] };
+    // The tree it signed last plus this leaf, folded here from the frontier it keeps: what the
+    // store's tree must be, without reading it again.
+    const expected = appendLeaf(last.frontier, last.size, proof.leafHash).frontier;
+    if (proof.treeSize !== last.size + 1 || !rootFromFrontier(expected).equals(proof.root)) {
       throw new EvidenceTreeTampered(
         `the evidence tree of ${proof.treeSize} records is not the one of ${last.size} this gateway signed plus its own record`,
       );
     }
     const checkpoint = this.sign(proof.treeSize, proof.root);
     log.keepCheckpoint(proof.treeSize, checkpoint);
-    this.last = { size: proof.treeSize, root: proof.root };
+    this.last = { size: proof.treeSize, frontier: expected };
     return {
       seq: proof.seq,
       leafIndex: proof.leafIndex,

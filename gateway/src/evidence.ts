@@ -4,6 +4,7 @@ import {
   appendLeaf,
   consistencyProof,
   EMPTY_ROOT,
+  type Frontier,
   frontierOf,
   inclusionProof,
   leafHash,
@@ -196,6 +197,12 @@ export class EvidenceLog {
   /** The stored leaf hash of record `seq`. */
   leaf(seq: number): Buffer | undefined {
     return this.tree.get([0, seq - 1]);
+  }
+
+  /** The right frontier of the tree of `size` records (its perfect subtrees, largest first), from the stored tree. */
+  frontier(size = this.treeSize()): Frontier {
+    this.checkSize(size);
+    return frontierOf(size, this.read);
   }
 
   /** RFC 9162 MTH of the first `size` records, from the stored tree. */
