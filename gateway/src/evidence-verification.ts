@@ -231,7 +231,8 @@ export function verifyEvidence(log: EvidenceLog, options: EvidenceVerificationOp
         }
       }
     }
-    for (const f of checkRecord(entry.seq, entry.body, log.body(entry.seq), options.trust)) find(f);
+    const checked = checkRecord(entry.seq, entry.body, log.body(entry.seq), options.trust);
+    for (const f of checked.findings) find(f);
     // Bindings the record's own checks leave open (a record the store's holder made of real parts).
     const r = entry.body;
     const at = Date.parse(r.receivedAt);
@@ -250,7 +251,7 @@ export function verifyEvidence(log: EvidenceLog, options: EvidenceVerificationOp
     if (!created || Math.abs(Number(created[1]) * 1000 - at) > windowMs) {
       invalid(`its request was signed at a time the gateway would not have accepted at ${r.receivedAt}`);
     }
-    const bound = certificateBinding(r);
+    const bound = checked.cert && certificateBinding(r, checked.cert);
     if (bound) invalid(bound);
     if (!options.trust.crlNextUpdate || at > options.trust.crlNextUpdate.getTime()) afterCrl++;
   }
@@ -294,21 +295,32 @@ function requestOf(record: EvidenceRecord): HttpMessage {
   return { method: record.method, targetUri: record.targetUri, headers };
 }
 
-/** One record: its body and request signature, and its client certificate against the trust anchors. */
-function checkRecord(seq: number, record: EvidenceRecord, body: Buffer | undefined, trust: TrustAnchors): Finding[] {
+/**
+ * One record: its body and request signature, and its client certificate against the trust
+ * anchors; with the certificate, once it could be read (the caller checks what the record says of it).
+ */
+function checkRecord(
+  seq: number,
+  record: EvidenceRecord,
+  body: Buffer | undefined,
+  trust: TrustAnchors,
+): { findings: Finding[]; cert?: X509Certificate } {
   const invalid = (detail: string): Finding[] => [{ code: 'RECORD_INVALID', seq, detail }];
-  if (!body) return invalid('the request body is missing');
-  if (sha256Hex(body) !== record.bodySha256) return invalid('the stored body does not match its recorded hash');
+  const untrusted = (detail: string) => ({ findings: [{ code: 'CERTIFICATE_UNTRUSTED' as const, seq, detail }] });
+  if (!body) return { findings: invalid('the request body is missing') };
+  if (sha256Hex(body) !== record.bodySha256) {
+    return { findings: invalid('the stored body does not match its recorded hash') };
+  }
   const message = requestOf(record);
   const digest = checkContentDigest(message.headers['content-digest']?.toString(), bodyDigest(body));
-  if (!digest.ok) return invalid(`Content-Digest: ${digest.reason}`);
+  if (!digest.ok) return { findings: invalid(`Content-Digest: ${digest.reason}`) };
   const der = record.clientCertificates[0];
-  if (!der) return [{ code: 'CERTIFICATE_UNTRUSTED', seq, detail: 'no client certificate was kept' }];
+  if (!der) return untrusted('no client certificate was kept');
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(Buffer.from(der, 'base64'));
   } catch {
-    return [{ code: 'CERTIFICATE_UNTRUSTED', seq, detail: 'the kept client certificate cannot be read' }];
+    return untrusted('the kept client certificate cannot be read');
   }
   const findings: Finding[] = [];
   const at = new Date(record.receivedAt);
@@ -337,27 +349,21 @@ function checkRecord(seq: number, record: EvidenceRecord, body: Buffer | undefin
     }
   }
   const sig = parseSignatures(message).find((s) => s.label === record.signatureLabel);
-  if (!sig) return [...findings, ...invalid(`signature "${record.signatureLabel}" is missing from the stored headers`)];
   const alg = algorithmForKey(cert.publicKey);
-  if (!alg) return [...findings, ...invalid('unsupported client key')];
-  try {
-    verifySignature(message, sig, cert.publicKey, alg);
-  } catch (err) {
-    return [...findings, ...invalid(`request signature: ${(err as Error).message}`)];
+  if (!sig) findings.push(...invalid(`signature "${record.signatureLabel}" is missing from the stored headers`));
+  else if (!alg) findings.push(...invalid('unsupported client key'));
+  else {
+    try {
+      verifySignature(message, sig, cert.publicKey, alg);
+    } catch (err) {
+      findings.push(...invalid(`request signature: ${(err as Error).message}`));
+    }
   }
-  return findings;
+  return { findings, cert };
 }
 
 /** Whether the record's organisation and fingerprint are its certificate's; a reason when not. */
-function certificateBinding(r: EvidenceRecord): string | undefined {
-  const der = r.clientCertificates[0];
-  if (!der) return undefined;
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(Buffer.from(der, 'base64'));
-  } catch {
-    return undefined;
-  }
+function certificateBinding(r: EvidenceRecord, cert: X509Certificate): string | undefined {
   if (cert.fingerprint256.replaceAll(':', '').toLowerCase() !== r.clientFingerprint) {
     return 'its client fingerprint is not that of its certificate';
   }
