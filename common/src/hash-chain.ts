@@ -18,7 +18,8 @@ const GENESIS_HASH = '0'.repeat(64);
 
 /**
  * An append-only, hash-chained log kept in one LMDB database keyed by sequence number (from 1).
- * Used by the CA's audit log, the gateway's evidence log and the per-market change feeds.
+ * Used by the CA's audit log, the prefix registry's audit log and the per-market change feeds (the
+ * evidence log is a Merkle tree log: gateway/src/evidence.ts).
  */
 export class HashChain<T> {
   constructor(readonly db: Database<ChainEntry<T>, number>) {}
