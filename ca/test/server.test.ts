@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEM_CONTENT_TYPE } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { toPem } from '../../common/src/pki.ts';
-import { postHead, rawRequest } from '../../common/test/fixtures/raw-http.ts';
+import { postHead, rawRequest, TIMED_OUT } from '../../common/test/fixtures/raw-http.ts';
 import { type RunningCaServer, startCaServer } from '../src/server.ts';
 import { createTestCa, httpsRequest, openssl, opensslCsr, P256, PASSPHRASE, run, type TestCa } from './fixtures.ts';
 
@@ -374,14 +374,6 @@ describe('both listeners, with a client that sends slowly', () => {
   });
   afterAll(() => slow.close());
 
-  const timedOut = {
-    type: 'https://packtrust.dev/problems/request-timeout',
-    title: 'The request took too long to arrive',
-    status: 408,
-    detail: 'The request did not arrive within the time this listener allows',
-    code: 'REQUEST_TIMEOUT',
-  };
-
   it('answers 408 to an OCSP request sent one byte at a time', async () => {
     const answer = await rawRequest({
       url: slow.publicUrl,
@@ -392,7 +384,7 @@ describe('both listeners, with a client that sends slowly', () => {
       status: 408,
       headers: { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close' },
     });
-    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(JSON.parse(answer.body)).toEqual(TIMED_OUT);
     expect(answer.dripped).toBeLessThan(500);
   });
 
@@ -404,7 +396,7 @@ describe('both listeners, with a client that sends slowly', () => {
       drip: { data: Buffer.alloc(1000, 0x20), everyMs: 20 },
     });
     expect(answer.status).toBe(408);
-    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(JSON.parse(answer.body)).toEqual(TIMED_OUT);
     expect(answer.dripped).toBeLessThan(500);
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadRequest } from '../src/errors.ts';
 import { createHttpServer, type HttpServer, listen } from '../src/http.ts';
 import { createLogger } from '../src/log.ts';
-import { postHead, rawRequest } from './fixtures/raw-http.ts';
+import { postHead, rawRequest, TIMED_OUT } from './fixtures/raw-http.ts';
 
 let app: HttpServer;
 let base: string;
@@ -69,14 +69,6 @@ describe('createHttpServer time limits and unwanted bodies', () => {
   let limited: HttpServer;
   let url: string;
   const timeouts = { headersTimeoutMs: 500, requestTimeoutMs: 1000, keepAliveTimeoutMs: 500, idleTimeoutMs: 5000 };
-  const timedOut = {
-    type: 'https://packtrust.dev/problems/request-timeout',
-    title: 'The request took too long to arrive',
-    status: 408,
-    detail: 'The request did not arrive within the time this listener allows',
-    code: 'REQUEST_TIMEOUT',
-  };
-
   beforeAll(async () => {
     limited = createHttpServer({
       logger: createLogger('test', 'silent'),
@@ -114,7 +106,7 @@ describe('createHttpServer time limits and unwanted bodies', () => {
       status: 408,
       headers: { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close' },
     });
-    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(JSON.parse(answer.body)).toEqual(TIMED_OUT);
     // 1000 bytes at one per 20 ms take 20 s; the deadline is 1 s.
     expect(answer.dripped).toBeLessThan(500);
   });
@@ -126,7 +118,7 @@ describe('createHttpServer time limits and unwanted bodies', () => {
       drip: { data: `Host: 127.0.0.1\r\nX-Slow: ${'a'.repeat(1000)}\r\n\r\n`, everyMs: 20 },
     });
     expect(answer.status).toBe(408);
-    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(JSON.parse(answer.body)).toEqual(TIMED_OUT);
     expect(answer.dripped).toBeLessThan(500);
   });
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postHead, rawRequest } from '../../common/test/fixtures/raw-http.ts';
+import { postHead, rawRequest, TIMED_OUT } from '../../common/test/fixtures/raw-http.ts';
 import { type Credential, startTestHub, type TestHub } from './fixtures.ts';
 
 // What the gateway's listener lets a client do before it knows who the client is, and how long
@@ -73,13 +73,6 @@ describe('a large body sent without a client certificate', () => {
 });
 
 describe('a client that sends slowly', () => {
-  const timedOut = problem(
-    'REQUEST_TIMEOUT',
-    408,
-    'The request took too long to arrive',
-    'The request did not arrive within the time this listener allows',
-  );
-
   it('is answered 408 when its upload arrives one byte at a time, though it is an authenticated manufacturer', async () => {
     const answer = await rawRequest({
       url: hub.hubUrl,
@@ -91,7 +84,7 @@ describe('a client that sends slowly', () => {
       status: 408,
       headers: { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close' },
     });
-    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(JSON.parse(answer.body)).toEqual(TIMED_OUT);
     expect(answer.dripped).toBeLessThan(500);
   });
 
@@ -103,7 +96,7 @@ describe('a client that sends slowly', () => {
       drip: { data: `Host: 127.0.0.1\r\nX-Slow: ${'a'.repeat(1000)}\r\n\r\n`, everyMs: 20 },
     });
     expect(answer.status).toBe(408);
-    expect(JSON.parse(answer.body)).toEqual(timedOut);
+    expect(JSON.parse(answer.body)).toEqual(TIMED_OUT);
     expect(answer.dripped).toBeLessThan(500);
   });
 
