@@ -24,8 +24,9 @@ const GENESIS_HASH = '0'.repeat(64);
 export class HashChain<T> {
   constructor(readonly db: Database<ChainEntry<T>, number>) {}
 
-  static hash(seq: number, prev: string, body: unknown): string {
-    return createHash('sha256').update(`${seq}\n${prev}\n`).update(canonicalJson(body)).digest('hex');
+  /** `canonical` is `canonicalJson(body)` when the caller has it already (one record appended to several chains). */
+  static hash(seq: number, prev: string, body: unknown, canonical = canonicalJson(body)): string {
+    return createHash('sha256').update(`${seq}\n${prev}\n`).update(canonical).digest('hex');
   }
 
   /** The newest entry, or undefined for an empty log. */
@@ -35,14 +36,14 @@ export class HashChain<T> {
   }
 
   /**
-   * Appends `body`. Must run inside a write transaction of the store (so the entry commits with
+   * Appends `body` (`canonical`: its canonical JSON, if the caller has it). Must run inside a write transaction of the store (so the entry commits with
    * the change it records, and concurrent writers, even other processes, serialise on the chain).
    */
-  append(body: T): ChainEntry<T> {
+  append(body: T, canonical?: string): ChainEntry<T> {
     const last = this.last();
     const seq = (last?.seq ?? 0) + 1;
     const prev = last?.hash ?? GENESIS_HASH;
-    const entry: ChainEntry<T> = { seq, prev, hash: HashChain.hash(seq, prev, body), body };
+    const entry: ChainEntry<T> = { seq, prev, hash: HashChain.hash(seq, prev, body, canonical), body };
     this.db.putSync(seq, entry);
     return entry;
   }

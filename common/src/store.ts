@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
-import { type Database, type Key, open, type RootDatabase, type RootDatabaseOptionsWithPath } from 'lmdb';
+import { asBinary, type Database, type Key, open, type RootDatabase, type RootDatabaseOptionsWithPath } from 'lmdb';
 
 export type { Database, Key, RootDatabase };
 
@@ -97,6 +97,18 @@ export class Store {
  */
 export function putIfAbsent<V, K extends Key>(db: Database<V, K>, key: K, value: V): boolean {
   return (db.putSync(key, value, { noOverwrite: true }) as unknown as boolean) !== false;
+}
+
+/**
+ * Inside a write transaction: `value` encoded once as `db` encodes its values, to be put under
+ * many keys (a batch's packs all start the same): lmdb-js stores it as it is instead of encoding
+ * it again per key. Inside the transaction because a value of a new shape makes the encoder save
+ * its record structure with the writes.
+ */
+export function encodedOnce<V, K extends Key>(db: Database<V, K>, value: V): V {
+  const encoder = (db as unknown as { encoder: { encode(value: V): Uint8Array } }).encoder;
+  // A copy: the encoder reuses its buffer for the next value.
+  return asBinary(Buffer.from(encoder.encode(value))) as unknown as V;
 }
 
 /**
