@@ -4,7 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { runCli } from '../common/src/cli.ts';
 import { BadRequest } from '../common/src/errors.ts';
+import type { operations } from '../openapi/generated/hub.ts';
 import { UploadClient, type UploadResponse } from './upload-client.ts';
+
+/** The dry run's answer (openapi/hub.yaml `checkSerials`). */
+type SerialCheck = operations['checkSerials']['responses']['200']['content']['application/json'];
 
 interface Globals {
   hub: string;
@@ -158,17 +162,11 @@ function reportCheck(res: UploadResponse): void {
     process.exitCode = 1;
     return;
   }
-  const body = res.json<{
-    uploadWouldBeRefused: boolean;
-    randomisation: {
-      packs: number;
-      verdict: string;
-      findings: { code: string; severity: string; detail: string; explanation: string }[];
-    };
-  }>();
+  const body = res.json<SerialCheck>();
   console.log(JSON.stringify(body, null, 2));
-  const { packs, verdict, findings } = body.randomisation;
-  console.error(`${packs} serials: ${verdict}; nothing was stored`);
+  const { packs, productPacks, verdict, findings } = body.randomisation;
+  const judged = productPacks > packs ? ` (judged with the product's ${productPacks - packs} registered serials)` : '';
+  console.error(`${packs} serials${judged}: ${verdict}; nothing was stored`);
   for (const f of findings) console.error(`${f.severity.toUpperCase()} ${f.code}: ${f.detail}\n  ${f.explanation}`);
   if (body.uploadWouldBeRefused) {
     console.error('the hub would refuse an upload of these serials (HUB_RANDOMISATION_REJECTED)');

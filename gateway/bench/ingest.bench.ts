@@ -9,7 +9,7 @@ import { writeBenchResults } from '../../common/src/bench.ts';
 import { listen } from '../../common/src/http.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { FMD_MARKETS } from '../../common/src/markets.ts';
-import { Store } from '../../common/src/store.ts';
+import { encodedOnce, putIfAbsent, Store } from '../../common/src/store.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
 import { EvidenceNotary } from '../src/evidence-checkpoints.ts';
 import { HubStore } from '../src/hub-store.ts';
@@ -57,9 +57,11 @@ function rawLmdbBaseline(list: string[]): Promise<number> {
   const t0 = performance.now();
   return store
     .transaction(() => {
-      const pack = { b: 'B1', s: 'ACTIVE' };
-      // Keyed as the hub store keys packs: the product code followed by the serial.
-      for (const s of list) db.putSync(PRODUCT + s, pack);
+      // Written as the hub store writes packs (hub-store.ts registerPacks), without the rest of an
+      // upload: keyed by the product code followed by the serial, the value encoded once, a pack
+      // never overwritten.
+      const pack = encodedOnce(db, { b: 'B1', s: 'ACTIVE' });
+      for (const s of list) putIfAbsent(db, PRODUCT + s, pack);
     })
     .then(async () => {
       const ms = performance.now() - t0;

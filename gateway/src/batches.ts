@@ -1,4 +1,4 @@
-import { charset82Problem, expiryDate } from '../../common/src/gs1.ts';
+import { CHARSET_82, charset82Problem, expiryDate } from '../../common/src/gs1.ts';
 import { BadRequest, BatchExpired, MasterDataInvalid, PayloadTooLarge } from './errors.ts';
 
 const MAX_SERIALS_PER_UPLOAD = 1_000_000;
@@ -26,14 +26,22 @@ export class ProblemList {
   }
 }
 
+/** 1 for the bytes of GS1 character set 82, so a serial is checked byte by byte as the body is scanned. */
+const SET_82_BYTES = new Uint8Array(256);
+for (const c of CHARSET_82) SET_82_BYTES[c.charCodeAt(0)] = 1;
+const MAX_SERIAL_LENGTH = 20;
+
 /**
  * Reads a pack upload body: one serial per line (LF or CRLF; a final newline is optional).
- * Scans the buffer once, so 1,000,000 serials cost one string each. Every malformed serial and
- * every serial repeated inside the upload is reported (the first 100, with the count).
+ * Scans the buffer once, checking each serial's bytes against set 82 as it goes, so 1,000,000
+ * serials cost one string each. Every malformed serial is reported (the first 100, with the
+ * count), and so is every serial repeated inside the upload, unless `repeats` is `later`: an
+ * upload leaves that to the registration of its packs, which finds a repeat as a serial taken and
+ * then calls {@link refuseRepeatedSerials} (routes/manufacturer.ts), so the common case pays for
+ * no set of a million strings.
  */
-export function parseSerials(body: Buffer): string[] {
+export function parseSerials(body: Buffer, options: { repeats?: 'refuse' | 'later' } = {}): string[] {
   const serials: string[] = [];
-  const seen = new Set<string>();
   const problems = new ProblemList();
   let start = 0;
   let line = 0;
@@ -42,16 +50,12 @@ export function parseSerials(body: Buffer): string[] {
     if (end === -1) end = body.length;
     line++;
     const stop = end > start && body[end - 1] === 13 ? end - 1 : end;
+    let valid = stop > start && stop - start <= MAX_SERIAL_LENGTH;
+    for (let i = start; valid && i < stop; i++) valid = SET_82_BYTES[body[i]!] === 1;
     const serial = body.toString('latin1', start, stop);
     start = end + 1;
-    const problem = charset82Problem(serial);
-    if (problem) problems.add({ item: serial, line, problem: `serial ${problem}` });
-    else if (seen.has(serial))
-      problems.add({ item: serial, line, problem: 'serial appears more than once in this upload' });
-    else {
-      seen.add(serial);
-      serials.push(serial);
-    }
+    if (valid) serials.push(serial);
+    else problems.add({ item: serial, line, problem: `serial ${charset82Problem(serial)}` });
     if (serials.length > MAX_SERIALS_PER_UPLOAD) {
       throw new PayloadTooLarge(
         `An upload carries at most ${MAX_SERIALS_PER_UPLOAD} serials; split the batch into several uploads`,
@@ -62,7 +66,25 @@ export function parseSerials(body: Buffer): string[] {
     throw new MasterDataInvalid(`${problems.count} serial(s) are invalid`, problems.toExtensions());
   }
   if (serials.length === 0) throw new BadRequest('The upload holds no serial numbers (one per line)');
+  if (options.repeats !== 'later') refuseRepeatedSerials(serials);
   return serials;
+}
+
+/**
+ * Refuses serials that `parseSerials` read (so serial i is on line i + 1) when one appears more
+ * than once: 400 with each repeat and its line.
+ */
+export function refuseRepeatedSerials(serials: readonly string[]): void {
+  const seen = new Set<string>();
+  const problems = new ProblemList();
+  serials.forEach((serial, i) => {
+    if (seen.has(serial))
+      problems.add({ item: serial, line: i + 1, problem: 'serial appears more than once in this upload' });
+    else seen.add(serial);
+  });
+  if (problems.count > 0) {
+    throw new MasterDataInvalid(`${problems.count} serial(s) are invalid`, problems.toExtensions());
+  }
 }
 
 /**

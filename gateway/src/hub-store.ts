@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
+import { canonicalJson } from '../../common/src/canonical-json.ts';
 import { encodePackRow, type FeedRecord, type PackRow } from '../../common/src/feed-format.ts';
 import { type ChainEntry, HashChain } from '../../common/src/hash-chain.ts';
-import { type Database, putIfAbsent, Store } from '../../common/src/store.ts';
+import { type Database, encodedOnce, putIfAbsent, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 import { BadRequest, FeedUnknown } from './errors.ts';
 import { EvidenceLog } from './evidence.ts';
 import { NonceStore } from './nonces.ts';
 import { PrefixStore } from './prefix-store.ts';
+import { SerialStatistics, type SerialStatisticsData } from './randomisation.ts';
 import { reporterReference } from './reporters.ts';
 
 /** Product master data as the contract defines it (openapi/hub.yaml). */
@@ -52,10 +54,10 @@ export const PACKS_PER_FEED_RECORD = 10_000;
 type ReadOnlyDatabase<V> = Pick<Database<V, string>, 'get' | 'getRange' | 'getCount'>;
 
 /**
- * Named databases besides the feeds: 14 of the hub's (9 here, 2 of the evidence log, 1 of the
+ * Named databases besides the feeds: 17 of the hub's (10 here, 4 of the evidence log, 1 of the
  * nonces, 2 of the prefix registry), 3 of the OAuth provider's own (`oauth-audit`,
  * `oauth-grant-index`, `oauth-signing-keys`) and one per oidc-provider model
- * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 31 today, with room to grow.
+ * (`oauth-Client`, `oauth-ReplayDetection`, … 14 in oidc-provider 9): 34 today, with room to grow.
  * LMDB counts the databases a process opens against `maxDbs`, not those in the file.
  */
 const FIXED_DATABASES = 64;
@@ -81,6 +83,8 @@ export class HubStore {
   private readonly batchDb: Database<Batch, string>;
   /** Key: product code (14 digits) followed by the serial. */
   private readonly packDb: Database<PackRow, string>;
+  /** Per product code: the statistics of all its serials (randomisation.ts), updated with each upload. */
+  private readonly serialStatisticsDb: Database<SerialStatisticsData, string>;
   /** Decisions by client transaction id (key: client id | txId): a repeated event gets the same answer. */
   private readonly packTxDb: Database<KeptPackDecision, string>;
   /** Key: owner (or "-" for unknown products) | raisedAt | id. */
@@ -104,6 +108,7 @@ export class HubStore {
     this.productDb = this.store.db('products');
     this.batchDb = this.store.db('batches');
     this.packDb = this.store.db('packs');
+    this.serialStatisticsDb = this.store.db('serial-statistics');
     this.evidence = new EvidenceLog(this.store);
     this.nonces = new NonceStore(this.store);
     this.alerts = this.store.db('alerts');
@@ -121,6 +126,8 @@ export class HubStore {
       if (this.alertsByMarket.getCount() === 0) {
         for (const { key, value } of this.alerts.getRange()) this.alertsByMarket.putSync(marketKey(value), key);
       }
+      // A store from before the per-product serial statistics gets them once, from its packs.
+      if (this.serialStatisticsDb.getCount() === 0) this.backfillSerialStatistics();
     });
     this.reporterKey = Buffer.from(secrets.get('reporter-key')!, 'base64url');
   }
@@ -180,9 +187,48 @@ export class HubStore {
    */
   registerPacks(productCode: string, batch: string, serials: readonly string[]): string[] {
     const taken: string[] = [];
-    const pack: PackRow = { b: batch, s: 'ACTIVE' };
+    const pack = encodedOnce<PackRow, string>(this.packDb, { b: batch, s: 'ACTIVE' });
     for (const serial of serials) if (!putIfAbsent(this.packDb, packKey(productCode, serial), pack)) taken.push(serial);
     return taken;
+  }
+
+  /** The statistics of every serial registered for `productCode` (empty when it has none). */
+  serialStatistics(productCode: string): SerialStatistics {
+    const data = this.serialStatisticsDb.get(productCode);
+    return data ? SerialStatistics.fromJSON(data) : SerialStatistics.EMPTY;
+  }
+
+  /** Inside a write transaction, with the packs it counts. */
+  putSerialStatistics(productCode: string, statistics: SerialStatistics): void {
+    this.serialStatisticsDb.putSync(productCode, statistics.toJSON());
+  }
+
+  /** Inside a write transaction: every product's statistics from its packs, read in key order (product by product). */
+  private backfillSerialStatistics(): void {
+    let product: string | undefined;
+    let statistics = SerialStatistics.EMPTY;
+    let serials: string[] = [];
+    const flush = () => {
+      statistics = statistics.merge(SerialStatistics.of(serials));
+      serials = [];
+    };
+    for (const key of this.packDb.getKeys()) {
+      const code = key.slice(0, PRODUCT_CODE_LENGTH);
+      if (code !== product) {
+        if (product !== undefined) {
+          flush();
+          this.putSerialStatistics(product, statistics);
+        }
+        product = code;
+        statistics = SerialStatistics.EMPTY;
+      }
+      serials.push(key.slice(PRODUCT_CODE_LENGTH));
+      if (serials.length === 100_000) flush();
+    }
+    if (product !== undefined) {
+      flush();
+      this.putSerialStatistics(product, statistics);
+    }
   }
 
   pack(productCode: string, serial: string): PackRow | undefined {
@@ -240,7 +286,13 @@ export class HubStore {
    * no longer configured (a product registered while they were) are skipped: they have no feed.
    */
   publish(markets: Iterable<string>, record: FeedRecord): void {
-    for (const market of markets) if (this.serves(market)) this.feed(market).append(record);
+    let canonical: string | undefined;
+    for (const market of markets) {
+      if (!this.serves(market)) continue;
+      // Made canonical once for all the markets (a record of packs holds 10,000 serials).
+      canonical ??= canonicalJson(record);
+      this.feed(market).append(record, canonical);
+    }
   }
 
   /** How many packs are registered for `productCode`. */
@@ -389,4 +441,6 @@ export class HubStore {
 const marketKey = (alert: Pick<StoredAlert, 'market' | 'raisedAt' | 'id'>): string =>
   `${alert.market}|${alert.raisedAt}|${alert.id}`;
 const batchKey = (productCode: string, batch: string): string => `${productCode}|${batch}`;
+/** Product codes are GTIN-14s, so a pack's key is 14 digits followed by the serial. */
+const PRODUCT_CODE_LENGTH = 14;
 const packKey = (productCode: string, serial: string): string => productCode + serial;

@@ -1,22 +1,29 @@
 /**
- * Serial number randomisation checks (Delegated Regulation (EU) 2016/161 Art. 4(c): the chance of
- * guessing a valid serial must be below 1 in 10,000; EMVO's URS adds "equally distributed,
- * independent, not built by an easily found algorithm"). Pure statistics over one batch's serials
- * (or a product's, across batches). Generators are looked for twice: in the first serials as uploaded
- * (a linear congruential generator shows only in its own order), and over the whole set sorted, so
- * that shuffling a counter or a fixed step before the upload hides nothing (issue 13).
+ * Serial number randomisation checks (Delegated Regulation (EU) 2016/161 Art. 4(b)(ii): serials
+ * made by a randomisation algorithm; Art. 4(c): the chance of guessing one must be negligible and
+ * below 1 in 10,000; EMVO's URS adds "equally distributed, independent, not built by an easily
+ * found algorithm"). Pure statistics; the rules are in docs/domain.md §1, "Serial randomisation".
+ *
+ * A guesser guesses a serial of a product, whatever its batch, so the guess probability is judged
+ * over the product's whole population: the hub keeps each product's {@link SerialStatistics}
+ * (hub-store.ts) and merges each upload into it, so splitting a weak batch into small uploads hides
+ * nothing. Generators are looked for in the upload's own serials twice: in the first serials as
+ * uploaded (a linear congruential generator shows only in its own order), and over the whole
+ * upload sorted, so that shuffling a counter or a fixed step before the upload hides nothing.
  */
 
+import { CHARSET_82 } from '../../common/src/gs1.ts';
 import type { components } from '../../openapi/generated/hub.ts';
 
 /**
- * The report an upload is answered with (openapi/hub.yaml `RandomisationReport`): `guessProbability`
- * is packs ÷ the size of the serial space the serials actually use (per position), `serialSpaceBits`
- * its log2, `effectiveEntropyBits` the sum over positions of the Shannon entropy of the characters
- * used there; for numeric serials `meanGap` (at least 10,000, docs/domain.md §1) and `gapVariation`
- * (the coefficient of variation of the sorted gaps: about 1 for random serials, 0 for a fixed
- * increment); `verdict` is `reject` when a finding breaks the regulation, `warn` when one is only
- * inadvisable, else `pass`.
+ * The report an upload is answered with (openapi/hub.yaml `RandomisationReport`):
+ * `guessProbability` as {@link SerialStatistics.guess} estimates it, with its `guessBasis`;
+ * `serialSpaceBits` the log2 of the estimated space; `effectiveEntropyBits` the sum over positions
+ * of the Shannon entropy of the characters used there; these over the product's `productPacks`.
+ * For all-digit uploads, `meanGap` (at least 10,000) and `gapVariation` (the coefficient of
+ * variation of the sorted gaps: about 1 for random serials, 0 for a fixed increment) of the
+ * upload's serials. `verdict` is `reject` when a finding breaks the regulation, `warn` when one is
+ * only inadvisable, else `pass`.
  */
 export type RandomisationReport = components['schemas']['RandomisationReport'];
 type ExplainedFinding = RandomisationReport['findings'][number];
@@ -72,47 +79,337 @@ export const DEFAULT_RANDOMISATION_OPTIONS: RandomisationOptions = {
   minMeanGap: 10_000,
 };
 
-export function analyseSerials(
+/** Character codes of GS1 set 82 are below 128: one slot per code and position. */
+const CODES = 128;
+
+/** What is kept per serial length: how many serials have it, their characters per position, and their numeric range. */
+interface LengthStatistics {
+  count: number;
+  /** How many of them are all digits; the numeric range below means something only when all are. */
+  numeric: number;
+  /** The smallest and largest all-digit serial (same length, so compared as strings). */
+  min?: string;
+  max?: string;
+  /** Per position, the characters seen: a 128-bit set in four 32-bit words (position·4 + code ÷ 32). */
+  masks: Uint32Array;
+}
+
+/** How {@link SerialStatistics} is stored (JSON-able; hub-store.ts keeps one per product). */
+export interface SerialStatisticsData {
+  packs: number;
+  lengths: { length: number; count: number; numeric: number; min?: string; max?: string; masks: number[] }[];
+  /** Character counts per position, aligned on the left: index position·128 + character code. */
+  counts: number[];
+}
+
+/**
+ * Statistics of a set of serials that can be merged without the serials: a product's whole
+ * population is kept as one of these and updated per upload, so an upload is judged against every
+ * serial of its product (issue 13: splitting a weak batch into small uploads hides nothing),
+ * without reading the product's packs again. Per serial length: the count, the characters used at
+ * each position, and for all-digit serials the smallest and largest; per position: how often each
+ * character is used (entropy). Adding n serials costs O(n · length).
+ */
+export class SerialStatistics {
+  private constructor(
+    readonly packs: number,
+    private readonly lengths: ReadonlyMap<number, LengthStatistics>,
+    private readonly counts: Float64Array,
+  ) {}
+
+  static readonly EMPTY = new SerialStatistics(0, new Map(), new Float64Array(0));
+
+  static of(serials: readonly string[]): SerialStatistics {
+    const lengths = new Map<number, LengthStatistics>();
+    let counts = new Float64Array(20 * CODES);
+    let current: LengthStatistics | undefined;
+    let currentLength = -1;
+    for (const s of serials) {
+      const length = s.length;
+      if (length !== currentLength) {
+        current = lengths.get(length);
+        if (!current) {
+          current = { count: 0, numeric: 0, masks: new Uint32Array(length * 4) };
+          lengths.set(length, current);
+        }
+        currentLength = length;
+        if (length * CODES > counts.length) {
+          const grown = new Float64Array(length * CODES);
+          grown.set(counts);
+          counts = grown;
+        }
+      }
+      const stats = current!;
+      let digits = true;
+      for (let i = 0; i < length; i++) {
+        const c = s.charCodeAt(i) & (CODES - 1);
+        counts[i * CODES + c]!++;
+        stats.masks[i * 4 + (c >>> 5)]! |= 1 << (c & 31);
+        if (c < 48 || c > 57) digits = false;
+      }
+      stats.count++;
+      if (digits) {
+        stats.numeric++;
+        if (stats.min === undefined || s < stats.min) stats.min = s;
+        if (stats.max === undefined || s > stats.max) stats.max = s;
+      }
+    }
+    return new SerialStatistics(serials.length, lengths, counts);
+  }
+
+  static fromJSON(data: SerialStatisticsData): SerialStatistics {
+    const lengths = new Map<number, LengthStatistics>();
+    for (const { length, masks, ...rest } of data.lengths)
+      lengths.set(length, { ...rest, masks: Uint32Array.from(masks) });
+    return new SerialStatistics(data.packs, lengths, Float64Array.from(data.counts));
+  }
+
+  toJSON(): SerialStatisticsData {
+    let used = this.counts.length;
+    while (used > 0 && this.counts[used - 1] === 0) used--;
+    return {
+      packs: this.packs,
+      lengths: [...this.lengths]
+        .sort(([a], [b]) => a - b)
+        .map(([length, s]) => ({
+          length,
+          count: s.count,
+          numeric: s.numeric,
+          ...(s.min === undefined ? {} : { min: s.min, max: s.max }),
+          masks: Array.from(s.masks),
+        })),
+      counts: Array.from(this.counts.subarray(0, used)),
+    };
+  }
+
+  /** The statistics of both sets together (serials are unique per product, so counts add). */
+  merge(other: SerialStatistics): SerialStatistics {
+    const lengths = new Map<number, LengthStatistics>();
+    for (const [length, s] of this.lengths) lengths.set(length, { ...s, masks: s.masks.slice() });
+    for (const [length, o] of other.lengths) {
+      const s = lengths.get(length);
+      if (!s) {
+        lengths.set(length, { ...o, masks: o.masks.slice() });
+        continue;
+      }
+      s.count += o.count;
+      s.numeric += o.numeric;
+      for (let i = 0; i < s.masks.length; i++) s.masks[i]! |= o.masks[i]!;
+      if (o.min !== undefined && (s.min === undefined || o.min < s.min)) s.min = o.min;
+      if (o.max !== undefined && (s.max === undefined || o.max > s.max)) s.max = o.max;
+    }
+    const counts = new Float64Array(Math.max(this.counts.length, other.counts.length));
+    counts.set(this.counts);
+    for (let i = 0; i < other.counts.length; i++) counts[i]! += other.counts[i]!;
+    return new SerialStatistics(this.packs + other.packs, lengths, counts);
+  }
+
+  /** Per position (aligned on the left): how many characters are used there, and their Shannon entropy. */
+  positions(): RandomisationReport['positions'] {
+    const out: RandomisationReport['positions'] = [];
+    for (let position = 0; position * CODES < this.counts.length; position++) {
+      const row = this.counts.subarray(position * CODES, (position + 1) * CODES);
+      let total = 0;
+      let distinct = 0;
+      for (const c of row) {
+        if (c === 0) continue;
+        total += c;
+        distinct++;
+      }
+      if (total === 0) break;
+      let entropyBits = 0;
+      for (const c of row) if (c > 0) entropyBits -= (c / total) * Math.log2(c / total);
+      out.push({ position, distinct, entropyBits });
+    }
+    return out;
+  }
+
+  /**
+   * The chance that one made-up serial hits a pack (docs/domain.md §1, "Serial randomisation"):
+   * a guesser picks the serial length where packs are densest, so it is the largest, over the
+   * lengths used, of (serials of that length) ÷ (the space they are drawn from). The space is the
+   * smaller of two estimates that can only overstate it, so that a rejection is never the
+   * estimate's doing:
+   * - per position: the product of the characters each position can take. Once a length has
+   *   `minSample` serials, that is the characters seen; below, a small sample has not seen them
+   *   all, and each position counts the whole character classes it uses (digits 10, upper case 26,
+   *   lower case 26, set 82's punctuation 20);
+   * - for all-digit serials, the numeric range they occupy: one that k uniform serials leave
+   *   uncovered only one time in a thousand (RANGE_CONFIDENCE). Serials in one narrow range
+   *   (a random walk, a range of 5·10⁷ for a product of 10,000 packs) are as easy to guess as
+   *   their density says, however many digits they have.
+   */
+  guess(
+    options: Pick<RandomisationOptions, 'minSample'>,
+    scope: 'population' | 'upload' = 'population',
+  ): GuessEstimate {
+    let best: GuessEstimate = { probability: 0, spaceBits: 0 };
+    let totalSpace = 0;
+    for (const [length, s] of this.lengths) {
+      const rangeSpace =
+        s.numeric === s.count && s.count >= 2
+          ? Number(BigInt(s.max!) - BigInt(s.min!) + 1n) / rangeCoverage(s.count)
+          : Number.POSITIVE_INFINITY;
+      let space: number;
+      let basis: GuessBasis['basis'];
+      if (scope === 'upload') {
+        // One upload's serials lying together: what a guesser near them meets, whatever the product's other serials.
+        if (rangeSpace === Number.POSITIVE_INFINITY) continue;
+        space = rangeSpace;
+        basis = 'upload-range';
+      } else {
+        let positionsBits = 0;
+        for (let p = 0; p < length; p++) {
+          const mask = s.masks.subarray(p * 4, p * 4 + 4);
+          positionsBits += Math.log2(s.count >= options.minSample ? bitCount(mask) : classAlphabet(mask));
+        }
+        const positionsSpace = 2 ** positionsBits;
+        space = Math.min(positionsSpace, rangeSpace);
+        basis = rangeSpace < positionsSpace ? 'numeric-range' : 'positions';
+      }
+      totalSpace += space;
+      const probability = Math.min(1, s.count / space);
+      if (probability > best.probability) {
+        best = { probability, spaceBits: 0, basis: { basis, serialLength: length, packs: s.count, space } };
+      }
+    }
+    best.spaceBits = totalSpace > 0 ? Math.log2(totalSpace) : 0;
+    return best;
+  }
+}
+
+type GuessBasis = NonNullable<RandomisationReport['guessBasis']>;
+interface GuessEstimate {
+  probability: number;
+  spaceBits: number;
+  basis?: GuessBasis;
+}
+
+function bitCount(mask: Uint32Array): number {
+  let n = 0;
+  for (let word of mask) {
+    while (word !== 0) {
+      word &= word - 1;
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Set 82's character classes as 128-bit sets (in four 32-bit words), with their sizes. */
+const CLASSES = [/[0-9]/, /[A-Z]/, /[a-z]/, /[^0-9A-Za-z]/].map((pattern) => {
+  const mask = new Uint32Array(4);
+  let size = 0;
+  for (const c of CHARSET_82) {
+    if (!pattern.test(c)) continue;
+    mask[c.charCodeAt(0) >>> 5]! |= 1 << (c.charCodeAt(0) & 31);
+    size++;
+  }
+  return { mask, size };
+});
+
+/** How many characters the classes a position uses hold together. */
+function classAlphabet(mask: Uint32Array): number {
+  let size = 0;
+  for (const c of CLASSES) if (mask.some((word, i) => (word & c.mask[i]!) !== 0)) size += c.size;
+  return Math.max(size, bitCount(mask));
+}
+
+/** The confidence with which the numeric range estimate does not understate the space. */
+const RANGE_CONFIDENCE = 0.999;
+
+/**
+ * For k serials drawn uniformly from a range, the fraction of it their own range (largest −
+ * smallest) covers is Beta(k−1, 2) distributed, with CDF F(x) = k·x^(k−1) − (k−1)·x^k. Returns
+ * the x with F(x) = 1 − RANGE_CONFIDENCE: the observed range divided by it overstates the space
+ * 999 times in 1,000. (k = 2: about 0.0005; k = 100: 0.91; k = 10,000: 0.99907.)
+ */
+function rangeCoverage(k: number): number {
+  const cdf = (x: number) => x ** (k - 1) * (k - (k - 1) * x);
+  let lo = 0;
+  let hi = 1;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (cdf(mid) < 1 - RANGE_CONFIDENCE) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The heavy half of an upload's analysis, done once per upload outside the write transaction: its
+ * serials' statistics (to merge with the product's), and the checks that need the serials
+ * themselves (generators in upload order and sorted, gaps). {@link judgeUpload} then judges it
+ * against the product's population, cheaply, as often as the write needs (routes/manufacturer.ts
+ * does so again inside the transaction, on the population stored then).
+ */
+export interface UploadAnalysis {
+  statistics: SerialStatistics;
+  numeric?: NonNullable<RandomisationReport['numeric']>;
+  generator?: Finding;
+  enough: boolean;
+}
+
+export function analyseUpload(
   serials: readonly string[],
   options: RandomisationOptions = DEFAULT_RANDOMISATION_OPTIONS,
-): RandomisationReport {
+): UploadAnalysis {
   const n = serials.length;
-  const findings: Finding[] = [];
-  const { positions, spaceBits } = positionStatistics(serials);
-  const guessProbability = n === 0 ? 0 : Math.min(1, 2 ** (Math.log2(n) - spaceBits));
-  const effectiveEntropyBits = positions.reduce((s, p) => s + p.entropyBits, 0);
-  const enough = n >= options.minSample;
-
-  if (guessProbability >= options.maxGuessProbability) {
-    findings.push({
-      code: 'GUESS_PROBABILITY_TOO_HIGH',
-      severity: 'reject',
-      detail: `${n} serials in a space of about 2^${spaceBits.toFixed(1)}: guess probability ${guessProbability.toExponential(2)} ≥ ${options.maxGuessProbability}`,
-    });
-  }
   const values = numericValues(serials);
   const sorted = values && n >= 2 ? sortedGaps(values) : undefined;
   const generator = detectGenerator(serials) ?? (sorted && detectSortedGenerator(sorted, options));
-  if (generator) findings.push(generator);
-  if (enough) findings.push(...fixedBlocks(positions));
+  return {
+    statistics: SerialStatistics.of(serials),
+    ...(sorted ? { numeric: sorted.statistics } : {}),
+    ...(generator ? { generator } : {}),
+    enough: n >= options.minSample,
+  };
+}
+
+/**
+ * The report an upload gets, judged with the product's serials already registered (`population`):
+ * the guess probability, entropy and fixed positions over the product's whole population with the
+ * upload; generators and gaps over the upload's own serials, where a dense cluster of one upload
+ * also counts as the density a guesser near it meets. Returns the population with the upload, to
+ * be stored when the upload is.
+ */
+export function judgeUpload(
+  upload: UploadAnalysis,
+  population: SerialStatistics = SerialStatistics.EMPTY,
+  options: RandomisationOptions = DEFAULT_RANDOMISATION_OPTIONS,
+): { report: RandomisationReport; population: SerialStatistics } {
+  const whole = population.merge(upload.statistics);
+  const n = upload.statistics.packs;
+  const findings: Finding[] = [];
+  const positions = whole.positions();
+  const overall = whole.guess(options);
+  const cluster = upload.statistics.guess(options, 'upload');
+  const guess = cluster.probability > overall.probability ? { ...cluster, spaceBits: overall.spaceBits } : overall;
+  const effectiveEntropyBits = positions.reduce((s, p) => s + p.entropyBits, 0);
+  const enoughOverall = whole.packs >= options.minSample;
+
+  if (guess.probability >= options.maxGuessProbability) {
+    findings.push({ code: 'GUESS_PROBABILITY_TOO_HIGH', severity: 'reject', detail: guessDetail(guess, options) });
+  }
+  if (upload.generator) findings.push(upload.generator);
+  if (enoughOverall) findings.push(...fixedBlocks(positions));
   else {
     findings.push({
       code: 'INSUFFICIENT_SAMPLE',
       severity: 'info',
-      detail: `${n} serials; distribution, entropy and gap findings need at least ${options.minSample}`,
+      detail: `the product has ${whole.packs} serials with this upload; distribution, entropy and gap findings need at least ${options.minSample}`,
     });
   }
-
-  const numeric = sorted?.statistics;
-  if (numeric) {
-    if (enough && numeric.meanGap < options.minMeanGap) {
+  const numeric = upload.numeric;
+  if (numeric && upload.enough) {
+    if (numeric.meanGap < options.minMeanGap) {
       findings.push({
         code: 'SPARSENESS_TOO_LOW',
         severity: 'warn',
         detail: `mean gap between sorted serials is ${numeric.meanGap.toFixed(0)}; at least ${options.minMeanGap}`,
       });
     }
-    if (enough && numeric.gapVariation < 0.5 && !generator) {
+    if (numeric.gapVariation < 0.5 && !upload.generator) {
       findings.push({
         code: 'GAPS_TOO_REGULAR',
         severity: 'warn',
@@ -120,7 +417,7 @@ export function analyseSerials(
       });
     }
   }
-  if (enough && effectiveEntropyBits < Math.log2(n) + Math.log2(1 / options.maxGuessProbability)) {
+  if (enoughOverall && effectiveEntropyBits < Math.log2(whole.packs) + Math.log2(1 / options.maxGuessProbability)) {
     findings.push({
       code: 'LOW_ENTROPY',
       severity: 'warn',
@@ -132,47 +429,43 @@ export function analyseSerials(
     : findings.some((f) => f.severity === 'warn')
       ? 'warn'
       : 'pass';
-  return {
+  const report: RandomisationReport = {
     packs: n,
-    guessProbability,
-    serialSpaceBits: spaceBits,
+    productPacks: whole.packs,
+    guessProbability: guess.probability,
+    ...(guess.basis ? { guessBasis: guess.basis } : {}),
+    serialSpaceBits: guess.spaceBits,
     effectiveEntropyBits,
     ...(numeric ? { numeric } : {}),
     positions,
     findings: findings.map((f) => ({ ...f, explanation: EXPLANATIONS[f.code] })),
     verdict,
   };
+  return { report, population: whole };
 }
 
-/** Per-position character counts, aligned on the left; the space is summed over the serial lengths used. */
-function positionStatistics(serials: readonly string[]) {
-  const counts: Map<number, number>[] = [];
-  const byLength = new Map<number, Set<number>[]>();
-  for (const s of serials) {
-    let sets = byLength.get(s.length);
-    if (!sets) {
-      sets = Array.from({ length: s.length }, () => new Set<number>());
-      byLength.set(s.length, sets);
-    }
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      sets[i]!.add(c);
-      let m = counts[i];
-      if (!m) {
-        m = new Map();
-        counts[i] = m;
-      }
-      m.set(c, (m.get(c) ?? 0) + 1);
-    }
-  }
-  let space = 0;
-  for (const sets of byLength.values()) space += 2 ** sets.reduce((bits, set) => bits + Math.log2(set.size), 0);
-  const positions = counts.map((m, position) => {
-    const total = [...m.values()].reduce((a, b) => a + b, 0);
-    const entropyBits = [...m.values()].reduce((h, c) => h - (c / total) * Math.log2(c / total), 0);
-    return { position, distinct: m.size, entropyBits };
-  });
-  return { positions, spaceBits: space > 0 ? Math.log2(space) : 0 };
+function guessDetail(
+  { probability, basis }: GuessEstimate,
+  options: Pick<RandomisationOptions, 'maxGuessProbability'>,
+) {
+  const figures = `guess probability ${probability.toExponential(2)} ≥ ${options.maxGuessProbability}`;
+  if (!basis) return figures;
+  const space = basis.space.toExponential(1);
+  const where = {
+    positions: `the product's ${basis.packs} serials of ${basis.serialLength} characters use a space of about ${space} (characters per position)`,
+    'numeric-range': `the product's ${basis.packs} serials of ${basis.serialLength} digits lie in a numeric range of about ${space}`,
+    'upload-range': `this upload's ${basis.packs} serials of ${basis.serialLength} digits lie together in a numeric range of about ${space}`,
+  }[basis.basis];
+  return `${where}: ${figures}`;
+}
+
+/** One upload judged on its own, as if its product had no other serials (tests, tools). */
+export function analyseSerials(
+  serials: readonly string[],
+  options: RandomisationOptions = DEFAULT_RANDOMISATION_OPTIONS,
+  population?: SerialStatistics,
+): RandomisationReport {
+  return judgeUpload(analyseUpload(serials, options), population, options).report;
 }
 
 function fixedBlocks(positions: RandomisationReport['positions']): Finding[] {

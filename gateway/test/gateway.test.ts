@@ -480,6 +480,31 @@ describe('batches and packs', () => {
     expect(expiry.json()).toMatchObject({ code: 'HUB_MASTER_DATA_INVALID' });
   });
 
+  it('refuses serials repeated inside an upload with their lines, before its randomisation, writing nothing', async () => {
+    const upload = (serials: string[]) =>
+      client(acme).write('POST', `/v1/products/${code}/batches/B-REP/packs?expiry=281200`, serials.join('\n'), {
+        contentType: 'text/plain',
+      });
+    const [a, b, c] = randomSerials(3);
+    const repeated = await upload([a!, b!, c!, a!, b!]);
+    expect(repeated.status).toBe(400);
+    expect(repeated.json()).toMatchObject({
+      code: 'HUB_MASTER_DATA_INVALID',
+      failed: 2,
+      items: [
+        { item: a, line: 4, problem: 'serial appears more than once in this upload' },
+        { item: b, line: 5, problem: 'serial appears more than once in this upload' },
+      ],
+    });
+    // A counter with a repeat: the repeat is what the manufacturer hears of first.
+    const counter = Array.from({ length: 2000 }, (_, i) => String(800_000 + i));
+    const both = await upload([...counter, counter[7]!]);
+    expect(both.status).toBe(400);
+    expect(both.json()).toMatchObject({ code: 'HUB_MASTER_DATA_INVALID', items: [{ line: 2001 }] });
+    expect(store.batch(code, 'B-REP')).toBeUndefined();
+    expect(store.pack(code, a!)).toBeUndefined();
+  });
+
   it('rejects serials made by a counter under the reject policy, with the finding', async () => {
     const counter = Array.from({ length: 5000 }, (_, i) => String(700_000 + i));
     const res = await client(acme).write(
@@ -491,6 +516,50 @@ describe('batches and packs', () => {
     expect(res.status).toBe(422);
     expect(res.json()).toMatchObject({ code: 'HUB_RANDOMISATION_REJECTED', randomisation: { verdict: 'reject' } });
     expect(store.batches.get(`${code}|B-004`)).toBeUndefined();
+  });
+
+  it("judges an upload with the product's serials already registered, over all its batches (issue 13)", async () => {
+    const split = '09506000134444';
+    expect((await client(acme).write('POST', '/v1/products', JSON.stringify(product(split, ['DE'])))).status).toBe(201);
+    // 180 random 6-digit serials: 90 pass alone (9·10⁻⁵); the product's 180 do not (1.8·10⁻⁴).
+    const six = new Set<string>();
+    while (six.size < 180) six.add(String(Math.floor(Math.random() * 1e6)).padStart(6, '0'));
+    const [first, second] = [[...six].slice(0, 90), [...six].slice(90)];
+    const upload = (batch: string, serials: string[]) =>
+      client(acme).write('POST', `/v1/products/${split}/batches/${batch}/packs?expiry=281200`, serials.join('\n'), {
+        contentType: 'text/plain',
+      });
+    const dryRun = (serials: string[]) =>
+      client(acme).dryRun(`/v1/products/${split}/serials/check`, serials.join('\n'), { contentType: 'text/plain' });
+    const one = await upload('S-1', first);
+    expect(one.status).toBe(201);
+    expect(one.json()).toMatchObject({ randomisation: { packs: 90, productPacks: 90 } });
+    expect(one.json<{ randomisation: { verdict: string } }>().randomisation.verdict).not.toBe('reject');
+    // The dry run judges the list with the 90 registered, as the upload will be.
+    expect((await dryRun(second)).json()).toMatchObject({
+      uploadWouldBeRefused: true,
+      randomisation: { packs: 90, productPacks: 180, verdict: 'reject' },
+    });
+    // Another batch of the same product changes nothing: a guesser guesses the product's serials.
+    const two = await upload('S-2', second);
+    expect(two.status).toBe(422);
+    expect(two.json()).toMatchObject({
+      code: 'HUB_RANDOMISATION_REJECTED',
+      detail: expect.stringContaining("the product's 180 serials of 6 characters"),
+      randomisation: {
+        packs: 90,
+        productPacks: 180,
+        guessBasis: { serialLength: 6, packs: 180 },
+        findings: expect.arrayContaining([
+          expect.objectContaining({ code: 'GUESS_PROBABILITY_TOO_HIGH', severity: 'reject' }),
+        ]),
+      },
+    });
+    expect(store.batch(split, 'S-2')).toBeUndefined();
+    expect(store.packCountOf(split)).toBe(90);
+    // The refused upload left the kept statistics as they were: the same list is judged the same again.
+    expect(store.serialStatistics(split).packs).toBe(90);
+    expect((await dryRun(second)).json()).toMatchObject({ randomisation: { productPacks: 180 } });
   });
 
   it("takes more packs for a batch whose expiry is written YYMM00 or as the month's last day, and no other date", async () => {

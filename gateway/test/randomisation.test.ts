@@ -1,6 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { analyseSerials } from '../src/randomisation.ts';
+import { analyseSerials, SerialStatistics } from '../src/randomisation.ts';
 
 const N = 20_000;
 const ALPHANUMERIC = 'ABCDEFGHJKLMNPQRSTUVWXYZ0123456789';
@@ -135,5 +136,199 @@ describe('analyseSerials', () => {
     expect(report.verdict).toBe('pass');
     const fixed = analyseSerials(Array.from({ length: 50 }, () => `PK-${csprngSerial(10)}`));
     expect(codes(fixed)).not.toContain('FIXED_BLOCK');
+  });
+});
+
+/** Distinct serials from `draw`, `n` of them. */
+const distinct = (n: number, draw: () => string) => {
+  const out = new Set<string>();
+  while (out.size < n) out.add(draw());
+  return [...out];
+};
+/** A random all-digit serial of `length` (up to 12) digits, zeros kept. */
+const digits = (length: number) => () => String(randomInt(0, 10 ** length)).padStart(length, '0');
+/** A random 12-digit start, far from the ends of the 12-digit space. */
+const start12 = () => BigInt(randomInt(100_000_000_000, 800_000_000_000));
+const inRange = (n: number, width: number) => {
+  const start = start12();
+  return distinct(n, () => String(start + BigInt(randomInt(0, width))));
+};
+const shuffle = <T>(xs: readonly T[]) => {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = randomInt(0, i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+};
+
+/**
+ * The batch kinds of issue 13, each with the guess probability worked out by hand (the closing
+ * note's table): the hub's estimate must agree within 3 % and give the verdict.
+ */
+describe('guess probability by batch kind, against the figure worked out by hand', () => {
+  const cases: {
+    kind: string;
+    serials: () => string[];
+    /** Undefined where the estimate is not what decides (a generator finding does). */
+    hand?: number;
+    verdict: 'pass' | 'warn' | 'reject';
+    basis: string | string[];
+    finding?: string;
+  }[] = [
+    {
+      kind: '10,000 random 12-digit serials (first digit 1–9)',
+      serials: () => distinct(10_000, () => String(randomInt(100_000_000_000, 1_000_000_000_000))),
+      hand: 10_000 / 9e11,
+      verdict: 'pass',
+      basis: 'positions',
+    },
+    {
+      kind: '1,800 random 6-digit serials',
+      serials: () => distinct(1_800, digits(6)),
+      hand: 1_800 / 1e6,
+      verdict: 'reject',
+      basis: 'positions',
+      finding: 'GUESS_PROBABILITY_TOO_HIGH',
+    },
+    {
+      kind: '10,000 serials on a random walk with gaps uniform in 1–17,999 (mean 9,000)',
+      serials: () => {
+        let x = start12();
+        return Array.from({ length: 10_000 }, () => {
+          x += BigInt(randomInt(1, 18_000));
+          return String(x);
+        });
+      },
+      hand: 1 / 9_000,
+      verdict: 'reject',
+      basis: 'numeric-range',
+      finding: 'GUESS_PROBABILITY_TOO_HIGH',
+    },
+    {
+      kind: '5,500 serials uniform in a range of 5·10⁷ (1.1 times the limit)',
+      serials: () => inRange(5_500, 50_000_000),
+      hand: 5_500 / 5e7,
+      verdict: 'reject',
+      basis: 'numeric-range',
+      finding: 'GUESS_PROBABILITY_TOO_HIGH',
+    },
+    {
+      kind: '10,000 serials uniform in a range of 5·10⁷ (2 times the limit)',
+      serials: () => inRange(10_000, 50_000_000),
+      hand: 10_000 / 5e7,
+      verdict: 'reject',
+      basis: 'numeric-range',
+      finding: 'GUESS_PROBABILITY_TOO_HIGH',
+    },
+    {
+      kind: '2,500 serials uniform in a range of 5·10⁷ (half the limit)',
+      serials: () => inRange(2_500, 50_000_000),
+      hand: 2_500 / 5e7,
+      // The serials' first digits are the same throughout: a warning, not a breach.
+      verdict: 'warn',
+      basis: 'numeric-range',
+    },
+    {
+      kind: '1,000 serials with a constant step of 10,001 from a random 12-digit start, shuffled',
+      serials: () => {
+        const start = start12();
+        return shuffle(Array.from({ length: 1_000 }, (_, i) => String(start + BigInt(i) * 10_001n)));
+      },
+      // By density alone 1/10,001, just under the limit; the last four digits count up (i·10,001
+      // adds i to them), so the positions give about 2.5·10⁻⁴. The step itself is what rejects.
+      verdict: 'reject',
+      basis: 'positions',
+      finding: 'ARITHMETIC_PROGRESSION',
+    },
+    {
+      kind: '20,000 alphanumeric serials of 12 characters from 34',
+      serials: () => distinct(20_000, () => csprngSerial(12)),
+      hand: 20_000 / 34 ** 12,
+      verdict: 'pass',
+      basis: 'positions',
+    },
+    {
+      kind: '20,000 random 16-digit serials and 200 random 4-digit ones',
+      serials: () => [
+        ...distinct(20_000, () => `${randomInt(1, 10)}${digits(7)()}${digits(8)()}`),
+        ...distinct(200, () => String(randomInt(1_000, 10_000))),
+      ],
+      hand: 200 / 9_000,
+      verdict: 'reject',
+      basis: 'numeric-range',
+      finding: 'GUESS_PROBABILITY_TOO_HIGH',
+    },
+    {
+      kind: '1,000 random serials in a range of 5·10⁶ of the 12-digit space',
+      serials: () => inRange(1_000, 5_000_000),
+      hand: 1_000 / 5e6,
+      verdict: 'reject',
+      // The range's sixth digit takes five values and the last six all ten: the positions say 5·10⁶ too.
+      basis: ['numeric-range', 'positions'],
+      finding: 'GUESS_PROBABILITY_TOO_HIGH',
+    },
+    {
+      kind: '2 random alphanumeric serials of 12 characters (a tiny upload)',
+      serials: () => distinct(2, () => csprngSerial(12)),
+      hand: 0,
+      verdict: 'pass',
+      basis: 'positions',
+    },
+  ];
+
+  for (const c of cases) {
+    it(`${c.kind}: ${c.hand === undefined ? 'a generator' : `about ${c.hand.toExponential(2)}`}, ${c.verdict}`, () => {
+      const report = analyseSerials(c.serials());
+      // The estimate may overstate the space by the range's confidence margin: under 2 % from
+      // 1,000 serials, 4.5 % for the 200 short ones.
+      if (c.hand === 0) expect(report.guessProbability).toBeLessThan(1e-12);
+      else if (c.hand !== undefined) {
+        expect(report.guessProbability / c.hand).toBeGreaterThan(0.95);
+        expect(report.guessProbability / c.hand).toBeLessThan(1.03);
+      }
+      expect([c.basis].flat()).toContain(report.guessBasis?.basis);
+      expect(report.verdict).toBe(c.verdict);
+      if (c.finding) expect(codes(report)).toContain(c.finding);
+    });
+  }
+});
+
+describe('the product as a whole (issue 13: splitting an upload hides nothing)', () => {
+  it('rejects the second of twenty uploads of 90 random 6-digit serials, judged with the first', () => {
+    const all = distinct(1_800, digits(6));
+    let population = SerialStatistics.EMPTY;
+    const verdicts: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const upload = all.slice(i * 90, (i + 1) * 90);
+      // Alone, every upload of 90 passes: 90 ÷ 10⁶ = 9·10⁻⁵.
+      expect(analyseSerials(upload).verdict).not.toBe('reject');
+      const report = analyseSerials(upload, undefined, population);
+      verdicts.push(report.verdict);
+      expect(report.productPacks).toBe((i + 1) * 90);
+      population = population.merge(SerialStatistics.of(upload));
+    }
+    expect(verdicts[0]).not.toBe('reject');
+    expect(verdicts.slice(1).every((v) => v === 'reject')).toBe(true);
+    // All 1,800 together: 1,800 ÷ 10⁶, 18 times the limit.
+    expect(population.guess({ minSample: 1000 }).probability).toBeCloseTo(1.8e-3, 6);
+  });
+
+  it('keeps statistics that merge as if computed over all the serials at once, and survive storage', () => {
+    const serial = fc
+      .array(fc.constantFrom(...'0123456789ABCXYZ-_'.split('')), { minLength: 1, maxLength: 20 })
+      .map((a) => a.join(''));
+    fc.assert(
+      fc.property(fc.uniqueArray(serial, { maxLength: 60 }), fc.nat(60), (serials, cut) => {
+        const at = Math.min(cut, serials.length);
+        const merged = SerialStatistics.of(serials.slice(0, at)).merge(SerialStatistics.of(serials.slice(at)));
+        const whole = SerialStatistics.of(serials);
+        expect(merged.toJSON()).toEqual(whole.toJSON());
+        const stored = SerialStatistics.fromJSON(JSON.parse(JSON.stringify(merged.toJSON())));
+        expect(stored.toJSON()).toEqual(whole.toJSON());
+        expect(stored.guess({ minSample: 10 })).toEqual(whole.guess({ minSample: 10 }));
+        expect(stored.positions()).toEqual(whole.positions());
+      }),
+    );
   });
 });

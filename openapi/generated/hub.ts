@@ -247,7 +247,7 @@ export interface paths {
         put?: never;
         /**
          * Dry run of the randomisation check for a list of serials, storing nothing
-         * @description The owner of the product sends serials as it would upload them (text, one per line, LF or CRLF, at most 1,000,000) before they are printed, and gets the randomisation report an upload would get, each finding with an `explanation` in plain words. Nothing is stored: no packs, no batch, no evidence record, no nonce. So it is not a signed write: the client certificate (mutual TLS) is enough, as for reads, and the answer is no receipt. Malformed or repeated serials are refused (400) as in an upload; serials already registered for the product are not looked up.
+         * @description The owner of the product sends serials as it would upload them (text, one per line, LF or CRLF, at most 1,000,000) before they are printed, and gets the randomisation report an upload would get now, each finding with an `explanation` in plain words: judged, as an upload is, together with the serials already registered for the product (over all its batches). Nothing is stored: no packs, no batch, no evidence record, no nonce. So it is not a signed write: the client certificate (mutual TLS) is enough, as for reads, and the answer is no receipt. Malformed or repeated serials are refused (400) as in an upload; whether a serial is registered already is not looked up.
          */
         post: operations["checkSerials"];
         delete?: never;
@@ -781,11 +781,30 @@ export interface components {
             clientId: string;
             location: string;
         };
+        /** @description The randomisation check of an upload (docs/domain.md §1, "Serial randomisation"). The guess probability, the serial space, the entropy and the positions are those of the product's whole population of serials with this upload (`productPacks`); the gaps (`numeric`) and generators are those of the upload's own serials. */
         RandomisationReport: {
+            /** @description Serials in this upload */
             packs: number;
+            /** @description The product's serials with this upload, over all its batches */
+            productPacks: number;
+            /** @description The chance that one made-up serial of the product hits a pack (at least 1/10,000 breaks the regulation) */
             guessProbability: number;
+            /** @description Where the guess probability comes from */
+            guessBasis?: {
+                /**
+                 * @description `positions`: the characters each position takes; `numeric-range`: the numeric range the product's all-digit serials of this length occupy; `upload-range`: the range this upload's serials occupy together
+                 * @enum {string}
+                 */
+                basis: "positions" | "numeric-range" | "upload-range";
+                serialLength: number;
+                /** @description Serials of that length counted */
+                packs: number;
+                /** @description The estimated number of serials they are drawn from */
+                space: number;
+            };
             serialSpaceBits: number;
             effectiveEntropyBits: number;
+            /** @description The gaps between this upload's serials sorted (all-digit uploads only) */
             numeric?: {
                 meanGap: number;
                 gapVariation: number;

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { operations } from '../../../openapi/generated/hub.ts';
 import { alertQueryOf } from '../alert-query.ts';
-import { checkBatchFields, ProblemList, parseSerials } from '../batches.ts';
+import { checkBatchFields, ProblemList, parseSerials, refuseRepeatedSerials } from '../batches.ts';
 import type { ClientIdentifier, ClientIdentity } from '../client-identity.ts';
 import {
   BatchClosed,
@@ -16,7 +16,7 @@ import {
 import { type Batch, type HubStore, PACKS_PER_FEED_RECORD, type Product } from '../hub-store.ts';
 import { hubContract, parseProductInput, parseReason, writeOf } from '../master-data.ts';
 import { checkNewProductCode } from '../prefixes.ts';
-import { analyseSerials, type RandomisationOptions } from '../randomisation.ts';
+import { analyseUpload, judgeUpload, type RandomisationOptions } from '../randomisation.ts';
 import type { SignedWrite, WriteOutcome } from '../signed-write.ts';
 import { identifyCallers } from './caller.ts';
 
@@ -159,12 +159,23 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
         return { product, existing };
       };
       const { product } = current();
-      const serials = parseSerials(body);
-      const report = analyseSerials(serials, o.randomisation);
-      if (report.verdict === 'reject' && o.randomisationPolicy === 'reject') {
-        const rejected = report.findings.filter((f) => f.severity === 'reject');
-        throw new RandomisationRejected(rejected.map((f) => f.detail).join('; '), { randomisation: report });
-      }
+      const serials = parseSerials(body, { repeats: 'later' });
+      // The serials' statistics and generators once; the judgement against the product's other
+      // serials (docs/domain.md §1) now to refuse early, and again inside the transaction on the
+      // population stored then, so two concurrent uploads are judged together.
+      const analysis = analyseUpload(serials, o.randomisation);
+      const judge = () => {
+        const judged = judgeUpload(analysis, store.serialStatistics(code), o.randomisation);
+        const { report } = judged;
+        if (report.verdict === 'reject' && o.randomisationPolicy === 'reject') {
+          // A serial twice in the upload is the first thing to fix (and counted twice above).
+          refuseRepeatedSerials(serials);
+          const rejected = report.findings.filter((f) => f.severity === 'reject');
+          throw new RandomisationRejected(rejected.map((f) => f.detail).join('; '), { randomisation: report });
+        }
+        return judged;
+      };
+      judge();
       return {
         status: 201,
         markets: product.markets,
@@ -172,6 +183,7 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
           // Asked again inside the transaction: a recall, a withdrawal or another upload of this
           // batch may have committed since the first look, and must not be undone or lost.
           const { product, existing } = current();
+          const { report, population } = judge();
           const now = new Date().toISOString();
           const batch: Batch = {
             productCode: code,
@@ -187,6 +199,8 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
           // pass, and a refusal aborts the transaction, so nothing is written.
           const taken = store.registerPacks(code, batchId, serials);
           if (taken.length > 0) {
+            // Taken by the upload's own earlier line (400, with the lines), or by a pack registered before (409).
+            refuseRepeatedSerials(serials);
             const duplicates = new ProblemList();
             for (const serial of taken)
               duplicates.add({ item: serial, problem: 'already registered for this product' });
@@ -195,6 +209,7 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
               duplicates.toExtensions(),
             );
           }
+          store.putSerialStatistics(code, population);
           store.putBatch(batch);
           store.publish(product.markets, { type: 'batch', batch, evidenceSeq });
           for (let i = 0; i < serials.length; i += PACKS_PER_FEED_RECORD) {
@@ -216,7 +231,8 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
 
   /**
    * A dry run of the randomisation check (issue 13): the report an upload of these serials would
-   * get, so that a manufacturer tests its generator before printing. It stores nothing, so it is
+   * get now, judged with the product's serials already registered, so that a manufacturer tests
+   * its generator before printing. It stores nothing, so it is
    * not a signed write (no nonce, no evidence record, no receipt): like a read, the certificate
    * names the caller, and only the product's owner may ask.
    */
@@ -225,7 +241,11 @@ export async function manufacturerRoutes(app: FastifyInstance, o: ManufacturerRo
     { schema: hubContract.routeSchema('checkSerials'), ...writeOf('checkSerials') },
     async (request) => {
       const { productCode } = ownProduct(request.client, request.params.productCode);
-      const randomisation = analyseSerials(parseSerials(request.body as Buffer), o.randomisation);
+      const { report: randomisation } = judgeUpload(
+        analyseUpload(parseSerials(request.body as Buffer), o.randomisation),
+        store.serialStatistics(productCode),
+        o.randomisation,
+      );
       return {
         productCode,
         randomisation,
