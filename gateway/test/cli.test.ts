@@ -117,7 +117,9 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
       randomisation: { packs: 1200, verdict: 'reject' },
     });
     // Judged, as an upload would be, with the product's registered serials.
-    expect(r.stderr).toContain(`1200 serials (judged with the product's ${packs} registered serials): reject; nothing was stored`);
+    expect(r.stderr).toContain(
+      `1200 serials (judged with the product's ${packs} registered serials): reject; nothing was stored`,
+    );
     expect(r.stderr).toContain(
       'REJECT ARITHMETIC_PROGRESSION: sorted, the serials follow a fixed increment of 10001, whatever the order they were uploaded in\n  The serials go up by the same amount each time',
     );
@@ -127,7 +129,9 @@ describe('packtrust-upload and packtrust-gateway evidence', () => {
     writeFileSync(goodFile, randomSerials(1200).join('\n'));
     const good = await upload('check-serials', '--product', '09506000134352', '--file', goodFile);
     expect(good.status).toBe(0);
-    expect(good.stderr).toBe(`1200 serials (judged with the product's ${packs} registered serials): pass; nothing was stored\n`);
+    expect(good.stderr).toBe(
+      `1200 serials (judged with the product's ${packs} registered serials): pass; nothing was stored\n`,
+    );
     expect(readdirSync(files.receipts)).toHaveLength(receipts);
     expect(hub.store.packCountOf('09506000134352')).toBe(packs);
   });

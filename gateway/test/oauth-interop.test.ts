@@ -37,7 +37,11 @@ describe('an independent OAuth client (oauth4webapi)', () => {
         }) as unknown as Promise<Response>,
     };
     const issuer = new URL(hub.oauth.issuer);
-    const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, options));
+    // RFC 8414 discovery (oauth4webapi's `oauth2` algorithm): the hub is no OpenID provider.
+    const as = await oauth.processDiscoveryResponse(
+      issuer,
+      await oauth.discoveryRequest(issuer, { ...options, algorithm: 'oauth2' }),
+    );
     const key = (await importJWK(privateJwk, 'ES256')) as CryptoKey;
     const response = await oauth.clientCredentialsGrantRequest(
       as,

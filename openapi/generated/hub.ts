@@ -10,26 +10,9 @@ export interface paths {
         };
         /**
          * Authorization server metadata (RFC 8414) of the issuer `<hub URL>/oauth`
-         * @description At the path RFC 8414 §3.1 gives for an issuer with a path: `/.well-known/oauth-authorization-server` inserted before `/oauth`. It lists only what works here: the client credentials grant at the token endpoint, the JWKS, and how clients authenticate. There is no authorization endpoint, so no response types; introspection and revocation are not advertised, as the hub's access tokens are JWTs they do not handle (they answer `unsupported_token_type`).
+         * @description At the path RFC 8414 §3.1 gives for an issuer with a path: `/.well-known/oauth-authorization-server` inserted before `/oauth`. It lists only what works here: the client credentials grant at the token endpoint, the JWKS, and how clients authenticate. There is no authorization endpoint, so no response types; no introspection or revocation, which could do nothing with the hub's JWT access tokens (a client is cut off by disabling it). The hub is no OpenID provider: `/oauth/.well-known/openid-configuration` answers 404.
          */
         get: operations["getOAuthServerMetadata"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/oauth/.well-known/openid-configuration": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Discovery metadata (issuer, token endpoint, JWKS URI, supported auth methods) */
-        get: operations["getOAuthMetadata"];
         put?: never;
         post?: never;
         delete?: never;
@@ -69,40 +52,6 @@ export interface paths {
          * @description Authenticate with private_key_jwt (`client_assertion_type` = `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, `client_assertion` = a JWT signed with your key: `iss` = `sub` = your client_id, `aud` = this endpoint's URL, a unique `jti`, `exp` within a minute or so) or, when onboarding gave you a secret, HTTP Basic (client_secret_basic) or `client_id` + `client_secret` in the body. The token's `aud` is the verifier API of your market; its claims add `org`, `location`, `role` and `market`. Asking for another market's `resource` gives `invalid_target`; a wrong key or secret, an unknown or disabled client, an expired or reused assertion give `invalid_client`. Too many requests per client or per address give HTTP 429.
          */
         post: operations["requestToken"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/oauth/token/introspection": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** RFC 7662 introspection of opaque tokens; JWT access tokens are validated locally by the verifiers and answered here with unsupported_token_type */
-        post: operations["introspectToken"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/oauth/token/revocation": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** RFC 7009 revocation of opaque tokens; a client is cut off by disabling it, and JWT access tokens expire within their lifetime */
-        post: operations["revokeToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -940,26 +889,6 @@ export interface operations {
             };
         };
     };
-    getOAuthMetadata: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OpenID Provider / OAuth authorization server metadata */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": Record<string, never>;
-                };
-            };
-        };
-    };
     getOAuthJwks: {
         parameters: {
             query?: never;
@@ -1025,46 +954,6 @@ export interface operations {
             400: components["responses"]["OAuthError"];
             401: components["responses"]["OAuthError"];
             429: components["responses"]["OAuthError"];
-        };
-    };
-    introspectToken: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Introspection response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        active: boolean;
-                    };
-                };
-            };
-        };
-    };
-    revokeToken: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Revoked (or unknown) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
         };
     };
     getHealth: {

@@ -24,8 +24,6 @@ export const CLIENT_ASSERTION_ALGS = ['ES256', 'PS256', 'RS256', 'EdDSA', 'Ed255
 export const ROUTES = {
   token: '/token',
   jwks: '/jwks',
-  introspection: '/token/introspection',
-  revocation: '/token/revocation',
 } as const;
 
 /** The client metadata onboarding staff write (clients.ts); the market decides the token's audience. */
@@ -85,8 +83,11 @@ export function providerConfiguration(o: ProviderSettings): Configuration {
       dPoP: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      // Off: the only tokens the hub issues are JWTs, which oidc-provider does not keep, so both
+      // would answer every token `unsupported_token_type`. A client is cut off by disabling it
+      // (its tokens expire within their lifetime), not by revoking a token.
+      introspection: { enabled: false },
+      revocation: { enabled: false },
       resourceIndicators: {
         enabled: true,
         defaultResource: async (_ctx, client) => o.audience(marketOf(client)),

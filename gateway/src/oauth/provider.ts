@@ -44,17 +44,15 @@ export interface OAuthOptions extends TokenRateLimits {
 const EXPIRED_SWEEP_MS = 60_000;
 
 /**
- * The provider's endpoints the hub offers (openapi/hub.yaml, tag oauth); every other path
- * oidc-provider knows (authorization, logout, userinfo…) answers 404 here: the hub issues client
- * credentials tokens only, and `/session/end` would otherwise store a session for anyone asking.
+ * The provider's endpoints the hub offers (openapi/hub.yaml, tag oauth): the token endpoint and
+ * the JWKS. Every other path oidc-provider knows (authorization, logout, userinfo…) answers 404
+ * here: the hub issues client credentials tokens only, and `/session/end` would otherwise store a
+ * session for anyone asking. Its OpenID discovery document too: the hub is an OAuth 2.0
+ * authorization server, not an OpenID provider, and that document lists oidc-provider's every
+ * feature; the hub's metadata is {@link OAuthService.metadata} (RFC 8414).
  */
-const OFFERED_PATHS = new Set([
-  '/.well-known/openid-configuration',
-  '/jwks',
-  '/token',
-  '/token/introspection',
-  '/token/revocation',
-]);
+const OFFERED_PATHS = new Set(['/jwks', '/token']);
+const DISCOVERY_PATH = '/.well-known/openid-configuration';
 
 /**
  * The OAuth 2.0 provider for pharmacies, hospitals and wholesalers: oidc-provider with the client
@@ -115,9 +113,7 @@ export class OAuthService {
   /**
    * The RFC 8414 metadata: only what a client of this hub can use. The client credentials grant at
    * the token endpoint, and the JWKS; no authorization endpoint (RFC 8414 §2: none of the grants
-   * uses one), so no response types. Introspection and revocation are left out: oidc-provider keeps
-   * no JWT access tokens, the only ones the hub issues, and answers both `unsupported_token_type`.
-   * (oidc-provider's own /oauth/.well-known/openid-configuration lists its every feature.)
+   * uses one), so no response types; no introspection or revocation (configuration.ts).
    */
   metadata(): AuthorizationServerMetadata {
     const issuer = this.options.issuer;
@@ -141,10 +137,14 @@ export class OAuthService {
   handle = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const raw = request.raw as IncomingMessage & { originalUrl?: string; body?: unknown };
     const path = (raw.url ?? '/').slice(OAUTH_PREFIX.length) || '/';
-    if (!OFFERED_PATHS.has(path.split('?')[0]!))
-      throw new NotFound(`No OAuth endpoint ${OAUTH_PREFIX}${path.split('?')[0]}`);
-    // Every endpoint that authenticates a client (token, introspection, revocation) costs a
-    // signature check and a durable replay record: all are limited alike.
+    const endpoint = path.split('?')[0]!;
+    if (endpoint === DISCOVERY_PATH) {
+      throw new NotFound(
+        `The hub is an OAuth 2.0 authorization server, not an OpenID provider: its metadata is at /.well-known/oauth-authorization-server${OAUTH_PREFIX} (RFC 8414)`,
+      );
+    }
+    if (!OFFERED_PATHS.has(endpoint)) throw new NotFound(`No OAuth endpoint ${OAUTH_PREFIX}${endpoint}`);
+    // The token endpoint authenticates a client: a signature check and a durable replay record.
     let admitted: TokenRequest | undefined;
     if (path.startsWith('/token') && request.method === 'POST') {
       const decision = await this.rateLimit(request);
