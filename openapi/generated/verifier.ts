@@ -183,6 +183,7 @@ export interface components {
             serial?: string;
             batch?: string;
             expiry?: string;
+            /** @description The symbol's content as the scanner sends it (docs/domain.md §1); up to the most a Data Matrix holds (3,116 digits), as Art. 8 lets a code carry data beyond the identifier */
             dataMatrix?: string;
         };
         ChangeRequest: {
@@ -192,6 +193,7 @@ export interface components {
             serial?: string;
             batch?: string;
             expiry?: string;
+            /** @description The symbol's content as the scanner sends it (docs/domain.md §1); up to the most a Data Matrix holds (3,116 digits), as Art. 8 lets a code carry data beyond the identifier */
             dataMatrix?: string;
         };
         /** @description The answer, with what it answers: the transaction id, the operation and the pack as the request named it (`operation`, `batch` and `expiry` are in every answer this version gives), so that a signed answer covers them. */

@@ -162,6 +162,11 @@ describe('a Data Matrix as scanners send it (docs/domain.md §1)', () => {
       () => `https://id.example/01/${CODE}/10/B1/21/${encodeURIComponent(serial())}?17=291200&716=034567890`,
     ],
     [
+      'with company data in (91) and (92) of 90 characters each, 258 characters in all',
+      () =>
+        `]d201${CODE}17291200${'\x1d'}91${'A'.repeat(90)}${'\x1d'}92${'7'.repeat(90)}${'\x1d'}10B1${'\x1d'}21${serial()}`,
+    ],
+    [
       'with the month’s last day for the batch’s YYMM00 expiry',
       () => `]d201${CODE}17291231${'\x1d'}10B1${'\x1d'}21${serial()}`,
     ],
