@@ -158,8 +158,31 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** The same operation on up to 10,000 packs */
+        /**
+         * The same operation on up to 10,000 packs, answered at once or as a job
+         * @description Every pack is checked at the node first; the node then sends the hub the packs left in pages of up to 1,000, one signed request per page (docs/pharmacy.md, "Bulk requests and jobs"). Up to `bulkSyncMaxPacks` packs (configuration, default 1,000) the request is answered when every pack is decided (200, one outcome per pack, in order). A larger request, or one sent with `Prefer: respond-async` (RFC 7240), is kept durably and answered 202 with a job (`Location: /v1/jobs/{jobId}`), which the node decides in the background and which survives a restart. When the hub cannot be reached, the packs not yet decided are kept for later and answered `pending`, as a single change is.
+         */
         post: operations["changePacks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{jobId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A bulk job of the caller's, with its progress and, once done, its results
+         * @description `status` is `queued`, `running` (with `decided` of `total` packs decided so far) or `done`, then with `results` (one outcome per pack, in the request's order; a pack answered `pending` shows the hub's decision once it has come) and `counts`. A finished job is kept until `expiresAt` (configuration `bulkJobRetentionHours`, default 24). Only the caller's own jobs are found: another client's, or one removed, answers 404 `NODE_JOB_UNKNOWN`.
+         */
+        get: operations["getJob"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -216,6 +239,34 @@ export interface components {
             batch?: string;
             expiry?: string;
         };
+        BulkJob: {
+            /** Format: uuid */
+            jobId: string;
+            /** @enum {string} */
+            operation: "supply" | "destroy" | "export" | "sample" | "free-sample" | "lock" | "stolen" | "check-out" | "undo";
+            /** @enum {string} */
+            status: "queued" | "running" | "done";
+            /** @description Packs in the request */
+            total: number;
+            /** @description Packs decided so far (answered, or kept for the hub and `pending`) */
+            decided: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            finishedAt?: string;
+            /**
+             * Format: date-time
+             * @description When the job and its results are removed
+             */
+            expiresAt?: string;
+            counts?: {
+                accepted: number;
+                refused: number;
+                pending: number;
+            };
+            /** @description Once done, one outcome per pack, in the request's order */
+            results?: components["schemas"]["ChangeOutcome"][];
+        };
         /** @description The pack's state, with the pack as the request named it (`operation` is `verify`), so that a signed answer covers what it answers. */
         VerifyResult: {
             /** @enum {string} */
@@ -258,6 +309,8 @@ export interface components {
             alertsPending: number;
             /** @description State changes waiting for the hub (offline mode) */
             changesPending?: number;
+            /** @description Bulk jobs queued or being decided */
+            bulkJobsUnfinished?: number;
             /** @description Alerts and state changes the hub refused for good; set aside, logged, never retried */
             deadLetters?: number;
             lastError?: string;
@@ -507,7 +560,10 @@ export interface operations {
     changePacks: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `respond-async`: answer with a job whatever the number of packs */
+                Prefer?: string;
+            };
             path: {
                 op: components["parameters"]["Operation"];
             };
@@ -530,6 +586,43 @@ export interface operations {
                     "application/json": {
                         results: components["schemas"]["ChangeOutcome"][];
                     };
+                };
+            };
+            /** @description Kept as a job; follow `Location` (GET /v1/jobs/{jobId}) */
+            202: {
+                headers: {
+                    /** @description `/v1/jobs/{jobId}` */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkJob"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                jobId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job as it stands */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkJob"];
                 };
             };
             400: components["responses"]["Problem"];

@@ -47,6 +47,8 @@ export function createCli(): Command {
         feedWaitMs: c.feedWaitMs,
         hubDeadlineMs: c.hubDeadlineMs,
         feedPageSize: c.feedPageSize,
+        bulkSyncMaxPacks: c.bulkSyncMaxPacks,
+        bulkJobRetentionSeconds: c.bulkJobRetentionHours * 3600,
         timeouts: c,
         ...(c.evidenceLogKey ? { evidenceLogKey: c.evidenceLogKey } : {}),
         alertWindowMs: c.alertWindowMs,

@@ -23,6 +23,9 @@ export const DEFAULT_FEED_WAIT_MS = 20_000;
  */
 export const DEFAULT_HUB_DEADLINE_MS = 2000;
 
+/** Bulk state changes up to one page to the hub are answered at once (routes/pharmacy.ts). */
+export const DEFAULT_BULK_SYNC_MAX_PACKS = 1000;
+
 /**
  * The window in which a client's alerts are bounded (docs/domain.md §5, "Alert floods"): the
  * first few of each (client, product, alert code) go one by one, the rest are counted in one
@@ -63,6 +66,14 @@ const verifierConfigSchema = z.object({
   hubDeadlineMs: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_HUB_DEADLINE_MS),
   /** The window of a client's alert bounds, ms (DEFAULT_ALERT_WINDOW_MS says what it does). */
   alertWindowMs: z.coerce.number().int().min(1000).max(3_600_000).default(DEFAULT_ALERT_WINDOW_MS),
+  /** Bulk state changes of up to this many packs are answered at once; larger ones become jobs (bulk-jobs.ts). */
+  bulkSyncMaxPacks: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_BULK_SYNC_MAX_PACKS),
+  /** How long a finished bulk job's results are kept, in hours. */
+  bulkJobRetentionHours: z.coerce
+    .number()
+    .min(0.01)
+    .max(24 * 30)
+    .default(24),
   /** Feed records per request (and per transaction); pack records hold up to 10,000 packs each. */
   feedPageSize: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_FEED_PAGE_SIZE),
   /** Time limits of the pharmacy listener (common/src/http.ts `httpTimeoutsSchema`). */

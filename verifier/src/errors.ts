@@ -70,6 +70,8 @@ export const AcceptSignatureInvalid = defineError(
 );
 /** `GET /v1/transactions/{txId}`: this node answered the caller no request with this transaction id. */
 export const TxUnknown = defineError('NODE_TX_UNKNOWN', 404, 'No state change of this client has this transaction id');
+/** `GET /v1/jobs/{jobId}` names no bulk job of the caller's (another client's, or one past its retention). */
+export const JobUnknown = defineError('NODE_JOB_UNKNOWN', 404, 'No bulk job of this client has this id');
 /** `/v1/packs/{op}` names no pack operation (verify has its own route). */
 export const OperationUnknown = defineError('NODE_OPERATION_UNKNOWN', 404, 'Unknown pack operation');
 /** `GET /v1/evidence/checkpoint` before the node witnessed one, or on a node without the log key. */

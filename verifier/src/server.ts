@@ -1,6 +1,7 @@
 import { createHttpServer, type HttpServer, type HttpTimeouts } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import type { AlertOutbox } from './alerts.ts';
+import type { BulkJobs } from './bulk-jobs.ts';
 import type { LogWitness } from './log-witness.ts';
 import type { Replica } from './replica.ts';
 import type { Replicator } from './replication.ts';
@@ -18,6 +19,9 @@ export interface VerifierServerOptions {
   validator: TokenValidator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
+  bulkJobs: BulkJobs;
+  /** Bulk state changes up to this many packs are answered at once, larger ones become jobs. */
+  bulkSyncMaxPacks: number;
   /** The witness of the hub's evidence log, when the node has its key. */
   witness?: LogWitness | undefined;
   /** The node's certificate (leaf first, chain after) and key: TLS, and the pharmacies' signed answers. */

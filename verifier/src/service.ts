@@ -3,8 +3,10 @@ import { type HttpTimeouts, listen } from '../../common/src/http.ts';
 import type { Logger } from '../../common/src/log.ts';
 import { Store } from '../../common/src/store.ts';
 import { AlertOutbox } from './alerts.ts';
+import { BulkJobs } from './bulk-jobs.ts';
 import {
   DEFAULT_ALERT_WINDOW_MS,
+  DEFAULT_BULK_SYNC_MAX_PACKS,
   DEFAULT_FEED_PAGE_SIZE,
   DEFAULT_FEED_WAIT_MS,
   DEFAULT_HUB_DEADLINE_MS,
@@ -39,6 +41,10 @@ export interface VerifierNodeOptions {
   /** The hub's evidence log key (config `evidenceLogKey`): the node witnesses the log with it. */
   evidenceLogKey?: string;
   alertWindowMs?: number;
+  /** Bulk state changes up to this many packs are answered at once, larger ones become jobs. */
+  bulkSyncMaxPacks?: number;
+  /** How long a finished bulk job's results are kept, in seconds (default a day). */
+  bulkJobRetentionSeconds?: number;
   logger: Logger;
 }
 
@@ -47,6 +53,7 @@ export interface RunningVerifierNode {
   replica: Replica;
   replicator: Replicator;
   stateChanges: StateChanges;
+  bulkJobs: BulkJobs;
   alerts: AlertOutbox;
   witness: LogWitness | undefined;
   close(): Promise<void>;
@@ -89,15 +96,20 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     limits: { windowMs: o.alertWindowMs ?? DEFAULT_ALERT_WINDOW_MS },
   });
   const stateChanges = new StateChanges(local, replica, hub, alerts, o.logger);
+  const bulkJobs = new BulkJobs(local, stateChanges, o.logger, {
+    retentionSeconds: o.bulkJobRetentionSeconds ?? 24 * 3600,
+  });
   replicator.start();
   witness?.start();
   alerts.start();
   stateChanges.start();
+  bulkJobs.start();
   // The hub refuses this node's certificate: nothing more is sent (the outboxes keep what waits,
   // for a restart with a new certificate); the replicator stops and the node stops serving.
   hub.onCertificateRefused(() => {
     alerts.stop();
     stateChanges.stop();
+    void bulkJobs.stop();
   });
   const app = createVerifierServer({
     market: o.market,
@@ -107,6 +119,8 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     validator,
     alerts,
     stateChanges,
+    bulkJobs,
+    bulkSyncMaxPacks: o.bulkSyncMaxPacks ?? DEFAULT_BULK_SYNC_MAX_PACKS,
     witness,
     timeouts: o.timeouts,
     certPem: o.certPem,
@@ -119,11 +133,14 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
     replica,
     replicator,
     stateChanges,
+    bulkJobs,
     alerts,
     witness,
     async close() {
       alerts.stop();
       stateChanges.stop();
+      // Before the listener and the stores close: a job being decided stops between two pages.
+      await bulkJobs.stop();
       await witness?.stop();
       await app.close();
       await replicator.stop();

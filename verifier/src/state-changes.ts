@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from '../../common/src/log.ts';
 import type { ChangeRequest } from '../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../common/src/store.ts';
@@ -20,11 +21,30 @@ import {
 import { HubRefused, HubUnavailable } from './errors.ts';
 import type { HubClient } from './hub-client.ts';
 import { OutboxDrain } from './outbox.ts';
-import { type PendingPack, PendingPacks } from './pending-packs.ts';
+import { PendingPacks } from './pending-packs.ts';
 import type { Caller } from './token-validator.ts';
-import { decideLocally, type PackQuery, type ReplicaLookup, verifyPack } from './verification.ts';
+import {
+  type AlertCode,
+  decideLocally,
+  type PackQuery,
+  type ReplicaLookup,
+  type ReturnCode,
+  verifyPack,
+} from './verification.ts';
 
 type PackEventResult = hub['schemas']['PackEventResult'];
+
+/** Events per signed request to the hub: a bulk request's packs go in pages of at most this many. */
+export const EVENTS_PER_PAGE = 1000;
+/** Packs checked here between two turns of the event loop (about a millisecond of reads). */
+const PACKS_PER_SLICE = 1000;
+
+/** A change checked here that the hub is to decide: where its answer goes, and its key by transaction id. */
+interface ToHub {
+  index: number;
+  key: string;
+  event: PendingEvent;
+}
 
 /**
  * Pack state changes at a node: checked locally with the same rules as the hub, then decided by
@@ -102,67 +122,121 @@ export class StateChanges {
     today: string,
     now = Date.now(),
   ): Promise<ChangeOutcome> {
-    const key = `${caller.clientId}|${txId}`;
-    const earlier = this.results.get(key);
-    // A transaction id answers one request: never with another pack's answer (docs/domain.md §6).
-    if (earlier) return earlier.request === requestOf(q, op) ? earlier.outcome : txIdReused(txId, q, op);
-    const event: PendingEvent = {
-      txId,
-      clientId: caller.clientId,
-      productCode: q.productCode,
-      serial: q.serial,
-      batch: q.batch,
-      expiry: q.expiry,
-      op,
-      at: now,
-      token: caller.token,
-    };
-    const waiting = this.pendingPacks.of(q.productCode, q.serial);
-    const v = verifyPack(q, this.replica, today);
-    if (v.alert) {
-      const alert = await this.alerts.raise(v.alert, v.returnCode, v.detail, q, caller);
-      return this.remember(
-        key,
-        {
+    const [outcome] = await this.changeAll(op, [{ txId, q }], caller, today, now);
+    return outcome!;
+  }
+
+  /**
+   * Decides `op` on each pack of a request, answers in request order (docs/pharmacy.md, "Bulk
+   * requests and jobs"). Every pack is checked here first, as a single change is: a repeated
+   * transaction id gets its recorded answer, an unknown or inactive pack is refused with its
+   * alert (all the request's alerts in one durable write), a pack with a change waiting for the
+   * hub is refused as such, and the answers decided here are kept in one commit. The packs left
+   * go to the hub in pages of {@link EVENTS_PER_PAGE}, one signed request per page, and each
+   * page's answers are kept in one commit; `progress` hears how many packs are decided after
+   * each. Once the hub cannot be reached (or asks the node to wait), the packs not yet decided are
+   * kept in the outbox in one commit and answered `pending`, without trying the hub again per page.
+   */
+  async changeAll(
+    op: ChangeRequest['op'],
+    items: readonly { txId: string; q: PackQuery }[],
+    caller: Caller,
+    today: string,
+    now = Date.now(),
+    progress?: (decided: number) => void | Promise<void>,
+  ): Promise<ChangeOutcome[]> {
+    const outcomes: ChangeOutcome[] = new Array(items.length);
+    /** Answers decided here, to be kept by transaction id. */
+    const decidedHere: number[] = [];
+    const alerts: { index: number; code: AlertCode; returnCode: ReturnCode; detail: string; pack: PackQuery }[] = [];
+    const toHub: ToHub[] = [];
+    /** A transaction id seen earlier in this request is answered as the earlier pack (after it is). */
+    const firstOf = new Map<string, number>();
+    const repeats: { index: number; first: number }[] = [];
+    const { clientId, location, role } = caller;
+    for (const [index, { txId, q }] of items.entries()) {
+      if (index > 0 && index % PACKS_PER_SLICE === 0) await setImmediate();
+      const first = firstOf.get(txId);
+      if (first !== undefined) {
+        repeats.push({ index, first });
+        continue;
+      }
+      firstOf.set(txId, index);
+      const key = resultKey({ clientId, txId });
+      const earlier = this.results.get(key);
+      // A transaction id answers one request: never with another pack's answer (docs/domain.md §6).
+      if (earlier) {
+        outcomes[index] = earlier.request === requestOf(q, op) ? earlier.outcome : txIdReused(txId, q, op);
+        continue;
+      }
+      const event: PendingEvent = { txId, clientId, ...q, op, at: now, token: caller.token };
+      const v = verifyPack(q, this.replica, today);
+      if (v.alert) {
+        outcomes[index] = { ...base(event), outcome: 'refused', code: v.returnCode, detail: v.detail };
+        alerts.push({ index, code: v.alert, returnCode: v.returnCode, detail: v.detail, pack: q });
+        decidedHere.push(index);
+        continue;
+      }
+      // Not kept as the request's answer: once the hub has decided, the same request is taken.
+      const waiting = this.pendingPacks.of(q.productCode, q.serial);
+      if (waiting) {
+        outcomes[index] = changePending(event, waiting.op);
+        continue;
+      }
+      const local = decideLocally(q, this.replica, today, { op, clientId, location, role, at: now });
+      if (!local.accepted) {
+        outcomes[index] = {
           ...base(event),
           outcome: 'refused',
-          code: v.returnCode,
-          detail: v.detail,
-          alert: { code: v.alert, id: alert.id },
-        },
+          code: local.code,
+          state: local.state,
+          detail: local.detail,
+        };
+        if (local.alert) {
+          alerts.push({ index, code: local.alert, returnCode: 'DECOMMISSIONED', detail: local.detail, pack: q });
+        }
+        decidedHere.push(index);
+        continue;
+      }
+      toHub.push({ index, key, event });
+    }
+    const raised = await this.alerts.raiseAll(
+      alerts.map(({ index: _index, ...a }) => a),
+      caller,
+    );
+    for (const [i, a] of alerts.entries()) outcomes[a.index]!.alert = { code: a.code, id: raised[i]!.id };
+    if (decidedHere.length > 0)
+      await this.keep(
+        clientId,
+        decidedHere.map((i) => outcomes[i]!),
         op,
       );
-    }
-    // Not kept as the request's answer: once the hub has decided, the same request is taken.
-    if (waiting) return changePending(event, waiting.op);
-    const { clientId, location, role } = caller;
-    const local = decideLocally(q, this.replica, today, { op, clientId, location, role, at: now });
-    if (!local.accepted) {
-      const outcome: ChangeOutcome = {
-        ...base(event),
-        outcome: 'refused',
-        code: local.code,
-        state: local.state,
-        detail: local.detail,
-      };
-      if (local.alert) {
-        const alert = await this.alerts.raise(local.alert, 'DECOMMISSIONED', local.detail, q, caller);
-        outcome.alert = { code: local.alert, id: alert.id };
+    let decided = items.length - toHub.length;
+    await progress?.(decided);
+
+    for (let start = 0; start < toHub.length; start += EVENTS_PER_PAGE) {
+      const page = toHub.slice(start, start + EVENTS_PER_PAGE);
+      const { answered, unreachable } = await this.decideAtHub(page);
+      if (answered.length > 0) await this.keep(clientId, answered, op);
+      for (const [i, outcome] of answered.entries()) outcomes[page[i]!.index] = outcome;
+      decided += answered.length;
+      if (unreachable) {
+        const rest = toHub.slice(start + answered.length);
+        for (const [i, outcome] of (await this.keepForLater(rest, unreachable)).entries()) {
+          outcomes[rest[i]!.index] = outcome;
+        }
+        decided += rest.length;
+        await progress?.(decided);
+        break;
       }
-      return this.remember(key, outcome, op);
+      await progress?.(decided);
     }
-    try {
-      const [decided] = await this.hub.sendEvents([hubEvent(event)]);
-      return this.remember(key, await this.outcomeOf(event, decided!), op);
-    } catch (err) {
-      if (err instanceof HubRefused) {
-        if (err.final) return this.remember(key, refusedByHub(event, err), op);
-        // Refused for the node's certificate: the route answers as every later call.
-        if (err.certificateRefused) throw err;
-      } else if (!(err instanceof HubUnavailable)) throw err;
-      // Unreachable, or asked to wait (408, 429), or the node's signature refused: the outbox retries.
-      return this.keepForLater(event, key, err);
+    for (const { index, first } of repeats) {
+      const { txId, q } = items[index]!;
+      outcomes[index] =
+        requestOf(q, op) === requestOf(items[first]!.q, op) ? outcomes[first]! : txIdReused(txId, q, op);
     }
+    return outcomes;
   }
 
   start(): void {
@@ -179,28 +253,89 @@ export class StateChanges {
   }
 
   /**
-   * Keeps the change in the outbox and marks its pack pending here, in one durable write; until
-   * the hub decides, `pending` is the request's answer (also by its transaction id, `answer`).
+   * Sends one page to the hub. A refusal of the whole page (one event the hub will not take, say
+   * a product not sold in this market) sends its events one at a time, so each gets its own
+   * answer. Answers the events decided, in order; `unreachable` when the hub could not be reached
+   * (or asked to wait) before the rest were.
    */
-  private async keepForLater(event: PendingEvent, key: string, err: Error): Promise<ChangeOutcome> {
-    const marker = { key, op: event.op };
-    let other: PendingPack | undefined;
-    await this.store.transaction(() => {
-      other = this.pendingPacks.markUnlessMarked(event.productCode, event.serial, marker);
-      if (other) return;
-      this.outbox.putSync(`${String(event.at).padStart(15, '0')}|${key}`, event);
-      this.results.putSync(key, kept(event, pendingOutcome(event, event.op)));
+  private async decideAtHub(page: ToHub[]): Promise<{ answered: ChangeOutcome[]; unreachable?: Error }> {
+    try {
+      const results = await this.hub.sendEvents(page.map((p) => hubEvent(p.event)));
+      return {
+        answered: await this.outcomesOf(
+          page.map((p) => p.event),
+          results,
+        ),
+      };
+    } catch (err) {
+      if (err instanceof HubRefused) {
+        // Refused for the node's certificate: the route answers as every later call.
+        if (err.certificateRefused) throw err;
+        if (err.final && page.length === 1) return { answered: [refusedByHub(page[0]!.event, err)] };
+        if (err.final) {
+          const answered: ChangeOutcome[] = [];
+          for (const p of page) {
+            const alone = await this.decideAtHub([p]);
+            answered.push(...alone.answered);
+            if (alone.unreachable) return { answered, unreachable: alone.unreachable };
+          }
+          return { answered };
+        }
+      } else if (!(err instanceof HubUnavailable)) throw err;
+      // Unreachable, or asked to wait (408, 429), or the node's signature refused: the outbox retries.
+      return { answered: [], unreachable: err };
+    }
+  }
+
+  /** Keeps a client's answers by their transaction ids, in one commit. */
+  private keep(clientId: string, outcomes: ChangeOutcome[], op: ChangeRequest['op']): Promise<void> {
+    return this.store.transaction(() => {
+      for (const o of outcomes)
+        this.results.putSync(resultKey({ clientId, txId: o.txId }), { outcome: o, request: requestOf(o, op) });
     });
-    if (other && other.key !== key) return changePending(event, other.op);
-    this.pendingPacks.marked(event.productCode, event.serial, marker);
-    this.logger.warn({ txId: event.txId, err: err.message }, 'hub unreachable; state change kept for later');
-    return pendingOutcome(event, event.op);
+  }
+
+  /**
+   * Keeps the changes in the outbox and marks their packs pending here, in one durable write;
+   * until the hub decides, `pending` is each request's answer (also by its transaction id,
+   * `answer`). A pack already marked (another request kept while this one waited for the hub, or
+   * an earlier pack of the same bulk) gets `CHANGE_PENDING`.
+   */
+  private async keepForLater(changes: ToHub[], err: Error): Promise<ChangeOutcome[]> {
+    const outcomes: ChangeOutcome[] = [];
+    const marked: ToHub[] = [];
+    await this.store.transaction(() => {
+      outcomes.length = 0;
+      marked.length = 0;
+      for (const c of changes) {
+        const { event, key } = c;
+        const other = this.pendingPacks.markUnlessMarked(event.productCode, event.serial, { key, op: event.op });
+        if (other) {
+          outcomes.push(other.key === key ? pendingOutcome(event, event.op) : changePending(event, other.op));
+          continue;
+        }
+        this.outbox.putSync(`${String(event.at).padStart(15, '0')}|${key}`, event);
+        this.results.putSync(key, kept(event, pendingOutcome(event, event.op)));
+        outcomes.push(pendingOutcome(event, event.op));
+        marked.push(c);
+      }
+    });
+    for (const { event, key } of marked)
+      this.pendingPacks.marked(event.productCode, event.serial, { key, op: event.op });
+    this.logger.warn(
+      { changes: changes.length, txIds: changes.slice(0, 5).map((c) => c.event.txId), err: err.message },
+      'hub unreachable; state changes kept for later',
+    );
+    return outcomes;
   }
 
   private async deliver(page: { key: string; value: PendingEvent }[]): Promise<void> {
     const results = await this.hub.sendEvents(page.map((e) => hubEvent(e.value)));
-    const outcomes: ChangeOutcome[] = [];
-    for (const [i, e] of page.entries()) outcomes.push(await this.outcomeOf(e.value, results[i]!, true));
+    const outcomes = await this.outcomesOf(
+      page.map((e) => e.value),
+      results,
+      true,
+    );
     await this.store.transaction(() => {
       for (const [i, e] of page.entries()) {
         this.results.putSync(resultKey(e.value), kept(e.value, outcomes[i]!));
@@ -209,34 +344,46 @@ export class StateChanges {
     });
   }
 
-  private async outcomeOf(e: PendingEvent, r: PackEventResult, late = false): Promise<ChangeOutcome> {
-    const outcome: ChangeOutcome = {
-      ...base(e),
-      outcome: r.accepted ? 'accepted' : 'refused',
-      code: r.code,
-      ...(r.state ? { state: r.state } : {}),
-      detail: r.detail,
-    };
-    // A refusal the node could not foresee is a conflict (another market changed the pack first).
-    const alertCode = r.alert ?? (late && !r.accepted && r.code !== 'OFFLINE_WINDOW_PASSED' ? 'A24' : undefined);
-    if (alertCode) {
-      const q = { productCode: e.productCode, serial: e.serial, batch: e.batch, expiry: e.expiry };
-      // Raised as of the request it concerns, which its token covers.
-      const alert = await this.alerts.raise(
-        alertCode,
-        'DECOMMISSIONED',
-        `state change ${e.op} refused by the hub: ${r.detail}`,
-        q,
-        e,
-        new Date(e.at),
-      );
-      outcome.alert = { code: alertCode, id: alert.id };
+  /**
+   * The answers to events the hub decided, with the alerts its answers call for raised in one
+   * durable write per caller: an alert the hub names, or (`late`, for a change kept offline) a
+   * refusal the node could not foresee, a conflict (another market changed the pack first).
+   */
+  private async outcomesOf(events: PendingEvent[], results: PackEventResult[], late = false): Promise<ChangeOutcome[]> {
+    const outcomes: ChangeOutcome[] = [];
+    /** Alerts to raise, by the request they concern (its token and time). */
+    const alerts = new Map<
+      string,
+      { caller: PendingEvent; items: { index: number; code: AlertCode; detail: string }[] }
+    >();
+    for (const [index, e] of events.entries()) {
+      const r = results[index]!;
+      outcomes.push({
+        ...base(e),
+        outcome: r.accepted ? 'accepted' : 'refused',
+        code: r.code,
+        ...(r.state ? { state: r.state } : {}),
+        detail: r.detail,
+      });
+      const code = r.alert ?? (late && !r.accepted && r.code !== 'OFFLINE_WINDOW_PASSED' ? 'A24' : undefined);
+      if (!code) continue;
+      const group = `${e.token}|${e.at}`;
+      if (!alerts.has(group)) alerts.set(group, { caller: e, items: [] });
+      alerts.get(group)!.items.push({ index, code, detail: `state change ${e.op} refused by the hub: ${r.detail}` });
     }
-    return outcome;
-  }
-
-  private async remember(key: string, outcome: ChangeOutcome, op: ChangeRequest['op']): Promise<ChangeOutcome> {
-    await this.store.transaction(() => this.results.putSync(key, { outcome, request: requestOf(outcome, op) }));
-    return outcome;
+    for (const { caller, items } of alerts.values()) {
+      // Raised as of the request they concern, which its token covers.
+      const raised = await this.alerts.raiseAll(
+        items.map(({ code, detail, index }) => {
+          const e = events[index]!;
+          const pack = { productCode: e.productCode, serial: e.serial, batch: e.batch, expiry: e.expiry };
+          return { code, returnCode: 'DECOMMISSIONED' as const, detail, pack };
+        }),
+        caller,
+        new Date(caller.at),
+      );
+      for (const [i, { index, code }] of items.entries()) outcomes[index]!.alert = { code, id: raised[i]!.id };
+    }
+    return outcomes;
   }
 }

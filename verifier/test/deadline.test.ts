@@ -1,63 +1,14 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CODE, type NodeHarness, startNodeHarness } from './fixtures.ts';
+import { CODE, FreezableRelay, type NodeHarness, startNodeHarness } from './fixtures.ts';
 
 /**
  * A hung hub (a process stopped with SIGSTOP, a stalled network) must not hold a pharmacy: every
  * call from a node to the hub has a deadline, past which a state change waits in the outbox and the
- * pharmacy is answered `pending` at once. The hub here sits behind a TCP relay that can freeze: it
- * keeps every connection open but passes no byte, as a stopped process would.
+ * pharmacy is answered `pending` at once. The hub here sits behind a TCP relay that can freeze
+ * (fixtures.ts `FreezableRelay`): it keeps every connection open but passes no byte, as a stopped
+ * process would.
  */
-
-/** A TCP relay to `port` that can stop passing bytes (frozen) and pass what it held when thawed. */
-class FreezableRelay {
-  private frozen = false;
-  private readonly held: (() => void)[] = [];
-  private readonly sockets = new Set<Socket>();
-  readonly server: Server;
-
-  constructor(port: number) {
-    this.server = createServer((client) => {
-      const upstream = connect(port, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => s.destroy());
-      }
-      const pass = (from: Socket, to: Socket) => {
-        from.on('data', (chunk: Buffer) => {
-          if (this.frozen) this.held.push(() => to.writable && to.write(chunk));
-          else if (to.writable) to.write(chunk);
-        });
-        // A side that leaves while frozen leaves after what it sent has been passed on.
-        from.on('end', () => (this.frozen ? this.held.push(() => to.end()) : to.end()));
-      };
-      pass(client, upstream);
-      pass(upstream, client);
-    });
-  }
-
-  listen(): Promise<number> {
-    return new Promise((resolve) =>
-      this.server.listen(0, '127.0.0.1', () => resolve((this.server.address() as { port: number }).port)),
-    );
-  }
-
-  freeze(): void {
-    this.frozen = true;
-  }
-
-  thaw(): void {
-    this.frozen = false;
-    for (const send of this.held.splice(0)) send();
-  }
-
-  close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 const DEADLINE_MS = 1000;
 let h: NodeHarness;

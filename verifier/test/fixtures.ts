@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,7 +8,7 @@ import { createLogger } from '../../common/src/log.ts';
 import { type Credential, type Pharmacy, startTestHub, type TestHub } from '../../gateway/test/fixtures.ts';
 import { type RunningVerifierNode, startVerifierNode, type VerifierNodeOptions } from '../src/service.ts';
 
-const logger = createLogger('node-test', 'silent');
+const logger = createLogger('node-test', process.env.NODE_TEST_LOG ?? 'silent');
 
 /**
  * A real verifier node of `market` on 127.0.0.1:0 following `hub`, with a verifier-node
@@ -162,5 +163,59 @@ export async function until(what: string, check: () => boolean | Promise<boolean
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
+  }
+}
+
+/** A TCP relay to `port` that can stop passing bytes (frozen) and pass what it held when thawed. */
+export class FreezableRelay {
+  private frozen = false;
+  private readonly held: (() => void)[] = [];
+  private readonly sockets = new Set<Socket>();
+  readonly server: Server;
+
+  constructor(port: number) {
+    this.server = createServer((client) => {
+      const upstream = connect(port, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => s.destroy());
+      }
+      const pass = (from: Socket, to: Socket) => {
+        from.on('data', (chunk: Buffer) => {
+          if (this.frozen) this.held.push(() => to.writable && to.write(chunk));
+          else if (to.writable) to.write(chunk);
+        });
+        // A side that leaves while frozen leaves after what it sent has been passed on.
+        from.on('end', () => (this.frozen ? this.held.push(() => to.end()) : to.end()));
+      };
+      pass(client, upstream);
+      pass(upstream, client);
+    });
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve) =>
+      this.server.listen(0, '127.0.0.1', () => resolve((this.server.address() as { port: number }).port)),
+    );
+  }
+
+  /** How many chunks it holds back while frozen (a request in flight to the frozen hub shows here). */
+  get holding(): number {
+    return this.held.length;
+  }
+
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const send of this.held.splice(0)) send();
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -94,6 +94,7 @@ describe('a verifier node whose certificate is revoked', () => {
         packs: 100,
         alertsPending: 0,
         changesPending: 0,
+        bulkJobsUnfinished: 0,
         deadLetters: 0,
         lastError: expect.stringContaining("the hub refuses this node's certificate (HUB_CLIENT_CERT_REVOKED)"),
       });

@@ -3,6 +3,7 @@ import { type Gauge, PROMETHEUS_CONTENT_TYPE, prometheusText } from '../../../co
 import { OpenApiContract } from '../../../common/src/openapi.ts';
 import type { components } from '../../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from '../alerts.ts';
+import type { BulkJobs } from '../bulk-jobs.ts';
 import { EvidenceNotWitnessed } from '../errors.ts';
 import type { LogWitness } from '../log-witness.ts';
 import type { Replica } from '../replica.ts';
@@ -21,6 +22,7 @@ export interface MonitoringRoutesOptions {
   replicator: Replicator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
+  bulkJobs: BulkJobs;
   witness?: LogWitness | undefined;
   /** The node's certificate chain (PEM, leaf first): what pharmacies check signed answers with. */
   certPem: string;
@@ -46,6 +48,7 @@ export async function monitoringRoutes(app: HttpServer, options: MonitoringRoute
       packs: replica.packCount(),
       alertsPending: alerts.pending(),
       changesPending: stateChanges.pending(),
+      bulkJobsUnfinished: options.bulkJobs.unfinished(),
       deadLetters: alerts.deadLetters() + stateChanges.deadLetters(),
       ...(s.lastError ? { lastError: s.lastError } : {}),
     };
@@ -88,6 +91,7 @@ function gauges(
     ),
     gauge('packtrust_alerts_pending', 'Alerts waiting to be delivered to the hub.', h.alertsPending),
     gauge('packtrust_changes_pending', 'State changes waiting for the hub (offline mode).', h.changesPending),
+    gauge('packtrust_bulk_jobs_unfinished', 'Bulk jobs queued or being decided.', h.bulkJobsUnfinished ?? 0),
     gauge(
       'packtrust_dead_letters',
       'Alerts and state changes the hub refused for good (see the node log).',

@@ -5,7 +5,8 @@ import { OpenApiContract } from '../../../common/src/openapi.ts';
 import { isOperation, type Operation } from '../../../common/src/pack-rules.ts';
 import type { components } from '../../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from '../alerts.ts';
-import { certificateRevoked, HubRefused, NotServing, OperationUnknown, TxUnknown } from '../errors.ts';
+import type { BulkJobs } from '../bulk-jobs.ts';
+import { certificateRevoked, HubRefused, JobUnknown, NotServing, OperationUnknown, TxUnknown } from '../errors.ts';
 import type { Replica } from '../replica.ts';
 import type { Replicator } from '../replication.ts';
 import { eachPack, packOf } from '../requests.ts';
@@ -38,6 +39,9 @@ export interface PharmacyRoutesOptions {
   validator: TokenValidator;
   alerts: AlertOutbox;
   stateChanges: StateChanges;
+  bulkJobs: BulkJobs;
+  /** Bulk state changes up to this many packs are answered at once; larger ones (or `Prefer: respond-async`) become jobs. */
+  bulkSyncMaxPacks: number;
   /** Signs the answers of callers that send `Accept-Signature`. */
   answers: AnswerSigner;
 }
@@ -49,7 +53,7 @@ export interface PharmacyRoutesOptions {
  * read and parsed, so anyone who can reach the node costs it no more than a token check.
  */
 export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOptions): Promise<void> {
-  const { replica, replicator, validator, alerts, stateChanges, answers } = options;
+  const { replica, replicator, validator, alerts, stateChanges, bulkJobs, answers } = options;
   let today = '';
   let todayAt = 0;
   const currentDate = () => {
@@ -174,16 +178,29 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
   app.post<{ Params: { op: string }; Body: { packs: ChangeBody[] } }>(
     '/v1/packs/:op/bulk',
     { schema: contract.routeSchema('changePacks'), errorHandler },
-    async (request) => {
+    async (request, reply) => {
       const op = operationOf(request.params.op);
       const packs = eachPack(request.body.packs, (p) => ({ txId: p.txId, q: packOf(p) }));
       // One time for the whole request: the token was valid when it was asked, however long the
       // packs take, and the hub checks each event's time against that token.
       const at = Date.now();
       const today = currentDate();
-      const results = [];
-      for (const p of packs) results.push(await stateChanges.change(op, p.txId, p.q, request.caller, today, at));
-      return { results };
+      const preferAsync = /(^|[\s,;])respond-async([\s,;]|$)/i.test(String(request.headers.prefer ?? ''));
+      if (packs.length > options.bulkSyncMaxPacks || preferAsync) {
+        const job = await bulkJobs.submit(op, packs, request.caller, at, today);
+        if (preferAsync) reply.header('preference-applied', 'respond-async');
+        return reply.code(202).header('location', `/v1/jobs/${job.jobId}`).send(job);
+      }
+      return { results: await stateChanges.changeAll(op, packs, request.caller, today, at) };
+    },
+  );
+  app.get<{ Params: { jobId: string } }>(
+    '/v1/jobs/:jobId',
+    { schema: contract.routeSchema('getJob') },
+    async (request) => {
+      const job = bulkJobs.get(request.caller.clientId, request.params.jobId);
+      if (!job) throw new JobUnknown(`This client has no bulk job ${request.params.jobId}`);
+      return job;
     },
   );
 }
