@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/src/log.ts';
 import type { ChangeRequest } from '../../common/src/pack-rules.ts';
 import type { Database, Store } from '../../common/src/store.ts';
 import type { components } from '../../openapi/generated/verifier.ts';
 import type { ChangeOutcome } from './change-outcomes.ts';
+import { NotServing, TooManyJobs } from './errors.ts';
 import type { StateChanges } from './state-changes.ts';
 import type { Caller } from './token-validator.ts';
 import type { PackQuery } from './verification.ts';
@@ -34,7 +36,16 @@ type JobPacks = { txId: string; q: PackQuery }[];
 export interface BulkJobsOptions {
   /** How long a finished job's results are kept, in seconds. */
   retentionSeconds: number;
+  /** Jobs a client may have waiting or running at once; more are refused 429 `NODE_TOO_MANY_JOBS`. */
+  maxUnfinishedPerClient: number;
+  /** Whether the node serves from its replica: jobs are decided only then (not while it loads or resynchronises). */
+  serving: () => boolean;
+  /** Whether onboarding staff disabled the client (the replica's deny-list). */
+  isDisabled: (clientId: string) => boolean;
 }
+
+/** How often a worker waiting for the replica, or after an unexpected failure, looks again. */
+const RETRY_MS = 500;
 
 /** How often finished jobs past their retention are removed. */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -84,7 +95,11 @@ export class BulkJobs {
     await this.working;
   }
 
-  /** Keeps the job durably, then answers; the worker takes it up. */
+  /**
+   * Keeps the job durably, then answers; the worker takes it up. A client with
+   * `maxUnfinishedPerClient` jobs unfinished is refused (429), so that one client cannot hold the
+   * node's one worker, or fill its disk, at the others' expense.
+   */
   async submit(
     op: ChangeRequest['op'],
     packs: JobPacks,
@@ -104,10 +119,18 @@ export class BulkJobs {
       at,
       today,
     };
+    let refused = false;
     await this.store.transaction(() => {
+      refused = this.unfinishedOf(caller.clientId) >= this.options.maxUnfinishedPerClient;
+      if (refused) return;
       this.jobs.putSync(job.id, job);
       this.packs.putSync(job.id, packs);
     });
+    if (refused) {
+      throw new TooManyJobs(
+        `This client has ${this.options.maxUnfinishedPerClient} bulk jobs unfinished; send more once one is done`,
+      );
+    }
     this.logger.info({ job: job.id, client: job.clientId, op, packs: packs.length }, 'bulk job queued');
     this.work();
     return this.viewOf(job);
@@ -124,6 +147,12 @@ export class BulkJobs {
   unfinished(): number {
     let n = 0;
     for (const { value } of this.jobs.getRange()) if (value.status !== 'done') n++;
+    return n;
+  }
+
+  private unfinishedOf(clientId: string): number {
+    let n = 0;
+    for (const { value } of this.jobs.getRange()) if (value.status !== 'done' && value.clientId === clientId) n++;
     return n;
   }
 
@@ -160,14 +189,26 @@ export class BulkJobs {
   private async takeJobs(): Promise<void> {
     try {
       for (;;) {
+        // Decided only from a replica the node serves from: never from one being loaded or
+        // resynchronised, where every pack would look unknown.
+        while (!this.options.serving() && !this.stopping) await sleep(RETRY_MS);
         const next = this.oldestUnfinished();
         if (!next || this.stopping) return;
-        await this.run(next);
+        try {
+          await this.run(next);
+        } catch (err) {
+          // The replica stopped serving between two pages: the job waits and is taken up again.
+          if (!(err instanceof NotServing)) throw err;
+        }
       }
     } catch (err) {
-      // The job stays unfinished and is tried again at the next submission or start.
-      if (err instanceof JobInterrupted) this.logger.info(err.message);
-      else this.logger.error({ err }, 'bulk job worker stopped');
+      if (err instanceof JobInterrupted) {
+        this.logger.info(err.message);
+        return;
+      }
+      // The job stays unfinished and is tried again shortly.
+      this.logger.error({ err }, 'bulk job failed; trying again shortly');
+      setTimeout(() => this.work(), RETRY_MS * 10).unref();
     }
   }
 
@@ -183,22 +224,42 @@ export class BulkJobs {
     const packs = this.packs.get(job.id) ?? [];
     const started = performance.now();
     await this.update(job.id, { status: 'running' });
-    const outcomes = await this.stateChanges.changeAll(
-      job.op,
-      packs,
-      job.caller,
-      job.today,
-      job.at,
-      async (decided) => {
-        if (this.stopping) throw new JobInterrupted(job.id);
-        await this.update(job.id, { decided });
-      },
-    );
+    let outcomes: ChangeOutcome[];
+    try {
+      if (this.options.isDisabled(job.clientId)) throw new ClientDisabledMeanwhile();
+      outcomes = await this.stateChanges.changeAll(job.op, packs, job.caller, job.today, job.at, {
+        serving: this.options.serving,
+        progress: async (decided) => {
+          if (this.stopping) throw new JobInterrupted(job.id);
+          // Onboarding staff disabled the client (its key may have leaked): no further page is sent.
+          if (this.options.isDisabled(job.clientId)) throw new ClientDisabledMeanwhile();
+          await this.update(job.id, { decided });
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof ClientDisabledMeanwhile)) throw err;
+      outcomes = packs.map(({ txId, q }) => {
+        const kept = this.stateChanges.answer(job.clientId, txId);
+        if (kept && kept.productCode === q.productCode && kept.serial === q.serial) return kept;
+        return {
+          txId,
+          operation: job.op,
+          ...q,
+          outcome: 'refused',
+          code: 'CLIENT_DISABLED',
+          detail: 'the client was disabled by onboarding staff before this pack was decided',
+        };
+      });
+      this.logger.warn({ job: job.id, client: job.clientId }, 'bulk job stopped: its client was disabled');
+    }
     const finished = new Date();
     await this.store.transaction(() => {
+      const current = this.jobs.get(job.id)!;
       this.results.putSync(job.id, outcomes);
       this.jobs.putSync(job.id, {
-        ...this.jobs.get(job.id)!,
+        ...current,
+        // The token was needed to send the packs; a finished job keeps no credential.
+        caller: { ...current.caller, token: '' },
         status: 'done',
         decided: packs.length,
         finishedAt: finished.toISOString(),
@@ -235,6 +296,9 @@ export class BulkJobs {
     });
   }
 }
+
+/** Thrown from a job's progress when its client has been disabled: the packs not decided are refused. */
+class ClientDisabledMeanwhile extends Error {}
 
 /** Thrown from a job's progress to stop it between pages when the node stops. */
 class JobInterrupted extends Error {

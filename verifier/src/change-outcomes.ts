@@ -80,7 +80,8 @@ export function refusedByHub(e: PendingEvent, refusal: HubRefused): ChangeOutcom
     ...base(e),
     outcome: 'refused',
     code: refusal.hubCode,
-    detail: `the hub refused the change: ${refusal.message}`,
+    // The hub's own words for it, not its whole answer (paths, evidence numbers).
+    detail: `the hub refused the change: ${refusal.hubDetail ?? refusal.hubCode}`,
   };
 }
 

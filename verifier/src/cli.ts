@@ -49,6 +49,7 @@ export function createCli(): Command {
         feedPageSize: c.feedPageSize,
         bulkSyncMaxPacks: c.bulkSyncMaxPacks,
         bulkJobRetentionSeconds: c.bulkJobRetentionHours * 3600,
+        bulkMaxJobsPerClient: c.bulkMaxJobsPerClient,
         timeouts: c,
         ...(c.evidenceLogKey ? { evidenceLogKey: c.evidenceLogKey } : {}),
         alertWindowMs: c.alertWindowMs,

@@ -26,6 +26,9 @@ export const DEFAULT_HUB_DEADLINE_MS = 2000;
 /** Bulk state changes up to one page to the hub are answered at once (routes/pharmacy.ts). */
 export const DEFAULT_BULK_SYNC_MAX_PACKS = 1000;
 
+/** Bulk jobs one client may have waiting or running at once (bulk-jobs.ts). */
+export const DEFAULT_BULK_MAX_JOBS_PER_CLIENT = 2;
+
 /**
  * The window in which a client's alerts are bounded (docs/domain.md §5, "Alert floods"): the
  * first few of each (client, product, alert code) go one by one, the rest are counted in one
@@ -68,6 +71,8 @@ const verifierConfigSchema = z.object({
   alertWindowMs: z.coerce.number().int().min(1000).max(3_600_000).default(DEFAULT_ALERT_WINDOW_MS),
   /** Bulk state changes of up to this many packs are answered at once; larger ones become jobs (bulk-jobs.ts). */
   bulkSyncMaxPacks: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_BULK_SYNC_MAX_PACKS),
+  /** Bulk jobs one client may have waiting or running at once; more are refused 429. */
+  bulkMaxJobsPerClient: z.coerce.number().int().min(1).max(100).default(DEFAULT_BULK_MAX_JOBS_PER_CLIENT),
   /** How long a finished bulk job's results are kept, in hours. */
   bulkJobRetentionHours: z.coerce
     .number()

@@ -70,6 +70,10 @@ export const AcceptSignatureInvalid = defineError(
 );
 /** `GET /v1/transactions/{txId}`: this node answered the caller no request with this transaction id. */
 export const TxUnknown = defineError('NODE_TX_UNKNOWN', 404, 'No state change of this client has this transaction id');
+/** A bulk state change names one pack twice: the request is refused whole, before any pack is acted on. */
+export const PackRepeated = defineError('NODE_PACK_REPEATED', 400, 'A pack appears more than once in the request');
+/** The client has as many bulk jobs waiting or running as a client may (bulk-jobs.ts). */
+export const TooManyJobs = defineError('NODE_TOO_MANY_JOBS', 429, 'This client has too many bulk jobs unfinished');
 /** `GET /v1/jobs/{jobId}` names no bulk job of the caller's (another client's, or one past its retention). */
 export const JobUnknown = defineError('NODE_JOB_UNKNOWN', 404, 'No bulk job of this client has this id');
 /** `/v1/packs/{op}` names no pack operation (verify has its own route). */
@@ -123,6 +127,8 @@ export class HubRefused extends Error {
     readonly status: number,
     readonly hubCode: string,
     message: string,
+    /** The hub problem's `detail`, what a pharmacy may be told (not the whole answer). */
+    readonly hubDetail?: string,
   ) {
     super(message);
   }

@@ -180,13 +180,15 @@ function answerError(status: number, path: string, body: string): Error {
   const message = `hub answered ${status} for ${path}: ${body.slice(0, 300)}`;
   if (status < 400 || status >= 500) return new HubUnavailable(message);
   let code = `HTTP_${status}`;
+  let detail: string | undefined;
   try {
-    const problem = JSON.parse(body) as { code?: unknown };
+    const problem = JSON.parse(body) as { code?: unknown; detail?: unknown };
     if (typeof problem.code === 'string') code = problem.code;
+    if (typeof problem.detail === 'string') detail = problem.detail.slice(0, 300);
   } catch {
     // Not a problem document: the status alone says what happened.
   }
-  return new HubRefused(status, code, message);
+  return new HubRefused(status, code, message, detail);
 }
 
 /** The answer's body as text; a deadline or a broken connection while reading is unavailability. */

@@ -6,6 +6,7 @@ import { AlertOutbox } from './alerts.ts';
 import { BulkJobs } from './bulk-jobs.ts';
 import {
   DEFAULT_ALERT_WINDOW_MS,
+  DEFAULT_BULK_MAX_JOBS_PER_CLIENT,
   DEFAULT_BULK_SYNC_MAX_PACKS,
   DEFAULT_FEED_PAGE_SIZE,
   DEFAULT_FEED_WAIT_MS,
@@ -45,6 +46,8 @@ export interface VerifierNodeOptions {
   bulkSyncMaxPacks?: number;
   /** How long a finished bulk job's results are kept, in seconds (default a day). */
   bulkJobRetentionSeconds?: number;
+  /** Bulk jobs a client may have waiting or running at once. */
+  bulkMaxJobsPerClient?: number;
   logger: Logger;
 }
 
@@ -98,6 +101,9 @@ export async function startVerifierNode(o: VerifierNodeOptions): Promise<Running
   const stateChanges = new StateChanges(local, replica, hub, alerts, o.logger);
   const bulkJobs = new BulkJobs(local, stateChanges, o.logger, {
     retentionSeconds: o.bulkJobRetentionSeconds ?? 24 * 3600,
+    maxUnfinishedPerClient: o.bulkMaxJobsPerClient ?? DEFAULT_BULK_MAX_JOBS_PER_CLIENT,
+    serving: () => replicator.serving,
+    isDisabled: (clientId) => replica.isDisabled(clientId),
   });
   replicator.start();
   witness?.start();

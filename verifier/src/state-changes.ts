@@ -18,7 +18,7 @@ import {
   resultKey,
   txIdReused,
 } from './change-outcomes.ts';
-import { HubRefused, HubUnavailable } from './errors.ts';
+import { HubRefused, HubUnavailable, NotServing } from './errors.ts';
 import type { HubClient } from './hub-client.ts';
 import { OutboxDrain } from './outbox.ts';
 import { PendingPacks } from './pending-packs.ts';
@@ -38,6 +38,16 @@ type PackEventResult = hub['schemas']['PackEventResult'];
 export const EVENTS_PER_PAGE = 1000;
 /** Packs checked here between two turns of the event loop (about a millisecond of reads). */
 const PACKS_PER_SLICE = 1000;
+
+/** Hub refusals of a product rather than of one event: one answers the other events of that product. */
+const PRODUCT_REFUSALS = new Set(['HUB_WRONG_MARKET']);
+
+export interface ChangeAllOptions {
+  /** Told how many packs are decided after each step (a job records its progress; it may throw to stop). */
+  progress?: (decided: number) => void | Promise<void>;
+  /** Whether the node serves from its replica now; asked before every decision (503 `NODE_NOT_SERVING` when not). */
+  serving?: () => boolean;
+}
 
 /** A change checked here that the hub is to decide: where its answer goes, and its key by transaction id. */
 interface ToHub {
@@ -143,8 +153,16 @@ export class StateChanges {
     caller: Caller,
     today: string,
     now = Date.now(),
-    progress?: (decided: number) => void | Promise<void>,
+    options: ChangeAllOptions = {},
   ): Promise<ChangeOutcome[]> {
+    const { progress } = options;
+    /** Decisions are made only on a replica the node serves from (not one being loaded or resynchronised). */
+    const mustServe = () => {
+      if (options.serving && !options.serving()) {
+        throw new NotServing('the replica is being resynchronised; the packs not decided yet wait');
+      }
+    };
+    mustServe();
     const outcomes: ChangeOutcome[] = new Array(items.length);
     /** Answers decided here, to be kept by transaction id. */
     const decidedHere: number[] = [];
@@ -155,7 +173,10 @@ export class StateChanges {
     const repeats: { index: number; first: number }[] = [];
     const { clientId, location, role } = caller;
     for (const [index, { txId, q }] of items.entries()) {
-      if (index > 0 && index % PACKS_PER_SLICE === 0) await setImmediate();
+      if (index > 0 && index % PACKS_PER_SLICE === 0) {
+        await setImmediate();
+        mustServe();
+      }
       const first = firstOf.get(txId);
       if (first !== undefined) {
         repeats.push({ index, first });
@@ -200,25 +221,30 @@ export class StateChanges {
       }
       toHub.push({ index, key, event });
     }
+    mustServe();
+    // Raised as of the request (a job may run later), which its token covers.
     const raised = await this.alerts.raiseAll(
       alerts.map(({ index: _index, ...a }) => a),
       caller,
+      new Date(now),
     );
     for (const [i, a] of alerts.entries()) outcomes[a.index]!.alert = { code: a.code, id: raised[i]!.id };
-    if (decidedHere.length > 0)
-      await this.keep(
+    if (decidedHere.length > 0) {
+      const kept = await this.keep(
         clientId,
         decidedHere.map((i) => outcomes[i]!),
         op,
       );
+      for (const [j, i] of decidedHere.entries()) outcomes[i] = kept[j]!;
+    }
     let decided = items.length - toHub.length;
     await progress?.(decided);
 
     for (let start = 0; start < toHub.length; start += EVENTS_PER_PAGE) {
       const page = toHub.slice(start, start + EVENTS_PER_PAGE);
       const { answered, unreachable } = await this.decideAtHub(page);
-      if (answered.length > 0) await this.keep(clientId, answered, op);
-      for (const [i, outcome] of answered.entries()) outcomes[page[i]!.index] = outcome;
+      const kept = answered.length > 0 ? await this.keep(clientId, answered, op) : [];
+      for (const [i, outcome] of kept.entries()) outcomes[page[i]!.index] = outcome;
       decided += answered.length;
       if (unreachable) {
         const rest = toHub.slice(start + answered.length);
@@ -258,7 +284,9 @@ export class StateChanges {
    * answer. Answers the events decided, in order; `unreachable` when the hub could not be reached
    * (or asked to wait) before the rest were.
    */
-  private async decideAtHub(page: ToHub[]): Promise<{ answered: ChangeOutcome[]; unreachable?: Error }> {
+  private async decideAtHub(
+    page: ToHub[],
+  ): Promise<{ answered: ChangeOutcome[]; unreachable?: Error; refusal?: HubRefused }> {
     try {
       const results = await this.hub.sendEvents(page.map((p) => hubEvent(p.event)));
       return {
@@ -271,13 +299,24 @@ export class StateChanges {
       if (err instanceof HubRefused) {
         // Refused for the node's certificate: the route answers as every later call.
         if (err.certificateRefused) throw err;
-        if (err.final && page.length === 1) return { answered: [refusedByHub(page[0]!.event, err)] };
+        if (err.final && page.length === 1) return { answered: [refusedByHub(page[0]!.event, err)], refusal: err };
         if (err.final) {
+          // Each event alone; a refusal of a product (not sold in this market) answers the page's
+          // other events of that product without asking again.
           const answered: ChangeOutcome[] = [];
+          const refusedProducts = new Map<string, HubRefused>();
           for (const p of page) {
+            const known = refusedProducts.get(p.event.productCode);
+            if (known) {
+              answered.push(refusedByHub(p.event, known));
+              continue;
+            }
             const alone = await this.decideAtHub([p]);
             answered.push(...alone.answered);
             if (alone.unreachable) return { answered, unreachable: alone.unreachable };
+            if (alone.refusal && PRODUCT_REFUSALS.has(alone.refusal.hubCode)) {
+              refusedProducts.set(p.event.productCode, alone.refusal);
+            }
           }
           return { answered };
         }
@@ -287,12 +326,29 @@ export class StateChanges {
     }
   }
 
-  /** Keeps a client's answers by their transaction ids, in one commit. */
-  private keep(clientId: string, outcomes: ChangeOutcome[], op: ChangeRequest['op']): Promise<void> {
-    return this.store.transaction(() => {
-      for (const o of outcomes)
-        this.results.putSync(resultKey({ clientId, txId: o.txId }), { outcome: o, request: requestOf(o, op) });
+  /**
+   * Keeps a client's answers by their transaction ids, in one commit, and returns them as kept. A
+   * transaction id that answers another request by now (a concurrent request of the same client
+   * with the same id got there first) keeps its answer: this one is answered `TX_ID_REUSED`.
+   */
+  private async keep(clientId: string, outcomes: ChangeOutcome[], op: ChangeRequest['op']): Promise<ChangeOutcome[]> {
+    const kept: ChangeOutcome[] = [];
+    await this.store.transaction(() => {
+      kept.length = 0;
+      for (const o of outcomes) {
+        const key = resultKey({ clientId, txId: o.txId });
+        const request = requestOf(o, op);
+        const earlier = this.results.get(key);
+        if (earlier && earlier.request !== request) {
+          const q = { productCode: o.productCode, serial: o.serial, batch: o.batch ?? '', expiry: o.expiry ?? '' };
+          kept.push(txIdReused(o.txId, q, op));
+          continue;
+        }
+        this.results.putSync(key, { outcome: o, request });
+        kept.push(o);
+      }
     });
+    return kept;
   }
 
   /**
@@ -309,6 +365,11 @@ export class StateChanges {
       marked.length = 0;
       for (const c of changes) {
         const { event, key } = c;
+        const earlier = this.results.get(key);
+        if (earlier && earlier.request !== requestOf(event, event.op)) {
+          outcomes.push(txIdReused(event.txId, event, event.op));
+          continue;
+        }
         const other = this.pendingPacks.markUnlessMarked(event.productCode, event.serial, { key, op: event.op });
         if (other) {
           outcomes.push(other.key === key ? pendingOutcome(event, event.op) : changePending(event, other.op));

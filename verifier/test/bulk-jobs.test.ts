@@ -1,4 +1,7 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientRegistry } from '../../gateway/src/oauth/clients.ts';
 import { EVENTS_PER_PAGE } from '../src/state-changes.ts';
 import { CODE, FreezableRelay, type NodeHarness, startNodeHarness, startTestNode, until } from './fixtures.ts';
 
@@ -113,19 +116,34 @@ describe('bulk state changes', () => {
     expect(res.headers['preference-applied']).toBe('respond-async');
   });
 
-  it('keeps a job through a restart, with a hub hung meanwhile, and decides every pack once', async () => {
-    const serials = take(2000);
+  it("keeps jobs through a restart; decides them only from a served replica; refuses a disabled client's queued job", async () => {
+    const serials = take(1000);
+    const rogue = await h.hub.pharmacy('DE', 'DE-APO-ROGUE');
+    const rogueToken = await rogue.token();
+    const rogueSerials = take(300);
     relay.freeze();
-    const res = await h.send('/v1/packs/supply/bulk', {
-      body: { packs: packs(serials, 'restart') },
+    // Job 1 (the harness's pharmacy) holds the node's one worker: its first page waits for the hung hub.
+    const first = await h.send('/v1/packs/supply/bulk', {
+      body: { packs: [...packs(serials, 'restart'), ...packs(['INVENTED-SERIAL-1'], 'restart-unknown')] },
       headers: { prefer: 'respond-async' },
     });
-    expect(res.status).toBe(202);
-    const { jobId } = JSON.parse(res.body.toString()) as Job;
-    // The first page is on its way to the hung hub when the node stops.
+    expect(first.status).toBe(202);
+    const job1 = (JSON.parse(first.body.toString()) as Job).jobId;
     await until('the first page to reach the relay', () => relay.holding > 0);
+    // Job 2, of another client, waits behind it.
+    const second = await h.send('/v1/packs/destroy/bulk', {
+      body: { packs: packs(rogueSerials, 'rogue') },
+      headers: { prefer: 'respond-async' },
+      bearer: rogueToken,
+    });
+    expect(second.status).toBe(202);
+    const job2 = (JSON.parse(second.body.toString()) as Job).jobId;
     await h.node.close();
-    relay.thaw();
+
+    // While the node is down: onboarding staff disable the second client, and the node's replica
+    // is lost (an operator deletes it to resynchronise, or a crash in the middle of a bootstrap).
+    await new ClientRegistry(h.hub.store).disable(rogue.clientId);
+    rmSync(join(h.dir, 'de-1', 'replica'), { recursive: true, force: true });
     h.node = await startTestNode(
       h.hub,
       'DE',
@@ -134,15 +152,62 @@ describe('bulk state changes', () => {
       { hubUrl: `https://127.0.0.1:${port(relay)}`, hubDeadlineMs: 1500, bulkSyncMaxPacks: SYNC_MAX },
       h.nodeCred,
     );
-    await until('the resumed job to finish', async () => (await job(jobId)).json.status === 'done', 60_000);
-    // Packs the hub had not answered before the stop were kept for later; the outbox delivers them.
-    await until('every pack decided by the hub', async () => (await job(jobId)).json.counts?.accepted === 2000, 60_000);
+    // The hub is still hung: the empty replica cannot load, and no job is decided from it.
+    expect(h.node.replicator.serving).toBe(false);
+    expect(h.node.bulkJobs.get(h.pharmacy.clientId, job1)!.status).not.toBe('done');
+    relay.thaw();
+    await until('job 1 to finish', () => h.node.bulkJobs.get(h.pharmacy.clientId, job1)?.status === 'done', 90_000);
+    await until(
+      "every pack of job 1 decided by the hub (pending ones through the node's outbox)",
+      () => h.node.bulkJobs.get(h.pharmacy.clientId, job1)?.counts?.accepted === 1000,
+      90_000,
+    );
+    const done1 = h.node.bulkJobs.get(h.pharmacy.clientId, job1)!;
+    expect(done1.results!.filter((r) => r.code === 'PRODUCT_UNKNOWN' || r.code === 'SERIAL_UNKNOWN')).toHaveLength(1);
     for (const s of serials) expect(h.hub.store.pack(CODE, s)?.s).toBe('SUPPLIED');
     const decisions = [...h.hub.store.feed('DE').entries()].filter(
       (e) => e.body.type === 'pack-state' && serials.includes(e.body.serial),
     );
-    expect(decisions).toHaveLength(2000);
-  }, 180_000);
+    expect(decisions).toHaveLength(1000);
+    // The unknown serial's alert is dated at the request, which the token covered, and reaches the hub.
+    await until('the alert at the hub', () =>
+      h.hub.alertsOf('ACME').some((a) => a.pack.serial === 'INVENTED-SERIAL-1'),
+    );
+    const alert = h.hub.alertsOf('ACME').find((a) => a.pack.serial === 'INVENTED-SERIAL-1')!;
+    expect(Date.parse(alert.raisedAt)).toBe(Date.parse(done1.createdAt));
+
+    // The disabled client's job is not sent: every pack refused, none destroyed.
+    await until('job 2 to finish', () => h.node.bulkJobs.get(rogue.clientId, job2)?.status === 'done', 60_000);
+    const done2 = h.node.bulkJobs.get(rogue.clientId, job2)!;
+    expect(done2.counts).toEqual({ accepted: 0, refused: 300, pending: 0 });
+    expect(new Set(done2.results!.map((r) => r.code))).toEqual(new Set(['CLIENT_DISABLED']));
+    for (const s of rogueSerials) expect(h.hub.store.pack(CODE, s)?.s).toBe('ACTIVE');
+  }, 240_000);
+
+  it('refuses a pack named twice in one request, and a client past its unfinished jobs', async () => {
+    const [a, b] = take(2);
+    const twice = await h.call('/v1/packs/supply/bulk', {
+      packs: [...packs([a!, b!], 'twice'), { ...packs([a!], 'twice-again')[0] }],
+    });
+    expect(twice).toMatchObject({ status: 400, json: { code: 'NODE_PACK_REPEATED', errors: [{ path: '/packs/2' }] } });
+    expect(h.hub.store.pack(CODE, a!)?.s).toBe('ACTIVE');
+
+    // Two jobs a client may have unfinished (the worker is held by a hung hub meanwhile).
+    relay.freeze();
+    const submit = (prefix: string) =>
+      h.send('/v1/packs/supply/bulk', {
+        body: { packs: packs(take(5), prefix) },
+        headers: { prefer: 'respond-async' },
+      });
+    expect((await submit('cap-1')).status).toBe(202);
+    expect((await submit('cap-2')).status).toBe(202);
+    const third = await submit('cap-3');
+    expect(third.status).toBe(429);
+    expect(JSON.parse(third.body.toString())).toMatchObject({ code: 'NODE_TOO_MANY_JOBS' });
+    relay.thaw();
+    await until('the jobs to finish', () => h.node.bulkJobs.unfinished() === 0, 60_000);
+    expect((await submit('cap-4')).status).toBe(202);
+  }, 120_000);
 });
 
 const port = (r: FreezableRelay) => (r.server.address() as { port: number }).port;

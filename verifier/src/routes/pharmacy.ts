@@ -6,7 +6,15 @@ import { isOperation, type Operation } from '../../../common/src/pack-rules.ts';
 import type { components } from '../../../openapi/generated/verifier.ts';
 import type { AlertOutbox } from '../alerts.ts';
 import type { BulkJobs } from '../bulk-jobs.ts';
-import { certificateRevoked, HubRefused, JobUnknown, NotServing, OperationUnknown, TxUnknown } from '../errors.ts';
+import {
+  certificateRevoked,
+  HubRefused,
+  JobUnknown,
+  NotServing,
+  OperationUnknown,
+  PackRepeated,
+  TxUnknown,
+} from '../errors.ts';
 import type { Replica } from '../replica.ts';
 import type { Replicator } from '../replication.ts';
 import { eachPack, packOf } from '../requests.ts';
@@ -180,7 +188,17 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
     { schema: contract.routeSchema('changePacks'), errorHandler },
     async (request, reply) => {
       const op = operationOf(request.params.op);
-      const packs = eachPack(request.body.packs, (p) => ({ txId: p.txId, q: packOf(p) }));
+      // A pack named twice is the caller's mistake, refused like a malformed one: it would cost the
+      // hub a decision (and a kept record) per repeat.
+      const named = new Set<string>();
+      const packs = eachPack(request.body.packs, (p) => {
+        const q = packOf(p);
+        if (named.has(q.productCode + q.serial)) {
+          throw new PackRepeated(`the pack ${q.productCode} ${q.serial} appears more than once in this request`);
+        }
+        named.add(q.productCode + q.serial);
+        return { txId: p.txId, q };
+      });
       // One time for the whole request: the token was valid when it was asked, however long the
       // packs take, and the hub checks each event's time against that token.
       const at = Date.now();
@@ -191,7 +209,11 @@ export async function pharmacyRoutes(app: HttpServer, options: PharmacyRoutesOpt
         if (preferAsync) reply.header('preference-applied', 'respond-async');
         return reply.code(202).header('location', `/v1/jobs/${job.jobId}`).send(job);
       }
-      return { results: await stateChanges.changeAll(op, packs, request.caller, today, at) };
+      return {
+        results: await stateChanges.changeAll(op, packs, request.caller, today, at, {
+          serving: () => replicator.serving,
+        }),
+      };
     },
   );
   app.get<{ Params: { jobId: string } }>(
