@@ -356,11 +356,11 @@ export function analyseUpload(
 ): UploadAnalysis {
   const n = serials.length;
   const values = numericValues(serials);
-  const sorted = values && n >= 2 ? sortedGaps(values) : undefined;
+  const sorted = values ? (n >= 2 ? sortedGaps(values) : undefined) : characterGaps(serials);
   const generator = detectGenerator(serials) ?? (sorted && detectSortedGenerator(sorted, options));
   return {
     statistics: SerialStatistics.of(serials),
-    ...(sorted ? { numeric: sorted.statistics } : {}),
+    ...(sorted?.reading === 'decimal' ? { numeric: sorted.statistics } : {}),
     ...(generator ? { generator } : {}),
     enough: n >= options.minSample,
   };
@@ -487,10 +487,10 @@ function numericValues(serials: readonly string[]): bigint[] | undefined {
 }
 
 interface SortedGaps {
-  /** The serials' values in ascending order. */
-  ordered: bigint[];
-  /** ordered[i + 1] − ordered[i], as numbers (exact up to 2^53). */
+  /** Consecutive differences of the serials' values sorted, as numbers (exact up to 2^53). */
   gaps: Float64Array;
+  /** How serials are read as numbers: decimal, or in the characters each position uses (a mixed radix). */
+  reading: 'decimal' | 'characters';
   statistics: NonNullable<RandomisationReport['numeric']>;
 }
 
@@ -501,9 +501,49 @@ function sortedGaps(values: bigint[]): SortedGaps {
   const ordered = fits ? Array.from(sorted.sort()) : [...values].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const gaps = new Float64Array(ordered.length - 1);
   for (let i = 1; i < ordered.length; i++) gaps[i - 1] = Number(ordered[i]! - ordered[i - 1]!);
+  return { gaps, reading: 'decimal', statistics: gapStatistics(gaps) };
+}
+
+function gapStatistics(gaps: Float64Array): NonNullable<RandomisationReport['numeric']> {
   const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
   const variance = gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / gaps.length;
-  return { ordered, gaps, statistics: { meanGap: mean, gapVariation: mean > 0 ? Math.sqrt(variance) / mean : 0 } };
+  return { meanGap: mean, gapVariation: mean > 0 ? Math.sqrt(variance) / mean : 0 };
+}
+
+/**
+ * Serials that are not all digits, read as numbers so that the sorted checks see their generator:
+ * the most common serial length's serials, each position a digit in the characters it uses (in
+ * code order). "X" followed by a counter is then a counter, letters or not.
+ */
+function characterGaps(serials: readonly string[]): SortedGaps | undefined {
+  const byLength = new Map<number, number>();
+  for (const s of serials) byLength.set(s.length, (byLength.get(s.length) ?? 0) + 1);
+  let length = 0;
+  let most = 0;
+  for (const [l, n] of byLength) if (n > most) [length, most] = [l, n];
+  if (most < 6) return undefined;
+  const digitOf = Array.from({ length }, () => new Int16Array(CODES).fill(-1));
+  for (const s of serials) {
+    if (s.length !== length) continue;
+    for (let p = 0; p < length; p++) digitOf[p]![s.charCodeAt(p) & (CODES - 1)] = 0;
+  }
+  const radix = digitOf.map((table) => {
+    let next = 0;
+    for (let c = 0; c < CODES; c++) if (table[c] === 0) table[c] = next++;
+    return next;
+  });
+  const values = new Float64Array(most);
+  let k = 0;
+  for (const s of serials) {
+    if (s.length !== length) continue;
+    let v = 0;
+    for (let p = 0; p < length; p++) v = v * radix[p]! + digitOf[p]![s.charCodeAt(p) & (CODES - 1)]!;
+    values[k++] = v;
+  }
+  values.sort();
+  const gaps = new Float64Array(values.length - 1);
+  for (let i = 1; i < values.length; i++) gaps[i - 1] = values[i]! - values[i - 1]!;
+  return { gaps, reading: 'characters', statistics: gapStatistics(gaps) };
 }
 
 const SAMPLE_FOR_GENERATORS = 64;
@@ -535,48 +575,65 @@ function detectGenerator(serials: readonly string[]): Finding | undefined {
 }
 
 /**
- * Generators whatever the upload order, over the whole set sorted: a counter or a fixed increment is
- * one constant gap; a fixed increment with a little jitter, or a few steps taken in turn, leaves
- * gaps of few distinct values or within a narrow window. Knowing one serial s, trying s + each such
- * gap (or each offset in the window) finds the next pack for certain, so one guess in that many
- * succeeds: Art. 4 is broken when that is fewer than 1 ÷ `maxGuessProbability` guesses. Random gaps
- * vary by about their mean (`gapVariation` ≈ 1), so only sets whose gaps vary by less than half of
- * it are looked at, and only from SAMPLE_FOR_GENERATORS serials, below which chance can do it.
+ * Generators whatever the upload order, over the whole upload sorted. Knowing one serial s, a
+ * guesser tries s + the gaps that recur; Art. 4(c) is broken when one guess in fewer than 1 ÷
+ * `maxGuessProbability` succeeds:
+ * - one constant gap: a counter or a fixed increment;
+ * - one gap value between a share of consecutive serials of at least `maxGuessProbability`, far
+ *   more often than random serials of that density repeat a gap (at least 10 times, and 20 times
+ *   what chance gives): counters interleaved or mixed with random decoys, steps taken in turn, a
+ *   multiplication modulo a power of ten (whose sorted gaps take three values);
+ * - gaps that all lie in a narrow window (a fixed step with jitter): fewer offsets than the limit.
+ * Only from SAMPLE_FOR_GENERATORS serials, below which chance can do it.
  */
 function detectSortedGenerator(
-  { ordered, gaps, statistics }: SortedGaps,
+  { gaps, statistics, reading }: SortedGaps,
   options: Pick<RandomisationOptions, 'maxGuessProbability'>,
 ): Finding | undefined {
-  if (ordered.length < 6) return undefined;
-  const step = ordered[1]! - ordered[0]!;
-  if (step > 0n && ordered.every((v, i) => i === 0 || v - ordered[i - 1]! === step)) {
+  const n = gaps.length + 1;
+  if (n < 6) return undefined;
+  const inCharacters = reading === 'characters' ? ' (reading each position in the characters it uses)' : '';
+  const step = gaps[0]!;
+  if (step > 0 && gaps.every((g) => g === step)) {
     return {
       code: 'ARITHMETIC_PROGRESSION',
       severity: 'reject',
       detail:
-        step === 1n
-          ? 'sorted, the serials are a counter (each is the previous plus 1), whatever the order they were uploaded in'
-          : `sorted, the serials follow a fixed increment of ${step}, whatever the order they were uploaded in`,
+        step === 1
+          ? `sorted, the serials are a counter (each is the previous plus 1)${inCharacters}, whatever the order they were uploaded in`
+          : `sorted, the serials follow a fixed increment of ${step}${inCharacters}, whatever the order they were uploaded in`,
     };
   }
-  if (ordered.length < SAMPLE_FOR_GENERATORS || statistics.gapVariation >= 0.5) return undefined;
+  if (n < SAMPLE_FOR_GENERATORS) return undefined;
   const limit = 1 / options.maxGuessProbability;
-  const distinct = new Set<number>();
-  let min = Number.POSITIVE_INFINITY;
-  let max = Number.NEGATIVE_INFINITY;
-  for (const g of gaps) {
-    if (g < min) min = g;
-    if (g > max) max = g;
-    if (distinct.size < limit) distinct.add(g);
+  const ordered = Float64Array.from(gaps).sort();
+  let top = 0;
+  let topGap = 0;
+  for (let i = 0, run = 1; i < ordered.length; i++, run++) {
+    if (i + 1 < ordered.length && ordered[i + 1] === ordered[i]) continue;
+    if (run > top) [top, topGap] = [run, ordered[i]!];
+    run = 0;
   }
-  const tries = Math.min(distinct.size, max - min + 1);
-  if (tries >= limit) return undefined;
+  const share = top / gaps.length;
+  const byChance = (gaps.length / Math.max(1, statistics.meanGap)) * 20;
+  if (top >= 10 && top >= byChance && share >= options.maxGuessProbability) {
+    return {
+      code: 'PREDICTABLE_GAPS',
+      severity: 'reject',
+      detail:
+        `sorted, ${top} of ${gaps.length} consecutive serials differ by exactly ${topGap}${inCharacters}: knowing one ` +
+        `serial, adding ${topGap} finds another with a probability of about ${share.toExponential(1)}`,
+    };
+  }
+  if (statistics.gapVariation >= 0.5) return undefined;
+  const window = ordered[ordered.length - 1]! - ordered[0]! + 1;
+  if (window >= limit) return undefined;
   return {
     code: 'PREDICTABLE_GAPS',
     severity: 'reject',
     detail:
-      `sorted, consecutive serials differ by only ${distinct.size} different gaps (${min} to ${max}): knowing one serial, ` +
-      `${tries} guesses find another, a guess probability of about 1/${tries}`,
+      `sorted, consecutive serials differ by ${ordered[0]} to ${ordered[ordered.length - 1]}${inCharacters}: knowing one serial, ` +
+      `${window} guesses find another, a guess probability of about 1/${window}`,
   };
 }
 
