@@ -108,7 +108,8 @@ export class HubStore {
     this.productDb = this.store.db('products');
     this.batchDb = this.store.db('batches');
     this.packDb = this.store.db('packs');
-    this.serialStatisticsDb = this.store.db('serial-statistics');
+    // Named for the format of its records: a store with an earlier format gets them again from its packs.
+    this.serialStatisticsDb = this.store.db('product-serial-statistics');
     this.evidence = new EvidenceLog(this.store);
     this.nonces = new NonceStore(this.store);
     this.alerts = this.store.db('alerts');

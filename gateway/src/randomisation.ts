@@ -92,12 +92,23 @@ interface LengthStatistics {
   max?: string;
   /** Per position, the characters seen: a 128-bit set in four 32-bit words (position·4 + code ÷ 32). */
   masks: Uint32Array;
+  /** Per position, how often each character is used: index position·128 + code. */
+  counts: Float64Array;
 }
 
 /** How {@link SerialStatistics} is stored (JSON-able; hub-store.ts keeps one per product). */
 export interface SerialStatisticsData {
   packs: number;
-  lengths: { length: number; count: number; numeric: number; min?: string; max?: string; masks: number[] }[];
+  lengths: {
+    length: number;
+    count: number;
+    numeric: number;
+    min?: string;
+    max?: string;
+    masks: number[];
+    /** Per position, character counts (position·128 + code); zeros at the end left out. */
+    counts: number[];
+  }[];
   /** Character counts per position, aligned on the left: index position·128 + character code. */
   counts: number[];
 }
@@ -129,7 +140,12 @@ export class SerialStatistics {
       if (length !== currentLength) {
         current = lengths.get(length);
         if (!current) {
-          current = { count: 0, numeric: 0, masks: new Uint32Array(length * 4) };
+          current = {
+            count: 0,
+            numeric: 0,
+            masks: new Uint32Array(length * 4),
+            counts: new Float64Array(length * CODES),
+          };
           lengths.set(length, current);
         }
         currentLength = length;
@@ -144,6 +160,7 @@ export class SerialStatistics {
       for (let i = 0; i < length; i++) {
         const c = s.charCodeAt(i) & (CODES - 1);
         counts[i * CODES + c]!++;
+        stats.counts[i * CODES + c]!++;
         stats.masks[i * 4 + (c >>> 5)]! |= 1 << (c & 31);
         if (c < 48 || c > 57) digits = false;
       }
@@ -159,8 +176,11 @@ export class SerialStatistics {
 
   static fromJSON(data: SerialStatisticsData): SerialStatistics {
     const lengths = new Map<number, LengthStatistics>();
-    for (const { length, masks, ...rest } of data.lengths)
-      lengths.set(length, { ...rest, masks: Uint32Array.from(masks) });
+    for (const { length, masks, counts, ...rest } of data.lengths) {
+      const full = new Float64Array(length * CODES);
+      full.set(counts);
+      lengths.set(length, { ...rest, masks: Uint32Array.from(masks), counts: full });
+    }
     return new SerialStatistics(data.packs, lengths, Float64Array.from(data.counts));
   }
 
@@ -177,6 +197,7 @@ export class SerialStatistics {
           numeric: s.numeric,
           ...(s.min === undefined ? {} : { min: s.min, max: s.max }),
           masks: Array.from(s.masks),
+          counts: trimmed(s.counts),
         })),
       counts: Array.from(this.counts.subarray(0, used)),
     };
@@ -185,14 +206,16 @@ export class SerialStatistics {
   /** The statistics of both sets together (serials are unique per product, so counts add). */
   merge(other: SerialStatistics): SerialStatistics {
     const lengths = new Map<number, LengthStatistics>();
-    for (const [length, s] of this.lengths) lengths.set(length, { ...s, masks: s.masks.slice() });
+    for (const [length, s] of this.lengths)
+      lengths.set(length, { ...s, masks: s.masks.slice(), counts: s.counts.slice() });
     for (const [length, o] of other.lengths) {
       const s = lengths.get(length);
       if (!s) {
-        lengths.set(length, { ...o, masks: o.masks.slice() });
+        lengths.set(length, { ...o, masks: o.masks.slice(), counts: o.counts.slice() });
         continue;
       }
       s.count += o.count;
+      for (let i = 0; i < s.counts.length; i++) s.counts[i]! += o.counts[i]!;
       s.numeric += o.numeric;
       for (let i = 0; i < s.masks.length; i++) s.masks[i]! |= o.masks[i]!;
       if (o.min !== undefined && (s.min === undefined || o.min < s.min)) s.min = o.min;
@@ -264,8 +287,19 @@ export class SerialStatistics {
           positionsBits += Math.log2(s.count >= options.minSample ? bitCount(mask) : classAlphabet(mask));
         }
         const positionsSpace = 2 ** positionsBits;
-        space = Math.min(positionsSpace, rangeSpace);
-        basis = rangeSpace < positionsSpace ? 'numeric-range' : 'positions';
+        // How evenly each position's characters are used: a handful of decoys adds characters to
+        // a position, not entropy. Only from `minSample` serials, where the estimate is steady.
+        // Taken only when it is a bit or more below the positions' count: random serials use their
+        // characters evenly and are judged by the positions, whatever the estimate's noise.
+        const entropy = s.count >= options.minSample ? 2 ** entropyBits(s) : Number.POSITIVE_INFINITY;
+        const entropySpace = entropy * 2 <= positionsSpace ? entropy : Number.POSITIVE_INFINITY;
+        space = Math.min(positionsSpace, rangeSpace, entropySpace);
+        basis =
+          space === entropySpace && entropySpace < positionsSpace
+            ? 'entropy'
+            : rangeSpace < positionsSpace
+              ? 'numeric-range'
+              : 'positions';
       }
       totalSpace += space;
       const probability = Math.min(1, s.count / space);
@@ -279,6 +313,34 @@ export class SerialStatistics {
 }
 
 type GuessBasis = NonNullable<RandomisationReport['guessBasis']>;
+
+/**
+ * The Shannon entropy of one serial length's positions, summed, with the Miller–Madow correction
+ * ((m − 1) ÷ 2n nats per position, m the characters used) that takes away the plug-in estimate's
+ * downward bias, so that honest random serials are not judged weaker than they are.
+ */
+function entropyBits(s: LengthStatistics): number {
+  let bits = 0;
+  const length = s.counts.length / CODES;
+  for (let p = 0; p < length; p++) {
+    let used = 0;
+    for (let c = 0; c < CODES; c++) {
+      const k = s.counts[p * CODES + c]!;
+      if (k === 0) continue;
+      used++;
+      bits -= (k / s.count) * Math.log2(k / s.count);
+    }
+    bits += (used - 1) / (2 * s.count * Math.LN2);
+  }
+  return bits;
+}
+
+/** An array without its trailing zeros, for storage. */
+function trimmed(values: Float64Array): number[] {
+  let used = values.length;
+  while (used > 0 && values[used - 1] === 0) used--;
+  return Array.from(values.subarray(0, used));
+}
 interface GuessEstimate {
   probability: number;
   spaceBits: number;
@@ -454,6 +516,7 @@ function guessDetail(
   const where = {
     positions: `the product's ${basis.packs} serials of ${basis.serialLength} characters use a space of about ${space} (characters per position)`,
     'numeric-range': `the product's ${basis.packs} serials of ${basis.serialLength} digits lie in a numeric range of about ${space}`,
+    entropy: `the product's ${basis.packs} serials of ${basis.serialLength} characters use their characters so unevenly that they are as easy to guess as ${space} equally likely ones`,
     'upload-range': `this upload's ${basis.packs} serials of ${basis.serialLength} digits lie together in a numeric range of about ${space}`,
   }[basis.basis];
   return `${where}: ${figures}`;

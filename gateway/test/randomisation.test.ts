@@ -241,7 +241,8 @@ describe('guess probability by batch kind, against the figure worked out by hand
       // By density alone 1/10,001, just under the limit; the last four digits count up (i·10,001
       // adds i to them), so the positions give about 2.5·10⁻⁴. The step itself is what rejects.
       verdict: 'reject',
-      basis: 'positions',
+      // The positions, or how unevenly the counted-up last digits use their characters.
+      basis: ['positions', 'entropy'],
       finding: 'ARITHMETIC_PROGRESSION',
     },
     {
@@ -402,6 +403,26 @@ describe('generators hidden by decoys, interleaving or letters', () => {
       },
       verdict: 'reject',
       finding: 'PREDICTABLE_GAPS',
+    },
+    {
+      // 100 honest serials, then 10,000 that are one of two fixed 12-digit prefixes and 4 random
+      // digits: whoever has seen a pack guesses its prefix's others with 0.5.
+      kind: 'two fixed prefixes and four random digits, beside a few honest serials',
+      serials: () => {
+        const prefixes = [digits(12)(), digits(12)()];
+        return [
+          ...distinct(100, () => `${digits(8)()}${digits(8)()}`),
+          ...distinct(10_000, () => `${prefixes[randomInt(0, 2)]}${digits(4)()}`),
+        ];
+      },
+      verdict: 'reject',
+      finding: 'GUESS_PROBABILITY_TOO_HIGH',
+    },
+    {
+      // A letter and a counter of 999 at every length from 9 to 20: s + 1 with ≈ 1 at each.
+      kind: 'a letter and a counter of 999 at each length from 9 to 20',
+      serials: () => Array.from({ length: 12 }, (_, k) => counter(999, 0n, 8 + k).map((c) => `Q${c}`)).flat(),
+      verdict: 'reject',
     },
     {
       // Gaps uniform in 100,000–200,000: the next serial is one of 100,001, p ≤ 1e-5: compliant.

@@ -741,10 +741,10 @@ export interface components {
             /** @description Where the guess probability comes from */
             guessBasis?: {
                 /**
-                 * @description `positions`: the characters each position takes; `numeric-range`: the numeric range the product's all-digit serials of this length occupy; `upload-range`: the range this upload's serials occupy together
+                 * @description `positions`: the characters each position takes; `numeric-range`: the numeric range the product's all-digit serials of this length occupy; `entropy`: how evenly each position's characters are used (from 1,000 serials of the length); `upload-range`: the range this upload's serials occupy together
                  * @enum {string}
                  */
-                basis: "positions" | "numeric-range" | "upload-range";
+                basis: "positions" | "numeric-range" | "entropy" | "upload-range";
                 serialLength: number;
                 /** @description Serials of that length counted */
                 packs: number;
