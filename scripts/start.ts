@@ -147,7 +147,13 @@ async function main(): Promise<void> {
   if (await bootstrapNodes(config, caDir, verifierDir, passphrase))
     console.log('[stack] issued the verifier node certificates');
 
-  const supervisor = new Supervisor((message) => {
+  const restart = {
+    delayMs: config.restartDelayMs,
+    maxDelayMs: config.restartMaxDelayMs,
+    limit: config.restartLimit,
+    windowMs: config.restartWindowSeconds * 1000,
+  };
+  const supervisor = new Supervisor(restart, (message) => {
     console.error(`[stack] ${message}; stopping the stack`);
     void supervisor.stop().then(() => process.exit(1));
   });
