@@ -15,6 +15,19 @@ const stackSchema = z.object({
   gatewayPort: port.default(8443),
   /** Verifier nodes listen from here: DE node 1, DE node 2, FR node 1. */
   verifierBasePort: port.default(9443),
+  /**
+   * A service that crashes after it was ready is started again after this delay (ms), which
+   * doubles with each further crash of that service within `restartWindowSeconds`.
+   */
+  restartDelayMs: z.coerce.number().int().min(0).max(60_000).default(1000),
+  /** The longest delay before a restart (ms). */
+  restartMaxDelayMs: z.coerce.number().int().min(0).max(600_000).default(30_000),
+  /**
+   * This many crashes of one service within `restartWindowSeconds` stop the stack (exit 1): a
+   * service that keeps crashing needs a person, not more restarts. 1 stops at the first crash.
+   */
+  restartLimit: z.coerce.number().int().min(1).max(1000).default(5),
+  restartWindowSeconds: z.coerce.number().int().min(1).max(86_400).default(120),
 });
 export type StackConfig = z.output<typeof stackSchema>;
 

@@ -147,7 +147,13 @@ async function main(): Promise<void> {
   if (await bootstrapNodes(config, caDir, verifierDir, passphrase))
     console.log('[stack] issued the verifier node certificates');
 
-  const supervisor = new Supervisor((message) => {
+  const restart = {
+    delayMs: config.restartDelayMs,
+    maxDelayMs: config.restartMaxDelayMs,
+    limit: config.restartLimit,
+    windowMs: config.restartWindowSeconds * 1000,
+  };
+  const supervisor = new Supervisor(restart, (message) => {
     console.error(`[stack] ${message}; stopping the stack`);
     void supervisor.stop().then(() => process.exit(1));
   });
@@ -193,30 +199,33 @@ async function main(): Promise<void> {
       },
       1,
     );
-    for (const [i, n] of NODES.entries()) {
-      const env: NodeJS.ProcessEnv = {
-        PACKTRUST_VERIFIER_MARKET: n.market,
-        PACKTRUST_VERIFIER_NODE_ID: n.nodeId,
-        PACKTRUST_VERIFIER_HUB_URL: stack.urls.gateway,
-        PACKTRUST_VERIFIER_DATA_DIR: join(verifierDir, n.nodeId),
-        PACKTRUST_VERIFIER_HOST: config.host,
-        PACKTRUST_VERIFIER_PORT: String(config.verifierBasePort + i),
-        PACKTRUST_VERIFIER_CERT_FILE: join(verifierDir, n.nodeId, 'keys', 'node.pem'),
-        PACKTRUST_VERIFIER_KEY_FILE: join(verifierDir, n.nodeId, 'keys', 'node.key.pem'),
-        PACKTRUST_VERIFIER_CA_CHAIN_FILE: stack.chainFile,
-        PACKTRUST_VERIFIER_EVIDENCE_LOG_KEY: evidenceLogKey,
-      };
-      await supervisor.start(
-        {
-          name: n.nodeId,
-          command: process.execPath,
-          args: service('verifier/src/cli.ts'),
-          env,
-          readyWhen: /verifier listening/,
-        },
-        2 + i,
-      );
-    }
+    // The nodes need the gateway, not one another: they start side by side.
+    await Promise.all(
+      NODES.map((n, i) => {
+        const env: NodeJS.ProcessEnv = {
+          PACKTRUST_VERIFIER_MARKET: n.market,
+          PACKTRUST_VERIFIER_NODE_ID: n.nodeId,
+          PACKTRUST_VERIFIER_HUB_URL: stack.urls.gateway,
+          PACKTRUST_VERIFIER_DATA_DIR: join(verifierDir, n.nodeId),
+          PACKTRUST_VERIFIER_HOST: config.host,
+          PACKTRUST_VERIFIER_PORT: String(config.verifierBasePort + i),
+          PACKTRUST_VERIFIER_CERT_FILE: join(verifierDir, n.nodeId, 'keys', 'node.pem'),
+          PACKTRUST_VERIFIER_KEY_FILE: join(verifierDir, n.nodeId, 'keys', 'node.key.pem'),
+          PACKTRUST_VERIFIER_CA_CHAIN_FILE: stack.chainFile,
+          PACKTRUST_VERIFIER_EVIDENCE_LOG_KEY: evidenceLogKey,
+        };
+        return supervisor.start(
+          {
+            name: n.nodeId,
+            command: process.execPath,
+            args: service('verifier/src/cli.ts'),
+            env,
+            readyWhen: /verifier listening/,
+          },
+          2 + i,
+        );
+      }),
+    );
   } catch (err) {
     console.error(`[stack] ${(err as Error).message}`);
     await supervisor.stop();

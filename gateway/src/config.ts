@@ -9,6 +9,13 @@ import { ConfigInvalid } from './errors.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 
+/**
+ * How long a call to the CA may take, connecting, sending and reading the whole answer together
+ * (ms). Past it the CRL poll gives up and the gateway keeps the CRL it holds until the next poll:
+ * a hung CA must hold neither the gateway's start nor its polls (which never overlap).
+ */
+export const DEFAULT_CA_DEADLINE_MS = 2000;
+
 /** The gateway's configuration: file (`PACKTRUST_GATEWAY_CONFIG`), `PACKTRUST_GATEWAY_*`, flags. */
 const gatewayConfigSchema = z.object({
   dataDir: z.string().min(1).default('./data/gateway'),
@@ -41,7 +48,10 @@ const gatewayConfigSchema = z.object({
     .string()
     .regex(/^[\x21-\x2a\x2c-\x7e]+$/, 'printable ASCII without spaces or +')
     .optional(),
+  /** How often the CRL is polled (ms): a revocation is enforced within this plus one call to the CA. */
   crlPollMs: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /** Deadline of every call to the CA (DEFAULT_CA_DEADLINE_MS says what it covers). */
+  caDeadlineMs: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_CA_DEADLINE_MS),
   signatureWindowSeconds: z.coerce.number().int().min(10).max(3600).default(300),
   randomisationPolicy: z.enum(['reject', 'warn']).default('reject'),
   randomisationMinSample: z.coerce.number().int().min(10).default(1000),

@@ -226,7 +226,10 @@ function defineFault(code: string) {
 
 /** The CA chain file does not hold the issuing CA then the root, or the root did not sign the issuing CA (at start). */
 export const CaChainInvalid = defineFault('HUB_CA_CHAIN_INVALID');
-/** The CA's CRL endpoint answered with an error status; the poll logs it and keeps the CRL it holds. */
+/**
+ * The CA's CRL endpoint could not be reached, answered with an error status, or did not answer in
+ * full within `caDeadlineMs`; the poll logs it and keeps the CRL it holds.
+ */
 export const CrlUnavailable = defineFault('HUB_CRL_UNAVAILABLE');
 /** A fetched CRL does not verify with the issuing CA's key, or is older than the one held; it is ignored. */
 export const CrlRejected = defineFault('HUB_CRL_REJECTED');

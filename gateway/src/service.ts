@@ -38,7 +38,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger): Promi
   const leaf = fromPem(certPem, 'CERTIFICATE')[0];
   if (!leaf) throw new ConfigInvalid(`${config.tlsCertFile} holds no certificate`);
   const trust = new CaTrust(chainPem);
-  await trust.startPolling(`${config.caUrl}/crl`, config.crlPollMs, logger);
+  await trust.startPolling(
+    `${config.caUrl}/crl`,
+    { intervalMs: config.crlPollMs, deadlineMs: config.caDeadlineMs },
+    logger,
+  );
   const store = new HubStore(join(config.dataDir, 'hub'), config.markets);
   const dormant = store.dormantMarkets();
   if (dormant.length > 0) {

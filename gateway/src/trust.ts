@@ -18,6 +18,7 @@ export class CaTrust {
   private crlNextUpdate = 0;
   private crlDigest = '';
   private timer: NodeJS.Timeout | undefined;
+  private readonly stopper = new AbortController();
 
   constructor(chainPem: string) {
     const [issuing, root] = fromPem(chainPem, 'CERTIFICATE').map((der) => new X509Certificate(der));
@@ -76,26 +77,58 @@ export class CaTrust {
     return serial !== undefined && this.revoked.has(serial);
   }
 
-  /** Polls `crlUrl` every `intervalMs` (a revocation reaches the gateway within that time plus a fetch). */
-  async startPolling(crlUrl: string, intervalMs: number, logger: Logger): Promise<void> {
+  /**
+   * Polls `crlUrl` every `intervalMs`, one call at a time: the next starts `intervalMs` after the
+   * previous one started, or as soon as it ended if it took longer. Each call, connecting, sending
+   * and reading the whole CRL, has `deadlineMs`; past it the poll gives up and the CRL held stays.
+   * A revocation is so enforced within `intervalMs` plus one call. Resolves after the first poll.
+   */
+  async startPolling(
+    crlUrl: string,
+    timing: { intervalMs: number; deadlineMs: number },
+    logger: Logger,
+  ): Promise<void> {
     const poll = async () => {
+      const started = performance.now();
       try {
-        const res = await fetch(crlUrl, { signal: AbortSignal.timeout(Math.max(1000, intervalMs)) });
-        if (!res.ok) throw new CrlUnavailable(`HTTP ${res.status}`);
-        if (await this.applyCrl(Buffer.from(await res.arrayBuffer()))) {
+        if (await this.applyCrl(await this.fetchCrl(crlUrl, timing.deadlineMs))) {
           logger.info({ crlNumber: this.crlNumber, revoked: this.revoked.size }, 'CRL updated');
         }
       } catch (err) {
-        logger.warn({ err, crlUrl }, 'CRL fetch failed');
+        logger.warn({ err, crlUrl, crlNumber: this.crlNumber }, 'CRL poll failed; the CRL held stays');
       }
+      if (this.stopper.signal.aborted) return;
+      this.timer = setTimeout(poll, Math.max(0, timing.intervalMs - (performance.now() - started)));
+      this.timer.unref();
     };
     await poll();
-    this.timer = setInterval(poll, intervalMs);
-    this.timer.unref();
   }
 
+  /** The CRL's DER, whole within `deadlineMs` (or `stop()`), else CrlUnavailable. */
+  private async fetchCrl(crlUrl: string, deadlineMs: number): Promise<Buffer> {
+    const deadline = AbortSignal.timeout(deadlineMs);
+    // The signal holds for the body too: a CA that stops half-way through the CRL is given up.
+    const signal = AbortSignal.any([deadline, this.stopper.signal]);
+    try {
+      const res = await fetch(crlUrl, { signal });
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new CrlUnavailable(`the CA answered HTTP ${res.status}`);
+      }
+      return Buffer.from(await res.arrayBuffer());
+    } catch (err) {
+      if (err instanceof CrlUnavailable) throw err;
+      if (deadline.aborted) throw new CrlUnavailable(`no whole answer from the CA within ${deadlineMs} ms`);
+      // undici's fetch says only "fetch failed"; what failed is its cause.
+      const cause = ((err as { cause?: unknown }).cause ?? err) as Error;
+      throw new CrlUnavailable(`the CA is unreachable: ${cause.message}`, { cause: err });
+    }
+  }
+
+  /** Ends the polling, and a call to the CA in flight. */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.stopper.abort();
+    clearTimeout(this.timer);
   }
 }
 

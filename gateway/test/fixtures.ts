@@ -13,6 +13,7 @@ import { FMD_MARKETS } from '../../common/src/markets.ts';
 import type { Role } from '../../common/src/pack-rules.ts';
 import { RequestSigner } from '../../common/src/signed-request.ts';
 import { ClientIdentifier } from '../src/client-identity.ts';
+import { DEFAULT_CA_DEADLINE_MS } from '../src/config.ts';
 import { EvidenceNotary } from '../src/evidence-checkpoints.ts';
 import { type EvidenceReport, loadTrustAnchors, verifyEvidence } from '../src/evidence-verification.ts';
 import { HubStore, type StoredAlert } from '../src/hub-store.ts';
@@ -108,7 +109,11 @@ export async function startTestHub(
     logger,
   });
   const trust = new CaTrust(t.ca.chainPem());
-  await trust.startPolling(`${caServer.publicUrl}/crl`, 200, logger);
+  await trust.startPolling(
+    `${caServer.publicUrl}/crl`,
+    { intervalMs: 200, deadlineMs: DEFAULT_CA_DEADLINE_MS },
+    logger,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'packtrust-hub-'));
   const clients: UploadClient[] = [];
   const tokenClients: TokenClient[] = [];

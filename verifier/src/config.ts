@@ -18,8 +18,9 @@ export const DEFAULT_FEED_WAIT_MS = 20_000;
 
 /**
  * How long a call to the hub may take, connect, send and answer together (a feed long-poll: its
- * wait plus this). Past it a state change is kept in the outbox and the pharmacy is answered
- * `pending` at once: a hung hub must not hold a pharmacy for minutes.
+ * wait plus this; the snapshot, streamed: its answer's start, and each wait for more of it). Past
+ * it a state change is kept in the outbox and the pharmacy is answered `pending` at once: a hung
+ * hub must not hold a pharmacy for minutes, nor a node's bootstrap for ever.
  */
 export const DEFAULT_HUB_DEADLINE_MS = 2000;
 

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { EVIDENCE_CHECKPOINT_HEADER } from '../../common/src/checkpoint.ts';
 import {
@@ -45,16 +46,61 @@ export class HubClient {
   constructor(private readonly options: HubClientOptions) {
     this.signer = new RequestSigner(options.certPem, options.keyPem);
     this.dispatcher = new Agent({
-      connect: { cert: options.certPem, key: options.keyPem, ca: options.caPem },
+      // undici lets a request's abort signal end it only once connected: the TCP and TLS handshakes
+      // get the deadline here (undici's own default is 10 s).
+      connect: { cert: options.certPem, key: options.keyPem, ca: options.caPem, timeout: options.deadlineMs },
       keepAliveTimeout: 60_000,
       bodyTimeout: 0,
     });
   }
 
-  /** The market's snapshot, line by line (streamed: a market may hold millions of packs). */
+  /**
+   * The market's snapshot, line by line. It is streamed (a market may hold millions of packs), so
+   * no deadline covers it whole: its answer must begin within the deadline, and the node waits no
+   * longer than that for each further part of it. The time the caller takes over the lines it is
+   * given does not count: only a hub that sends nothing does.
+   */
   async *snapshot(signal?: AbortSignal): AsyncGenerator<SnapshotLine> {
-    const res = await this.get(`/v1/feed/${this.options.market}/snapshot`, signal);
-    yield* decodeSnapshot(res.body);
+    const { deadlineMs } = this.options;
+    const stalled = new AbortController();
+    const stall = () => setTimeout(() => stalled.abort(), deadlineMs);
+    let timer = stall();
+    const both = signal ? AbortSignal.any([signal, stalled.signal]) : stalled.signal;
+    let res: Awaited<ReturnType<HubClient['get']>>;
+    try {
+      res = await this.get(`/v1/feed/${this.options.market}/snapshot`, both);
+    } catch (err) {
+      if (stalled.signal.aborted) throw new HubUnavailable(`no snapshot answer from the hub within ${deadlineMs} ms`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    const chunks = res.body[Symbol.asyncIterator]();
+    async function* watched(): AsyncGenerator<Buffer> {
+      for (;;) {
+        timer = stall();
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          throw new HubUnavailable(
+            stalled.signal.aborted
+              ? `the hub sent nothing more of the snapshot for ${deadlineMs} ms`
+              : `snapshot not received: ${(err as Error).message}`,
+          );
+        } finally {
+          clearTimeout(timer);
+        }
+        if (next.done) return;
+        yield next.value;
+      }
+    }
+    try {
+      yield* decodeSnapshot(Readable.from(watched()));
+    } finally {
+      // A caller that stops reading early (a snapshot it found wrong) leaves no download behind.
+      res.body.destroy();
+    }
   }
 
   /** Records after `after`, waiting up to `waitMs` for the first; and the hub's newest sequence. */

@@ -1,6 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CODE, FreezableRelay, type NodeHarness, startNodeHarness } from './fixtures.ts';
+import type { Credential } from '../../gateway/test/fixtures.ts';
+import { HubUnavailable } from '../src/errors.ts';
+import { HubClient } from '../src/hub-client.ts';
+import { CODE, FreezableRelay, type NodeHarness, nodeCredential, startNodeHarness } from './fixtures.ts';
+
+/** A second product of the harness's owner (prefix 9506000), for a larger snapshot. */
+const OTHER_CODE = '09506000134369';
 
 /**
  * A hung hub (a process stopped with SIGSTOP, a stalled network) must not hold a pharmacy: every
@@ -20,7 +26,11 @@ const supply = (serial: string, txId: string) =>
 beforeAll(async () => {
   h = await startNodeHarness({
     name: 'deadline',
-    seed: 100,
+    // 100 packs of CODE for the pharmacy; and a snapshot of some hundred kilobytes, which a relay can stop half-way.
+    seed: async (hub) => [
+      ...(await hub.seedProduct(CODE, ['DE'], 100)),
+      ...(await hub.seedProduct(OTHER_CODE, ['DE'], 30_000)),
+    ],
     node: async (hub) => {
       relay = new FreezableRelay(Number(new URL(hub.hubUrl).port));
       const relayPort = await relay.listen();
@@ -71,4 +81,61 @@ describe('a hub that stops answering', () => {
       state: 'SUPPLIED',
     });
   }, 120_000);
+});
+
+describe('a hub that stops sending a snapshot', () => {
+  /** Far below the ten seconds undici would wait for a connection, or the minutes for an answer. */
+  const SLACK_MS = 6000;
+  let snapshotRelay: FreezableRelay;
+  let cred: Credential;
+  let relayUrl: string;
+  const clients: HubClient[] = [];
+
+  beforeAll(async () => {
+    snapshotRelay = new FreezableRelay(Number(new URL(h.hub.hubUrl).port));
+    relayUrl = `https://127.0.0.1:${await snapshotRelay.listen()}`;
+    // A node certificate of its own: the hub sends one snapshot at a time to each.
+    cred = await nodeCredential(h.hub, 'DE');
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of clients) await c.close();
+    await snapshotRelay?.close();
+  });
+
+  /** Reads the whole snapshot through the relay, with a hub client of `deadlineMs`; the packs it carried. */
+  async function download(deadlineMs: number): Promise<number> {
+    const client = new HubClient({
+      hubUrl: relayUrl,
+      market: 'DE',
+      certPem: cred.certPem,
+      keyPem: cred.keyPem,
+      caPem: h.hub.t.ca.chainPem(),
+      deadlineMs,
+    });
+    clients.push(client);
+    let carried = 0;
+    for await (const line of client.snapshot()) if (line.type === 'packs') carried += line.count;
+    return carried;
+  }
+
+  it('reads the snapshot whole through the relay', async () => {
+    expect(await download(2000)).toBe(h.serials.length);
+  });
+
+  it('gives up when the answer does not begin within the deadline, connection included', async () => {
+    snapshotRelay.freeze();
+    const started = performance.now();
+    await expect(download(1000)).rejects.toThrow(HubUnavailable);
+    expect(performance.now() - started).toBeLessThan(1000 + SLACK_MS);
+    snapshotRelay.thaw();
+  });
+
+  it('gives up when the hub stops half-way through, the deadline after the last part it sent', async () => {
+    snapshotRelay.freezeAfter(200_000);
+    const started = performance.now();
+    await expect(download(2000)).rejects.toThrow('the hub sent nothing more of the snapshot for 2000 ms');
+    expect(performance.now() - started).toBeLessThan(2000 + SLACK_MS);
+    snapshotRelay.thaw();
+  });
 });

@@ -169,6 +169,8 @@ export async function until(what: string, check: () => boolean | Promise<boolean
 /** A TCP relay to `port` that can stop passing bytes (frozen) and pass what it held when thawed. */
 export class FreezableRelay {
   private frozen = false;
+  /** Bytes from upstream still passed before the relay freezes by itself (`freezeAfter`). */
+  private allowance = Number.POSITIVE_INFINITY;
   private readonly held: (() => void)[] = [];
   private readonly sockets = new Set<Socket>();
   readonly server: Server;
@@ -183,6 +185,10 @@ export class FreezableRelay {
       }
       const pass = (from: Socket, to: Socket) => {
         from.on('data', (chunk: Buffer) => {
+          if (from === upstream && !this.frozen) {
+            this.allowance -= chunk.length;
+            if (this.allowance < 0) this.frozen = true;
+          }
           if (this.frozen) this.held.push(() => to.writable && to.write(chunk));
           else if (to.writable) to.write(chunk);
         });
@@ -209,8 +215,14 @@ export class FreezableRelay {
     this.frozen = true;
   }
 
+  /** Passes `bytes` more from upstream (the rest of the chunk that crosses it included), then freezes. */
+  freezeAfter(bytes: number): void {
+    this.allowance = bytes;
+  }
+
   thaw(): void {
     this.frozen = false;
+    this.allowance = Number.POSITIVE_INFINITY;
     for (const send of this.held.splice(0)) send();
   }
 
