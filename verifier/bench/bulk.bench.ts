@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { writeBenchResults } from '../../common/src/bench.ts';
-import { randomSerials, startTestHub } from '../../gateway/test/fixtures.ts';
+import { startTestHub } from '../../gateway/test/fixtures.ts';
 import { HubClient } from '../src/hub-client.ts';
 import { EVENTS_PER_PAGE } from '../src/state-changes.ts';
 import { startNodeProcess } from './node-process.ts';
@@ -66,8 +66,8 @@ async function main() {
     };
     const packs = (list: string[], prefix: string) =>
       list.map((serial, i) => ({ txId: `${prefix}-${i}`, productCode: CODE, serial, batch: 'B1', expiry: '291200' }));
-    let next = 0;
-    const take = (n: number) => serials.slice(next, (next += n));
+    const unused = [...serials];
+    const take = (n: number) => unused.splice(0, n);
 
     // A synchronous bulk of one page.
     let t = performance.now();
